@@ -1,0 +1,33 @@
+"""ferkit: facial expression recognition on FER2013 and in the wild.
+
+Imports flow one way: ``app`` -> ``vision``/``explain``/``evaluation``/``training``
+-> ``models``/``data``.  The package root only re-exports the public API lazily so
+that ``import ferkit`` stays cheap (no torch import until it is needed).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["EmotionRecognizer", "load_fer2013", "create_model", "CLASSES", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EmotionRecognizer":
+        from .vision.recognizer import EmotionRecognizer
+
+        return EmotionRecognizer
+    if name == "load_fer2013":
+        from .data import load_fer2013
+
+        return load_fer2013
+    if name == "create_model":
+        from .models import create_model
+
+        return create_model
+    if name == "CLASSES":
+        from .data.classes import CLASSES
+
+        return CLASSES
+    raise AttributeError(f"module 'ferkit' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Application layer: the CLI, the web server and page."""

@@ -1,0 +1,100 @@
+"""``ferkit`` command line: one verb per job, in the manner of ultralytics' CLI.
+
+    ferkit data stats PATH [--json]
+    ferkit models
+    ferkit train --data PATH --model NAME --out RUNDIR [options] | --resume RUNDIR
+    ferkit evaluate / calibrate / explain / visualize-filters / predict / export / serve
+
+Errors in user input print one line (``ferkit: error: ...``) and exit with status 2; the
+commands never show a Python traceback for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from typing import Sequence
+
+from . import commands, verbs_evaluate, verbs_predict, verbs_serve
+
+EXIT_USAGE = 2
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from ..data.augment import AugmentConfig
+    from ..training.config import TrainConfig
+
+    p = sub.add_parser("train", help="train a model on FER2013",
+                       description="Train a model; validation on PublicTest each epoch keeps the best weights.")
+    p.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR where it stopped")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name in ("augment", "model_options"):
+            continue
+        default = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, type=_parse_bool, metavar="yes|no", default=None, help=f"(default {default})")
+        else:
+            p.add_argument(flag, type=type(default), default=None, help=f"(default {default!r})")
+    for f in fields(AugmentConfig):
+        default = getattr(AugmentConfig(), f.name)
+        flag = "--aug-" + f.name.replace("_", "-")
+        kind = _parse_bool if isinstance(default, bool) else type(default)
+        p.add_argument(flag, type=kind, default=None, help=f"augmentation {f.name} (default {default!r})")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture option, e.g. dropout=0.4 or widths=[32,64,128,256] (JSON values)")
+    p.set_defaults(run=commands.train_command)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "yes", "true", "on"):
+        return True
+    if lowered in ("0", "no", "false", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferkit", description="Facial expression recognition toolkit.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+
+    data = sub.add_parser("data", help="inspect datasets")
+    data_sub = data.add_subparsers(dest="data_verb", metavar="ACTION")
+    data_sub.required = True
+    stats = data_sub.add_parser("stats", help="faces per split and class, and problems found")
+    stats.add_argument("path", help="fer2013.csv, a dataset root (train/, test/) or a folder of class folders")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.add_argument("--skip-bad", action="store_true", help="skip bad files and list them instead of stopping")
+    stats.set_defaults(run=commands.data_stats)
+
+    models = sub.add_parser("models", help="list the model zoo with parameter counts")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(run=commands.list_models_command)
+
+    _add_train(sub)
+    # Larger verbs live in their own modules, each with a ``register(subparsers)``.
+    for module in (verbs_evaluate, verbs_predict, verbs_serve):
+        module.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return f"ferkit {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import run_safely
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_safely(lambda: args.run(args), parser.prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

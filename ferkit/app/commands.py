@@ -1,0 +1,89 @@
+"""The work behind each CLI verb: parse-free functions that take the argparse namespace."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def data_stats(args: argparse.Namespace) -> int:
+    import warnings
+
+    from ..data import load_fer2013
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = load_fer2013(args.path, skip_bad=args.skip_bad)
+    problems = list(dataset.problems) + [str(w.message) for w in caught]
+    splits = {name: split.class_counts() for name, split in dataset.splits.items()}
+    if args.json:
+        print(json.dumps({"splits": splits, "problems": problems}))
+        return 0
+    from ..data.classes import CLASSES
+
+    width = max(len(c) for c in CLASSES)
+    names = list(splits)
+    print(f"{'class':<{width}}  " + "  ".join(f"{n:>11}" for n in names))
+    for cls in CLASSES:
+        print(f"{cls:<{width}}  " + "  ".join(f"{splits[n][cls]:>11,}" for n in names))
+    print(f"{'total':<{width}}  " + "  ".join(f"{sum(splits[n].values()):>11,}" for n in names))
+    for problem in problems:
+        print(f"problem: {problem}")
+    return 0
+
+
+def list_models_command(args: argparse.Namespace) -> int:
+    from ..models import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'name':<18} {'params':>12} {'paper':>10} {'input':>5}  source")
+    for r in rows:
+        paper = f"{r['paper_params'] / 1e6:.2f}M" if r["paper_params"] else "-"
+        print(f"{r['name']:<18} {r['params']:>12,} {paper:>10} {r['input_size']:>5}  {r['source']}")
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from ..data.augment import AugmentConfig
+    from ..training import TrainConfig, train
+
+    given = {k: v for k, v in vars(args).items()
+             if v is not None and k not in ("run", "verb", "resume", "model_option") and not k.startswith("aug_")}
+    augment = {k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None}
+    options = {}
+    for item in args.model_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--model-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    if args.resume:
+        config_path = Path(args.resume) / "config.json"
+        if not config_path.exists():
+            raise UsageError(f"{args.resume}: no run to resume (no config.json)")
+        config = TrainConfig.load(config_path)
+        saved = config.to_dict()
+        changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in given.items() if saved.get(k) != v]
+        changed += [f"augment.{k} {saved['augment'].get(k)!r} -> {v!r}" for k, v in augment.items()
+                    if saved["augment"].get(k) != v]
+        if options and options != saved["model_options"]:
+            changed.append("model options")
+        if changed:
+            raise UsageError(f"{args.resume} holds a different configuration ({'; '.join(changed)}); "
+                             "resume without those options or start a new --out")
+        summary = train(config, resume=True)
+    else:
+        if "data" not in given:
+            raise UsageError("train needs --data PATH (or --resume RUNDIR)")
+        config = TrainConfig(**given, model_options=options, augment=AugmentConfig(**augment))
+        summary = train(config)
+    print(json.dumps(summary))
+    return 0

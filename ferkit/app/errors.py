@@ -1,0 +1,43 @@
+"""Turn expected failures into one-line messages: the CLI never shows a traceback for bad input."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+class UsageError(ValueError):
+    """A bad argument combination found after parsing."""
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    from ..data.errors import DataError
+    from ..data.images import ImageDecodeError
+    from ..models.io import ModelFileError
+    from ..training.checkpoint import CheckpointError
+    from ..training.train import TrainingError
+
+    return (UsageError, DataError, ImageDecodeError, ModelFileError, CheckpointError, TrainingError,
+            FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+def run_safely(action: Callable[[], int | None], prog: str = "ferkit") -> int:
+    try:
+        return int(action() or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except expected_errors() as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # unknown names (models, optimisers, schedules...) are ValueErrors
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split())

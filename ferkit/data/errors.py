@@ -1,0 +1,6 @@
+"""The one exception type the data layer raises: its message is a complete one-line report."""
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Bad or missing input data. ``str(err)`` names the file (and row) and the problem."""

@@ -1,0 +1,283 @@
+"""Load FER2013 in every form users have it.
+
+* the challenge file ``fer2013.csv`` (columns ``emotion,pixels,Usage``);
+* a dataset root with ``train/`` and ``test/`` (optionally ``val/``) class folders, the
+  Kaggle layout of ``../shared/fer2013``;
+* a single folder of class subfolders (one split, or several when file names carry the
+  FER2013 usage prefix).
+
+Everything comes back as uint8 ``N x 48 x 48`` faces with labels in the canonical order of
+:data:`ferkit.data.classes.CLASSES`, split by FER2013 usage (``training``, ``publictest``,
+``privatetest``).  Decoded arrays are cached (see :mod:`ferkit.data.cache`).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classes import CLASSES, SPLITS, class_index
+from .errors import DataError
+from .images import FACE_SIZE, ImageDecodeError, decode_face
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
+# Files that operating systems and tools drop into folders; never data.
+_IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+
+_USAGE_TO_SPLIT = {"training": "training", "publictest": "publictest", "privatetest": "privatetest"}
+_FOLDER_TO_SPLIT = {
+    "train": "training",
+    "training": "training",
+    "val": "publictest",
+    "valid": "publictest",
+    "validation": "publictest",
+    "publictest": "publictest",
+    "test": "publictest",
+    "privatetest": "privatetest",
+}
+_PREFIX_TO_SPLIT = {"training_": "training", "publictest_": "publictest", "privatetest_": "privatetest"}
+
+
+@dataclass
+class Split:
+    """One split: faces (N x 48 x 48 uint8) and labels (N int64), plus where each came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    sources: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(CLASSES))
+        return {name: int(counts[i]) for i, name in enumerate(CLASSES)}
+
+
+@dataclass
+class FER2013:
+    """The splits found at a path, and the problems met while loading it."""
+
+    splits: dict[str, Split]
+    problems: list[str] = field(default_factory=list)
+    converted: int = 0  # images that were not 48x48 grayscale and were converted
+
+    def __getitem__(self, name: str) -> Split:
+        return self.split(name)
+
+    def split(self, name: str) -> Split:
+        key = name.strip().lower().replace("_", "").replace("-", "")
+        key = _FOLDER_TO_SPLIT.get(key, key)
+        if key not in self.splits:
+            raise DataError(f"no split {name!r} here; splits found: {', '.join(self.splits) or 'none'}")
+        return self.splits[key]
+
+
+def load_fer2013(
+    path: str | os.PathLike,
+    *,
+    skip_bad: bool = False,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> FER2013:
+    """Load FER2013 from a CSV file, a dataset root, or one folder of class subfolders.
+
+    With ``skip_bad=False`` (the default) the first bad item raises :class:`DataError` naming
+    the file (and row) and the problem; with ``skip_bad=True`` bad items are skipped and each
+    is listed in ``problems``.
+    """
+    from .cache import cached_load
+
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"{root}: no such file or directory")
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise DataError(f"{root}: not a FER2013 CSV file or dataset folder")
+        sources = [root]
+        loader = lambda: _load_csv(root, skip_bad)  # noqa: E731
+    else:
+        layout = _folder_layout(root)
+        sources = [p for _, _, files in layout for p, _ in files]
+        loader = lambda: _load_folders(root, layout, skip_bad)  # noqa: E731
+    result = cached_load(sources, skip_bad, loader, enabled=cache, cache_dir=cache_dir)
+    if result.converted:
+        warnings.warn(
+            f"{root}: {result.converted} image(s) were not 48x48 grayscale and were converted",
+            stacklevel=2,
+        )
+    return result
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+def _load_csv(path: Path, skip_bad: bool) -> FER2013:
+    faces: dict[str, list[np.ndarray]] = {}
+    labels: dict[str, list[int]] = {}
+    sources: dict[str, list[str]] = {}
+    problems: list[str] = []
+
+    def bad(message: str) -> None:
+        if not skip_bad:
+            raise DataError(message)
+        problems.append(message)
+
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        missing = [c for c in ("emotion", "pixels") if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})")
+        reader.fieldnames = header
+        has_usage = "usage" in header
+        try:
+            for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+                where = f"{path}:{row_number}"
+                try:
+                    label = int((row.get("emotion") or "").strip())
+                except ValueError:
+                    bad(f"{where}: emotion {row.get('emotion')!r} is not an integer")
+                    continue
+                if not 0 <= label < len(CLASSES):
+                    bad(f"{where}: emotion {label} is outside 0..{len(CLASSES) - 1}")
+                    continue
+                usage = (row.get("usage") or "training").strip().lower() if has_usage else "training"
+                split = _USAGE_TO_SPLIT.get(usage)
+                if split is None:
+                    bad(f"{where}: unknown Usage {row.get('usage')!r} (expected Training, PublicTest or PrivateTest)")
+                    continue
+                pixel_text = row.get("pixels") or ""
+                try:
+                    pixels = np.array(pixel_text.split(), dtype=np.int64)
+                except ValueError:
+                    bad(f"{where}: pixels contain non-integer values")
+                    continue
+                if pixels.size != FACE_SIZE * FACE_SIZE:
+                    bad(f"{where}: expected {FACE_SIZE * FACE_SIZE} pixels, got {pixels.size}")
+                    continue
+                if pixels.min() < 0 or pixels.max() > 255:
+                    bad(f"{where}: pixel values outside 0..255")
+                    continue
+                faces.setdefault(split, []).append(pixels.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE))
+                labels.setdefault(split, []).append(label)
+                sources.setdefault(split, []).append(where)
+        except csv.Error as exc:
+            raise DataError(f"{path}: malformed CSV ({exc})") from None
+    if not faces:
+        raise DataError(f"{path}: no faces found")
+    splits = {name: Split(np.stack(faces[name]), np.asarray(labels[name], dtype=np.int64), sources[name])
+              for name in SPLITS if name in faces}
+    return FER2013(splits, problems)
+
+
+# ----------------------------------------------------------------------------- folders
+
+# (split hint from the folder, folder path, [(file, class index)]) per class folder found.
+_Layout = list[tuple[str | None, Path, list[tuple[Path, int]]]]
+
+
+def _folder_layout(root: Path) -> _Layout:
+    """Find the class folders below ``root`` and the files in each (nothing is decoded here)."""
+    children = _subdirs(root)
+    split_dirs = [d for d in children if _normalise(d.name) in _FOLDER_TO_SPLIT]
+    class_dirs = [d for d in children if class_index(d.name) is not None]
+    if split_dirs and not class_dirs:
+        has_val = any(_FOLDER_TO_SPLIT[_normalise(d.name)] == "publictest" and _normalise(d.name) != "test"
+                      for d in split_dirs)
+        layout: _Layout = []
+        for split_dir in split_dirs:
+            hint = _FOLDER_TO_SPLIT[_normalise(split_dir.name)]
+            if _normalise(split_dir.name) == "test" and has_val:
+                hint = "privatetest"  # train/val/test: val plays PublicTest, test PrivateTest
+            layout.extend(_class_folders(split_dir, hint))
+        return layout
+    if class_dirs:
+        hint = _FOLDER_TO_SPLIT.get(_normalise(root.name))
+        return _class_folders(root, hint)
+    raise DataError(
+        f"{root}: no FER2013 layout found (expected train/ and test/ folders, or class folders such as "
+        f"{', '.join(CLASSES)})"
+    )
+
+
+def _class_folders(parent: Path, hint: str | None) -> _Layout:
+    layout: _Layout = []
+    for folder in _subdirs(parent):
+        index = class_index(folder.name)
+        if index is None:
+            raise DataError(f"{folder}: unknown class folder (expected one of {', '.join(CLASSES)})")
+        files = sorted(
+            p for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.name.lower() not in _IGNORED_NAMES
+        )
+        layout.append((hint, folder, [(p, index) for p in files]))
+    if not layout:
+        raise DataError(f"{parent}: no class folders found")
+    return layout
+
+
+def _load_folders(root: Path, layout: _Layout, skip_bad: bool) -> FER2013:
+    faces: dict[str, list[np.ndarray]] = {}
+    labels: dict[str, list[int]] = {}
+    sources: dict[str, list[str]] = {}
+    problems: list[str] = []
+    converted = 0
+
+    def bad(message: str) -> None:
+        if not skip_bad:
+            raise DataError(message)
+        problems.append(message)
+
+    for hint, folder, files in layout:
+        if not files:
+            bad(f"{folder}: empty class folder")
+            continue
+        for file, index in files:
+            if file.suffix.lower() not in IMAGE_EXTENSIONS:
+                bad(f"{file}: not an image file")
+                continue
+            try:
+                face, was_converted = decode_face(file)
+            except ImageDecodeError as exc:
+                bad(f"{file}: {exc}")
+                continue
+            converted += was_converted
+            split = _split_of(file.name, hint)
+            faces.setdefault(split, []).append(face)
+            labels.setdefault(split, []).append(index)
+            sources.setdefault(split, []).append(str(file))
+    if not faces:
+        raise DataError(f"{root}: no readable images found")
+    order = [s for s in SPLITS if s in faces] + sorted(s for s in faces if s not in SPLITS)
+    splits = {name: Split(np.stack(faces[name]), np.asarray(labels[name], dtype=np.int64), sources[name])
+              for name in order}
+    return FER2013(splits, problems, converted)
+
+
+def _split_of(file_name: str, hint: str | None) -> str:
+    """The FER2013 usage prefix of a file name wins over the folder it sits in."""
+    lowered = file_name.lower()
+    for prefix, split in _PREFIX_TO_SPLIT.items():
+        if lowered.startswith(prefix):
+            return split
+    return hint or "all"
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot list folder ({exc.strerror})") from None
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "").replace("-", "")

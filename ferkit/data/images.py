@@ -1,0 +1,99 @@
+"""Decode images robustly: any mode, bit depth or orientation, with bounded memory.
+
+Pillow is used rather than ``cv2.imdecode`` because it reports truncated files instead of
+silently returning a half-grey picture, and it understands EXIF orientation, CMYK and
+16-bit data.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FACE_SIZE = 48
+# Photos larger than this are downscaled while decoding (JPEG draft mode) or refused, so one
+# huge upload cannot exhaust memory.
+MAX_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 4  # Pillow's own bomb check, as a second line of defence
+
+
+class ImageDecodeError(ValueError):
+    """The file is not a readable image; the message says why (no file name: callers add it)."""
+
+
+def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode a file path or encoded bytes into an 8-bit array: H x W (gray) or H x W x 3 (BGR)."""
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) == 0:
+                raise ImageDecodeError("empty file")
+            image = Image.open(io.BytesIO(bytes(source)))
+        else:
+            path = Path(source)
+            if path.stat().st_size == 0:
+                raise ImageDecodeError("empty file")
+            image = Image.open(path)
+        if image.width * image.height > max_pixels:
+            # JPEG can decode at 1/2, 1/4 or 1/8 scale without ever holding the full image.
+            image.draft(image.mode, (image.width // 8 + 1, image.height // 8 + 1))
+            if image.width * image.height > max_pixels:
+                raise ImageDecodeError(
+                    f"image too large ({image.width}x{image.height}; limit {max_pixels:,} pixels)"
+                )
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError:
+        raise ImageDecodeError("no such file") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image or unsupported format") from None
+    except Image.DecompressionBombError:
+        raise ImageDecodeError("image too large") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"corrupt or truncated image ({exc})") from None
+    return _to_array(image)
+
+
+def _to_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        data = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or data.max() > 255 else 255.0
+        return np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
+    if image.mode == "L":
+        return np.asarray(image, dtype=np.uint8)
+    if image.mode in ("1", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGB", "RGBX"):
+        if image.mode in ("LA", "PA", "RGBA") or (image.mode == "P" and "transparency" in image.info):
+            # Composite transparent pixels on white, as a viewer shows them.
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, rgba)
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    raise ImageDecodeError(f"unsupported image mode {image.mode}")
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """BGR or gray uint8 -> gray uint8."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def decode_face(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
+    """A 48x48 grayscale face from an image file, and whether it had to be converted."""
+    image = read_image(path)
+    converted = image.ndim != 2 or image.shape != (FACE_SIZE, FACE_SIZE)
+    gray = to_gray(image)
+    if gray.shape != (FACE_SIZE, FACE_SIZE):
+        interpolation = cv2.INTER_AREA if min(gray.shape) > FACE_SIZE else cv2.INTER_LINEAR
+        gray = cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+    return np.ascontiguousarray(gray), converted

@@ -1,0 +1,47 @@
+"""Resolve a model by name or path: the shipped models live inside the package, so they load
+with no network access; anything else is a local file or a training run directory."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from .io import LoadedModel, ModelFileError, load_model_file
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
+
+
+def shipped_path(name: str) -> Path:
+    return WEIGHTS_DIR / SHIPPED[name]
+
+
+def model_path(spec: str | Path | None = None) -> Path:
+    """The model file behind a name (``default``, ``fast``), a run directory or a file path."""
+    spec = "default" if spec is None else spec
+    if isinstance(spec, str) and spec in SHIPPED:
+        path = shipped_path(spec)
+        if not path.exists():
+            raise ModelFileError(f"{path}: the shipped model {spec!r} is missing from this installation")
+        return path
+    path = Path(spec)
+    if path.is_dir():
+        best = path / "best.safetensors"
+        if not best.exists():
+            raise ModelFileError(f"{path}: run directory has no best.safetensors yet")
+        return best
+    if not path.exists():
+        names = ", ".join(SHIPPED)
+        raise ModelFileError(f"{path}: no such model (give a shipped name: {names}, a run directory or a file)")
+    return path
+
+
+def load_model(spec: str | Path | None = None) -> LoadedModel:
+    """Load a model by shipped name, run directory or ``.safetensors`` path (cached per file)."""
+    path = model_path(spec)
+    stat = path.stat()
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> LoadedModel:
+    return load_model_file(path)

@@ -1,0 +1,158 @@
+"""Model files: one safetensors file holds the weights, the normalisation the model was
+trained with, and its metadata (architecture, options, classes, temperature, metrics).
+
+Safetensors cannot carry code, so loading a model never runs anything from the file.
+Weights may be stored in float16 to halve the size of shipped models; they load as float32.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ..atomic import atomic_write_bytes
+from ..data.classes import CLASSES
+from ..data.preprocess import Normalizer
+from .registry import count_parameters, create_model
+
+FORMAT = "ferkit-model/1"
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, corrupt or incompatible; the message names the file."""
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    normalizer: Normalizer
+    name: str
+    options: dict
+    classes: list[str]
+    temperature: float = 1.0
+    meta: dict = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def input_size(self) -> int:
+        return int(getattr(self.model, "input_size", 48))
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
+
+
+def save_model_file(path: str | Path, model: nn.Module, *, name: str, options: dict, normalizer: Normalizer,
+                    classes: list[str] | tuple[str, ...] = CLASSES, temperature: float = 1.0,
+                    meta: dict | None = None, half: bool = False) -> None:
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[f"model.{key}"] = value
+    for key, value in normalizer.state_dict().items():
+        tensors[f"normalizer.{key}"] = value.detach().cpu().contiguous()
+    header = {
+        "format": FORMAT,
+        "name": name,
+        "options": options,
+        "classes": list(classes),
+        "input_size": int(getattr(model, "input_size", 48)),
+        "temperature": float(temperature),
+        "meta": meta or {},
+    }
+    data = st_save(tensors, metadata={"ferkit": json.dumps(header)})
+    atomic_write_bytes(Path(path), data)
+
+
+def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    raw = path.read_bytes()
+    try:
+        tensors = st_load(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        metadata = json.loads(raw[8:8 + header_len]).get("__metadata__", {})
+        header = json.loads(metadata["ferkit"])
+    except (SafetensorError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not a ferkit model file ({str(exc)[:120]})") from None
+    if header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: unsupported model format {header.get('format')!r}")
+    return header, tensors
+
+
+def load_model_file(path: str | Path) -> LoadedModel:
+    header, tensors = read_model_file(path)
+    options = dict(header.get("options", {}))
+    classes = header.get("classes", list(CLASSES))
+    try:
+        model = create_model(header["name"], num_classes=len(classes), **options)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: cannot build model {header.get('name')!r} ({exc})") from None
+    state = {k[len("model."):]: v.float() if v.is_floating_point() else v
+             for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: weights do not fit {header['name']} ({str(exc).splitlines()[0]})") from None
+    model.input_size = int(header.get("input_size", getattr(model, "input_size", 48)))
+    model.eval()
+    normalizer = Normalizer.from_state_dict(
+        {k[len("normalizer."):]: v for k, v in tensors.items() if k.startswith("normalizer.")}
+    )
+    return LoadedModel(model, normalizer, header["name"], options, list(classes),
+                       float(header.get("temperature", 1.0)), header.get("meta", {}), str(path))
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A plain state dict from a ``.safetensors`` file or a ``weights_only`` torch file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such weights file")
+    try:
+        if path.suffix == ".safetensors":
+            return st_load(path.read_bytes())
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt files raise many types; all mean the same here
+        raise ModelFileError(f"{path}: unreadable weights file ({str(exc).splitlines()[0][:150]})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{path}: not a state dict of tensors")
+    return state
+
+
+def load_pretrained(model: nn.Module, path: str | Path, *, head_prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Load backbone weights from a local file into ``model``.
+
+    Keys that start with one of ``head_prefixes`` may be missing or have another shape (a new
+    classifier for 7 classes); any other missing, unexpected or mismatched key is an error.
+    Returns the keys left at their initial values.
+    """
+    source = load_state_dict_file(path)
+    target = model.state_dict()
+    is_head = lambda key: any(key.startswith(p) for p in head_prefixes)  # noqa: E731
+    missing = [k for k in target if k not in source and not is_head(k)]
+    unexpected = [k for k in source if k not in target and not is_head(k)]
+    mismatched = [f"{k} {tuple(source[k].shape)} vs {tuple(target[k].shape)}"
+                  for k in target if k in source and source[k].shape != target[k].shape and not is_head(k)]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+    if mismatched:
+        problems.append(f"shape mismatch: {', '.join(mismatched[:3])}{' ...' if len(mismatched) > 3 else ''}")
+    if problems:
+        raise ModelFileError(f"{path}: weights do not fit the model ({'; '.join(problems)})")
+    usable = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
+    model.load_state_dict(usable, strict=False)
+    return [k for k in target if k not in usable]

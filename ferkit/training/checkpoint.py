@@ -1,0 +1,32 @@
+"""Atomic writes and safe loads: a kill during a save never corrupts the last good file, and
+loading never unpickles arbitrary code (``weights_only=True``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import atomic_write, atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+
+
+class CheckpointError(ValueError):
+    """A missing, corrupt or incompatible checkpoint; the message names the file."""
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda out: torch.save(state, out))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files; all mean the same here
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({first_line[:200]})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a ferkit checkpoint")
+    return state

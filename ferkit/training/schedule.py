@@ -1,0 +1,54 @@
+"""Learning-rate schedules as pure functions of the step, plus halve-on-plateau.
+
+Keeping them as plain functions (rather than stateful scheduler objects) makes resuming exact:
+the rate at step ``s`` is ``lr_at(config, s, total)``; only the plateau rule has state, a small
+dict saved in every checkpoint.
+"""
+from __future__ import annotations
+
+import math
+
+SCHEDULES = ("onecycle", "cosine", "plateau", "constant")
+
+
+def lr_at(schedule: str, base_lr: float, step: int, total_steps: int, warmup_steps: int,
+          min_lr: float = 0.0) -> float:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: choose {', '.join(SCHEDULES)}")
+    if schedule in ("plateau", "constant"):
+        return base_lr
+    if schedule == "onecycle":
+        # One-cycle (Smith 2018) as in torch's OneCycleLR: warm up from lr/25, anneal to lr/1e4.
+        start, end = base_lr / 25.0, base_lr / 1e4
+        if step < warmup_steps:
+            return start + (base_lr - start) * (1 - math.cos(math.pi * step / max(1, warmup_steps))) / 2
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return end + (base_lr - end) * (1 + math.cos(math.pi * min(1.0, progress))) / 2
+    # cosine with linear warm-up
+    if step < warmup_steps:
+        return base_lr * (step + 1) / max(1, warmup_steps)
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress))) / 2
+
+
+class Plateau:
+    """Multiply the rate by ``factor`` after ``patience`` epochs without a new best score."""
+
+    def __init__(self, patience: int, factor: float):
+        self.patience, self.factor = patience, factor
+        self.best, self.bad_epochs, self.scale = -math.inf, 0, 1.0
+
+    def step(self, score: float) -> None:
+        if score > self.best:
+            self.best, self.bad_epochs = score, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            self.scale *= self.factor
+            self.bad_epochs = 0
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "scale": self.scale}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad_epochs, self.scale = float(state["best"]), int(state["bad_epochs"]), float(state["scale"])

@@ -1,0 +1,84 @@
+"""Shared fixtures: small datasets and models that the tests make themselves."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ferkit.data.classes import CLASSES
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fer2013"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own dataset cache folder, so tests never see each other's cache."""
+    monkeypatch.setenv("FERKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def synthetic_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Faces whose class is visible (a bright bar at a class-specific row), so models can learn them."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(CLASSES)
+    faces = rng.integers(0, 80, size=(n, 48, 48), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        row = 4 + 6 * label
+        faces[i, row:row + 4, 8:40] = 220
+    return faces, labels.astype(np.int64)
+
+
+def write_class_folders(root: Path, faces: np.ndarray, labels: np.ndarray, prefix: str = "Training") -> Path:
+    for i, (face, label) in enumerate(zip(faces, labels)):
+        folder = root / CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{prefix}_{i}.png"), face)
+    return root
+
+
+@pytest.fixture
+def fer_root(tmp_path) -> Path:
+    """A small dataset root in the Kaggle layout: train/ (Training_) and test/ (PublicTest_ + PrivateTest_)."""
+    root = tmp_path / "fer"
+    faces, labels = synthetic_faces(70, seed=1)
+    write_class_folders(root / "train", faces, labels, "Training")
+    faces, labels = synthetic_faces(28, seed=2)
+    write_class_folders(root / "test", faces[:14], labels[:14], "PublicTest")
+    write_class_folders(root / "test", faces[14:], labels[14:], "PrivateTest")
+    return root
+
+
+def real_faces(per_class: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A few real FER2013 PublicTest faces read from ../shared (skips the test if absent)."""
+    from ferkit.data.images import decode_face
+
+    test_dir = SHARED / "test"
+    if not test_dir.is_dir():
+        pytest.skip(f"{test_dir} not found")
+    faces, labels = [], []
+    for index, name in enumerate(CLASSES):
+        for path in sorted((test_dir / name).iterdir())[:per_class]:
+            faces.append(decode_face(path)[0])
+            labels.append(index)
+    return np.stack(faces), np.asarray(labels)
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path) -> Path:
+    """An untrained tiny model saved as a ferkit model file."""
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.io import save_model_file
+
+    torch.manual_seed(0)
+    model = create_model("tiny")
+    path = tmp_path / "tiny.safetensors"
+    save_model_file(path, model, name="tiny", options={}, normalizer=Normalizer.identity())
+    return path
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")
