@@ -17,7 +17,7 @@ def data_stats(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_fer2013(args.path, skip_bad=args.skip_bad)
-    problems = list(dataset.problems) + [str(w.message) for w in caught]
+    problems = list(dataset.problems) + [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     splits = {name: split.class_counts() for name, split in dataset.splits.items()}
     if args.json:
         print(json.dumps({"splits": splits, "problems": problems}))
@@ -50,11 +50,16 @@ def list_models_command(args: argparse.Namespace) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    import os
+
     from ..data.augment import AugmentConfig
     from ..training import TrainConfig, train
+    from ..training.config import config_differences
 
     given = {k: v for k, v in vars(args).items()
              if v is not None and k not in ("run", "verb", "resume", "model_option") and not k.startswith("aug_")}
+    if "data" in given:  # absolute, so the run resumes from any working directory
+        given["data"] = str(Path(given["data"]).resolve())
     augment = {k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None}
     options = {}
     for item in args.model_option:
@@ -69,21 +74,24 @@ def train_command(args: argparse.Namespace) -> int:
         config_path = Path(args.resume) / "config.json"
         if not config_path.exists():
             raise UsageError(f"{args.resume}: no run to resume (no config.json)")
+        if "out" in given and Path(given["out"]).resolve() != Path(args.resume).resolve():
+            raise UsageError("--out cannot be used with --resume: a resumed run stays in its own directory")
         config = TrainConfig.load(config_path)
         saved = config.to_dict()
-        changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in given.items() if saved.get(k) != v]
-        changed += [f"augment.{k} {saved['augment'].get(k)!r} -> {v!r}" for k, v in augment.items()
-                    if saved["augment"].get(k) != v]
-        if options and options != saved["model_options"]:
-            changed.append("model options")
+        wanted = {**saved, **given, "augment": {**saved["augment"], **augment}}
+        if args.model_option:
+            wanted["model_options"] = options
+        # The run lives where --resume points (it may have been moved): its saved ``out`` is not compared.
+        changed = config_differences(saved, wanted)
         if changed:
             raise UsageError(f"{args.resume} holds a different configuration ({'; '.join(changed)}); "
                              "resume without those options or start a new --out")
-        summary = train(config, resume=True)
+        summary = train(config.replace(out=str(args.resume)), resume=True)
     else:
         if "data" not in given:
             raise UsageError("train needs --data PATH (or --resume RUNDIR)")
         config = TrainConfig(**given, model_options=options, augment=AugmentConfig(**augment))
         summary = train(config)
-    print(json.dumps(summary))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not one per process
+        print(json.dumps(summary))
     return 0

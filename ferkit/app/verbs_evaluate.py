@@ -1,8 +1,291 @@
-"""CLI verbs: evaluate (being written)."""
+"""CLI verbs: evaluate, calibrate, explain, visualize-filters.
+
+    ferkit evaluate --data PATH [--split NAME] [--model M ...] [--tta none|flip|tencrop] [--json] [--report DIR]
+    ferkit calibrate --data PATH [--split publictest] --model M [--out FILE] [--json]
+    ferkit explain IMAGE --method gradcam|guided-backprop|guided-gradcam [--layer NAME] [--class NAME]
+                   [--model M] [--detector auto|haar|retinaface|none] --out PNG
+    ferkit visualize-filters [--model M] [--layer NAME] --out PNG [--filters 16] [--steps 100] [--data PATH]
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+
+TTA_CHOICES = ("none", "flip", "tencrop")
+METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's verbs to the ferkit parser."""
+    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix on a split",
+                       description="Evaluate a model, or an ensemble of several (probabilities averaged), "
+                                   "on a FER2013 split.")
+    p.add_argument("--data", required=True, help="fer2013.csv, a dataset root or a folder of class folders")
+    p.add_argument("--split", help="split to evaluate (default: publictest, or the only split there is)")
+    p.add_argument("--model", action="extend", nargs="+", metavar="NAME_OR_PATH",
+                   help="shipped name, model file or run directory; several form an ensemble (default: default)")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none", help="test-time views to average (default none)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", metavar="DIR", help="write figures and report.md into DIR")
+    p.set_defaults(run=evaluate_command)
+
+    p = sub.add_parser("calibrate", help="fit temperature scaling on PublicTest and store it in the model",
+                       description="Fit a softmax temperature (Guo et al. 2017) by minimising the NLL on a "
+                                   "split, report the ECE before and after, and write it into the model file.")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", help="split to fit on (default publictest)")
+    p.add_argument("--model", required=True, metavar="NAME_OR_PATH")
+    p.add_argument("--out", metavar="FILE", help="model file to write (default: overwrite the given model file)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=calibrate_command)
+
+    p = sub.add_parser("explain", help="Grad-CAM / guided backpropagation picture for one face",
+                       description="Show which pixels drive a prediction. A photo larger than 48x48 is cropped "
+                                   "to its largest detected face first.")
+    p.add_argument("image")
+    p.add_argument("--method", choices=METHOD_CHOICES, default="gradcam")
+    p.add_argument("--layer", help="layer for Grad-CAM (default: the last convolution layer)")
+    p.add_argument("--class", dest="target", metavar="NAME", help="class to explain (default: the predicted one)")
+    p.add_argument("--model", default="default", metavar="NAME_OR_PATH")
+    p.add_argument("--detector", default="auto", help="face detector for photos: auto, haar, retinaface or none")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.set_defaults(run=explain_command)
+
+    p = sub.add_parser("visualize-filters", help="activation maximisation for a layer's strongest filters",
+                       description="Gradient ascent from noise on the input to maximise each filter's mean "
+                                   "activation (seed 000 fig. 5). Filters are ranked by weight norm, or by mean "
+                                   "activation on faces from --data.")
+    p.add_argument("--model", default="default", metavar="NAME_OR_PATH")
+    p.add_argument("--layer", help="layer (default: the last convolution layer)")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--filters", type=int, default=16, help="how many filters (default 16)")
+    p.add_argument("--steps", type=int, default=100, help="gradient-ascent steps (default 100)")
+    p.add_argument("--data", help="rank filters by mean activation on faces from this dataset")
+    p.add_argument("--split", help="split of --data to use (default publictest)")
+    p.set_defaults(run=visualize_filters_command)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate
+
+    specs = args.model or ["default"]
+    result = evaluate(args.data, split=args.split, models=specs, tta=args.tta)
+    if args.report:
+        report = _write_report(Path(args.report), result, specs)
+        print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    _print_summary(result)
+    return 0
+
+
+def _write_report(out: Path, result, specs: list[str]) -> Path:
+    from ..evaluation.evaluate import run_directory
+    from ..evaluation.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    extra = []
+    for i, (spec, loaded) in enumerate(zip(specs, result.models)):
+        run = run_directory(spec, loaded)
+        if run is None:
+            continue
+        name = "training_curves.png" if len(specs) == 1 else f"training_curves_{i + 1}.png"
+        if _plot_run_curves(run, out / name):
+            extra.append((f"Training curves ({run})", name))
+    return write_report(out, result, extra)
+
+
+def _plot_run_curves(run: Path, target: Path) -> bool:
+    """Plot the run's history.json afresh (the run may still be training); fall back to its curves.png."""
+    from ..training.report import plot_curves
+
+    try:
+        history = json.loads((run / "history.json").read_text())
+        if history:
+            plot_curves(target, history)
+            return True
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"ferkit: warning: {run / 'history.json'}: cannot plot ({exc})", file=sys.stderr)
+    if (run / "curves.png").is_file():
+        shutil.copyfile(run / "curves.png", target)
+        return True
+    return False
+
+
+def _print_summary(result) -> None:
+    from ..evaluation.evaluate import describe_model
+
+    m = result.metrics
+    for spec, loaded in zip(result.specs, result.models):
+        d = describe_model(loaded)
+        print(f"model: {spec} ({d['name']}, {d['parameters']:,} parameters, depth {d['depth']}, "
+              f"temperature {d['temperature']:.3g})")
+    if len(result.models) > 1:
+        print(f"ensemble of {len(result.models)} models (probabilities averaged)")
+    print(f"split: {result.split} ({m['n']:,} faces)   tta: {result.tta}")
+    print(f"accuracy {m['accuracy']:.4f}   macro F1 {m['macro_f1']:.4f}   ECE {m['ece']:.4f}")
+    classes = m["classes"]
+    width = max(len(c) for c in classes)
+    print(f"\n{'class':<{width}}  precision  recall      f1      n")
+    for c in classes:
+        v = m["per_class"][c]
+        print(f"{c:<{width}}  {v['precision']:9.3f}  {v['recall']:6.3f}  {v['f1']:6.3f}  {v['n']:5d}")
+    print("\nconfusion matrix (rows true, columns predicted)")
+    short = [c[:5] for c in classes]
+    print(" " * width + "  " + " ".join(f"{s:>5}" for s in short))
+    for c, row in zip(classes, m["confusion_matrix"]):
+        print(f"{c:<{width}}  " + " ".join(f"{v:5d}" for v in row))
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    from ..data import load_fer2013
+    from ..evaluation import calibrate_model, select_split
+    from ..models.hub import WEIGHTS_DIR, load_model, model_path
+    from ..models.io import save_model_file
+
+    source = model_path(args.model)
+    if args.out is None and source.resolve().is_relative_to(WEIGHTS_DIR.resolve()):
+        raise UsageError(f"{source} is a shipped model: give --out FILE to write the calibrated copy elsewhere")
+    target = Path(args.out) if args.out else source
+    loaded = load_model(args.model)
+    name, split = select_split(load_fer2013(args.data), args.split)
+    result = calibrate_model(loaded, split)
+    meta = {**loaded.meta, "calibration": {"split": name, "n": result.n, "ece_before": result.ece_before,
+                                           "ece_after": result.ece_after, "nll_before": result.nll_before,
+                                           "nll_after": result.nll_after}}
+    save_model_file(target, loaded.model, name=loaded.name, options=loaded.options, normalizer=loaded.normalizer,
+                    classes=loaded.classes, temperature=result.temperature, meta=meta, half=_stored_half(source))
+    if args.json:
+        print(json.dumps({**result.to_dict(), "split": name, "model": str(target)}))
+        return 0
+    print(f"temperature {result.previous_temperature:.3g} -> {result.temperature:.4f} (fitted on {name}, "
+          f"{result.n:,} faces)")
+    print(f"ECE (15 bins) {result.ece_before:.4f} -> {result.ece_after:.4f}   "
+          f"NLL {result.nll_before:.4f} -> {result.nll_after:.4f}")
+    print(f"wrote {target}")
+    return 0
+
+
+def _stored_half(path: Path) -> bool:
+    """Keep a float16 model file float16 when rewriting it."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys() if k.startswith("model."))
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]:
+    """A 48x48 face from a crop or a photo, and a note saying how it was found.
+
+    Detection lives in the vision layer, which the explain layer must not import; so it is
+    done here, in the application layer."""
+    import cv2
+
+    from ..data.images import FACE_SIZE, to_gray
+
+    gray = np.array(to_gray(image))  # a writable copy: decoded images may be read-only views
+    if gray.shape == (FACE_SIZE, FACE_SIZE):
+        return gray, "48x48 face crop"
+    if detector != "none":
+        from ..vision.crop import FRAMINGS, Framing, crop_faces
+        from ..vision.detect import create_detector
+
+        found = create_detector(detector)
+        detections = found.detect(image)
+        if detections:
+            best = max(detections, key=lambda d: d.box[2] * d.box[3])
+            face = crop_faces(image, [best], FRAMINGS.get(found.name, Framing()))[0]
+            return face, f"face {best.box} found by {found.name} ({len(detections)} face(s) in the image)"
+    # No detector or no face: take the central square of the image as the face.
+    h, w = gray.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = gray[top:top + side, left:left + side]
+    interpolation = cv2.INTER_AREA if side > FACE_SIZE else cv2.INTER_LINEAR
+    face = cv2.resize(square, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+    why = "no face detected" if detector != "none" else "detector none"
+    return face, f"{why}: using the central {side}x{side} square of the image"
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    from ..data.classes import class_index
+    from ..data.images import read_image
+    from ..explain import explain, model_input
+    from ..explain.render import save_explanation
+    from ..models.hub import load_model
+    from ..models.inference import predict_probs
+
+    loaded = load_model(args.model)
+    target = None
+    if args.target is not None:
+        index = class_index(args.target)
+        known = [c for c in loaded.classes if class_index(c) == index] if index is not None else []
+        if not known and args.target in loaded.classes:
+            known = [args.target]
+        if not known:
+            raise UsageError(f"--class {args.target!r}: the model's classes are {', '.join(loaded.classes)}")
+        target = loaded.classes.index(known[0])
+    image = read_image(args.image)
+    face, note = _face_from_image(image, args.detector)
+    size = loaded.input_size
+    x = model_input(loaded.normalizer, face, size)
+    result = explain(loaded.model, x, args.method, target, args.layer)
+    probs = predict_probs(loaded.model, loaded.normalizer, face[None], temperature=loaded.temperature)[0]
+    predicted = int(probs.argmax())
+    explained = int(result.targets[0])
+    offset = (face.shape[-1] - size) // 2
+    view = loaded.normalizer.prepare(face[None])[0][offset:offset + size, offset:offset + size]
+    layer = f", layer {result.layer}" if result.layer else ""
+    title = (f"{Path(args.image).name}: predicted {loaded.classes[predicted]} ({probs[predicted]:.0%}); "
+             f"explaining {loaded.classes[explained]} ({probs[explained]:.0%}){layer}")
+    save_explanation(args.out, view, args.method, result.maps[0], title)
+    print(f"{note}; {title} -> {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- visualize-filters
+
+
+def visualize_filters_command(args: argparse.Namespace) -> int:
+    from ..explain import maximize_filters, model_input, strongest_filters
+    from ..explain.render import save_filter_grid
+    from ..models.hub import load_model
+
+    if args.filters < 1 or args.steps < 1:
+        raise UsageError("--filters and --steps must be at least 1")
+    loaded = load_model(args.model)
+    inputs = None
+    ranking = "weight norm"
+    if args.data:
+        from ..data import load_fer2013
+        from ..evaluation import select_split
+
+        name, split = select_split(load_fer2013(args.data), args.split)
+        faces = split.images[:256]  # enough faces for a stable mean activation, cheap on a CPU
+        inputs = model_input(loaded.normalizer, faces, loaded.input_size)
+        ranking = f"mean activation on {len(faces)} {name} faces"
+    layer, filters, scores = strongest_filters(loaded.model, args.layer, args.filters, inputs)
+    images, reached = maximize_filters(loaded.model, filters, layer, steps=args.steps)
+    labels = [f"filter {f}\nact {a:.2f}" for f, a in zip(filters, reached)]
+    title = (f"{layer}: {len(filters)} strongest filters by {ranking}; input maximising each "
+             f"({args.steps} steps of gradient ascent from noise)")
+    save_filter_grid(args.out, images, labels, title)
+    print(f"{title} -> {args.out}")
+    return 0

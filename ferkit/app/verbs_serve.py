@@ -1,8 +1,60 @@
-"""CLI verbs: serve (being written)."""
+"""CLI verb ``ferkit serve``: the web page and REST API of :mod:`ferkit.app.server` under uvicorn."""
 from __future__ import annotations
 
 import argparse
+import sys
+
+from .errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's verbs to the ferkit parser."""
+    from .server import DEFAULT_MAX_UPLOAD_MB
+
+    p = sub.add_parser("serve", help="web page and REST API for emotion recognition",
+                       description="Serve a page (photo or camera) and a REST API (POST /api/predict, "
+                                   "GET /api/health, GET /api/model, schema at /openapi.json).")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; "
+                        "0.0.0.0 exposes the server to the network)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--model", default="default",
+                   help="shipped model name (default, fast), a training run directory or a .safetensors file")
+    p.add_argument("--detector", default="auto", choices=["auto", "retinaface", "haar", "none"],
+                   help="face detector (default auto: RetinaFace when installed, else Haar; "
+                        "none: each image is one cropped face)")
+    p.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"],
+                   help="test-time augmentation (default none; flip doubles and tencrop multiplies by 10 the cost)")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help=f"largest accepted upload in MB; bigger requests get 413 (default {DEFAULT_MAX_UPLOAD_MB:g})")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(run=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app, is_loopback
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    if not args.max_upload_mb > 0:
+        raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    from ..vision.recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(model=args.model, detector=args.detector, tta=args.tta)
+    app = create_app(recognizer, max_upload_mb=args.max_upload_mb)
+    if not is_loopback(args.host):
+        print(f"ferkit: warning: listening on {args.host}: anyone who can reach this machine can use the server",
+              file=sys.stderr)
+    where = f"http://{_url_host(args.host)}:{args.port}/" if args.port else f"a free port of {args.host}"
+    info = recognizer.info
+    print(f"ferkit: serving model {info['name']} (detector {info.get('detector', args.detector)}) on {where} "
+          "(Ctrl+C to stop)", file=sys.stderr, flush=True)
+    # One worker process: the model is loaded once and inference runs in its threadpool.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -103,7 +103,7 @@ def ten_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def test_views(x: torch.Tensor, size: int, tta: str = "none") -> torch.Tensor:
+def tta_views(x: torch.Tensor, size: int, tta: str = "none") -> torch.Tensor:
     """Deterministic views for evaluation: V x N x C x size x size, V = 1, 2 or 10."""
     if tta == "none":
         return center_crop(x, size).unsqueeze(0)

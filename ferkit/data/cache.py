@@ -23,15 +23,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FERKIT_CACHE_DIR") or Path.home() / ".cache" / "ferkit")
 
 
-def cache_key(sources: list[Path], skip_bad: bool) -> str:
-    digest = hashlib.sha256(f"{_FORMAT_VERSION}|{skip_bad}".encode())
-    for path in sources:
-        stat = path.stat()
-        digest.update(f"|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
+# One (path, size, modification time in ns) per source file.
+Signature = list[tuple[str, int, int]]
 
 
-def cached_load(sources: list[Path], skip_bad: bool, load: Callable, *, enabled: bool = True,
+def cache_key(signature: Signature, skip_bad: bool) -> str:
+    text = "\n".join(f"{path}|{size}|{mtime}" for path, size, mtime in signature)
+    return hashlib.sha256(f"{_FORMAT_VERSION}|{skip_bad}\n{text}".encode()).hexdigest()[:32]
+
+
+def cached_load(signature: Signature, skip_bad: bool, load: Callable, *, enabled: bool = True,
                 cache_dir: str | os.PathLike | None = None):
     """Return ``load()``'s dataset, from the cache when the sources have not changed."""
     from .fer2013 import FER2013, Split
@@ -39,7 +40,7 @@ def cached_load(sources: list[Path], skip_bad: bool, load: Callable, *, enabled:
     if not enabled:
         return load()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    file = folder / f"fer2013-{cache_key(sources, skip_bad)}.npz"
+    file = folder / f"fer2013-{cache_key(signature, skip_bad)}.npz"
     if file.exists():
         try:
             with np.load(file, allow_pickle=False) as stored:

@@ -31,21 +31,22 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
         if isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:
                 raise ImageDecodeError("empty file")
-            image = Image.open(io.BytesIO(bytes(source)))
+            opened = Image.open(io.BytesIO(bytes(source)))
         else:
             path = Path(source)
             if path.stat().st_size == 0:
                 raise ImageDecodeError("empty file")
-            image = Image.open(path)
-        if image.width * image.height > max_pixels:
-            # JPEG can decode at 1/2, 1/4 or 1/8 scale without ever holding the full image.
-            image.draft(image.mode, (image.width // 8 + 1, image.height // 8 + 1))
+            opened = Image.open(path)
+        with opened as image:  # closes the file even when decoding fails
             if image.width * image.height > max_pixels:
-                raise ImageDecodeError(
-                    f"image too large ({image.width}x{image.height}; limit {max_pixels:,} pixels)"
-                )
-        image.load()
-        image = ImageOps.exif_transpose(image)
+                # JPEG can decode at 1/2, 1/4 or 1/8 scale without ever holding the full image.
+                image.draft(image.mode, (image.width // 8 + 1, image.height // 8 + 1))
+                if image.width * image.height > max_pixels:
+                    raise ImageDecodeError(
+                        f"image too large ({image.width}x{image.height}; limit {max_pixels:,} pixels)"
+                    )
+            image.load()
+            return _to_array(ImageOps.exif_transpose(image))
     except ImageDecodeError:
         raise
     except FileNotFoundError:
@@ -56,7 +57,6 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
         raise ImageDecodeError("image too large") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image ({exc})") from None
-    return _to_array(image)
 
 
 def _to_array(image: Image.Image) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data.augment import test_views
+from ..data.augment import tta_views
 from ..data.preprocess import Normalizer
 
 
@@ -22,7 +22,7 @@ def _view_logits(model: nn.Module, normalizer: Normalizer, faces: np.ndarray, tt
             for start in range(0, len(faces), batch_size):
                 chunk = normalizer.prepare(faces[start:start + batch_size])
                 x = normalizer(torch.from_numpy(np.ascontiguousarray(chunk)).unsqueeze(1))
-                views = test_views(x, size, tta)
+                views = tta_views(x, size, tta)
                 flat = views.reshape(-1, *views.shape[2:]).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     logits = model(flat).float()

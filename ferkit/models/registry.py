@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 import torch.nn as nn
 
 
@@ -64,9 +65,11 @@ def list_models() -> list[dict]:
     rows = []
     for name in model_names():
         info = _REGISTRY[name]
+        with torch.device("meta"):  # shapes only: no memory or init time for 100M-parameter VGGs
+            model = create_model(name)
         rows.append({
             "name": name,
-            "params": count_parameters(create_model(name)),
+            "params": count_parameters(model),
             "paper_params": info.paper_params,
             "input_size": info.input_size,
             "source": info.source,

@@ -8,6 +8,10 @@ from pathlib import Path
 
 from ..data.augment import AugmentConfig
 
+# Validation selects the best epoch, so it must be a held-out split that is never trained on;
+# PrivateTest is the final test and must not steer training either.
+VALIDATION_SPLITS = ("publictest", "none")
+
 
 @dataclass
 class TrainConfig:
@@ -16,7 +20,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     out: str = "runs/run"
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: under torchrun each process takes batch_size / processes
     # optimisation
     optimizer: str = "sgd"  # sgd | adam | adamax | adamw | radam
     lr: float = 0.05
@@ -34,7 +38,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     balance: str = "none"  # none | undersample | oversample | weights
     center_loss: float = 0.0  # lambda of the center loss (seed 001, eq. 4); 0 = off
-    center_lr: float = 0.5  # learning rate of the class centres
+    center_lr: float = 0.5  # alpha: the rate at which class centres move (Wen et al. 2016)
     mixup: float = 0.0  # Beta(a, a) parameter for mixup; 0 = off
     cutmix: float = 0.0  # Beta(a, a) parameter for cutmix; 0 = off
     mix_prob: float = 0.5  # chance a batch gets mixup or cutmix when either is on
@@ -47,14 +51,14 @@ class TrainConfig:
     precision: str = "auto"  # auto | bf16 | fp32; auto = bf16 autocast only on CPUs with native bf16
     channels_last: bool = True
     threads: int = 0  # torch threads (0 = leave torch's default)
-    # transfer learning
+    # transfer learning (seed 004): train the head on a frozen backbone, then fine-tune all at a lower rate
     pretrained: str = ""
-    freeze: int = 0  # freeze the first N top-level blocks
-    unfreeze_epoch: int = 0  # epoch at which frozen blocks are unfrozen (0 = never)
-    unfreeze_lr_factor: float = 0.1
+    freeze: int = 0  # freeze the first N blocks; negative counts from the end (-1 = all but the head)
+    unfreeze_epoch: int = 0  # epoch (0-based) from which frozen blocks train too (0 = never)
+    unfreeze_lr_factor: float = 0.1  # the rate is multiplied by this once unfrozen
     seed: int = 0
-    val_split: str = "publictest"
-    limit_train: int = 0  # use only the first N training faces (quick runs, tests)
+    val_split: str = "publictest"  # publictest | none
+    limit_train: int = 0  # use only N training faces, a seeded random subset (quick runs, tests)
     limit_val: int = 0
 
     def to_dict(self) -> dict:
@@ -68,8 +72,43 @@ class TrainConfig:
             raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
         values = dict(data)
         if isinstance(values.get("augment"), dict):
-            values["augment"] = AugmentConfig(**values["augment"])
+            try:
+                values["augment"] = AugmentConfig(**values["augment"])
+            except TypeError as exc:
+                raise ValueError(f"bad augment settings ({exc})") from None
         return cls(**values)
+
+    def validate(self) -> None:
+        """Raise ValueError (one line) for a name or value that cannot work, before any file is written."""
+        from ..data.balance import BALANCING
+        from ..models import model_info
+        from .optim import OPTIMIZERS
+        from .schedule import SCHEDULES
+
+        model_info(self.model)  # unknown names list the registered models
+        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
+                   "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
+                   "val_split": VALIDATION_SPLITS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch size must be at least 1"),
+            (self.lr > 0, "learning rate must be positive"),
+            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
+            (0 < self.plateau_factor <= 1, "plateau factor must be in (0, 1]"),
+            (self.plateau_patience >= 1, "plateau patience must be at least 1"),
+            (self.early_stopping >= 0, "early stopping must be 0 (off) or a number of epochs"),
+            (self.center_loss >= 0 and self.center_lr >= 0, "center loss weight and rate must not be negative"),
+            (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
+            (self.unfreeze_epoch >= 0 and self.unfreeze_lr_factor > 0, "bad unfreeze settings"),
+            (not self.unfreeze_epoch or self.freeze, "--unfreeze-epoch needs --freeze"),
+            (self.limit_train >= 0 and self.limit_val >= 0 and self.threads >= 0, "limits and threads must not be negative"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
     def save(self, path: Path) -> None:
         from .checkpoint import atomic_write_text
@@ -78,7 +117,21 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, wrong keys or wrong shape
+            raise ValueError(f"{path}: not a valid ferkit training configuration ({exc})") from None
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def config_differences(saved: dict, wanted: dict, ignore: tuple[str, ...] = ("out",)) -> list[str]:
+    """The settings that differ between two configurations (as ``key saved -> wanted``).
+
+    Both sides go through JSON first, so a tuple and a list, or 3 and 3.0, count as the same.
+    ``out`` is where a run lives, not what it is, so a moved run directory still resumes.
+    """
+    a, b = (json.loads(json.dumps(d, sort_keys=True)) for d in (saved, wanted))
+    return [f"{key} {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b))
+            if key not in ignore and a.get(key) != b.get(key)]

@@ -6,6 +6,7 @@ center loss of Wen et al. (2016) used as joint supervision in seed 001 (equation
 from __future__ import annotations
 
 import torch
+import torch.distributed
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -25,19 +26,38 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, label_smo
 
 
 class CenterLoss(nn.Module):
-    """One learnable centre per class in feature space; pulls features towards their class centre.
+    """One centre per class in feature space; the loss pulls features towards their class centre.
 
-    The centres get their own optimiser and learning rate (``alpha`` in Wen et al.); the loss
-    is averaged over the batch so its scale does not depend on the batch size.
+    The loss term is ``0.5 * ||x_i - c_{y_i}||^2`` averaged over the batch (so its scale does not
+    depend on the batch size; the trainer multiplies it by lambda).  The centres are not learnt by
+    the optimiser: they follow Wen et al.'s update rule at their own rate ``alpha``, independent
+    of lambda (see :meth:`update`).
     """
 
     def __init__(self, num_classes: int, feature_dim: int):
         super().__init__()
-        self.centers = nn.Parameter(torch.randn(num_classes, feature_dim) * 0.01)
+        # A buffer, not a parameter: it is saved and restored with the run but moved by ``update``.
+        self.register_buffer("centers", torch.zeros(num_classes, feature_dim))
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         diff = features.float() - self.centers[labels]
         return 0.5 * diff.pow(2).sum(dim=1).mean()
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor, alpha: float, *,
+               distributed: bool = False) -> None:
+        """Wen et al. (2016), eq. 4: ``c_j -= alpha * sum_{y_i=j} (c_j - x_i) / (1 + n_j)``.
+
+        Under DDP the sums and counts are added over all processes first, so every process
+        moves its centres by the same amount, as one process would on the whole batch.
+        """
+        x = features.detach().float()
+        sums = torch.zeros_like(self.centers).index_add_(0, labels, self.centers[labels] - x)
+        counts = torch.bincount(labels, minlength=self.centers.shape[0]).to(sums.dtype)
+        if distributed:
+            torch.distributed.all_reduce(sums)
+            torch.distributed.all_reduce(counts)
+        self.centers -= alpha * sums / (1 + counts).unsqueeze(1)
 
 
 class PenultimateFeatures:

@@ -5,12 +5,15 @@ A run directory holds:
     last.pt          everything needed to resume (weights, optimiser, EMA, schedule, history)
     best.safetensors the best model so far by validation (PublicTest) accuracy, ready to use
     history.csv/json per-epoch figures;  curves.png  accuracy and loss, train vs validation
+                     (redrawn at most every 30 s, since drawing takes ~0.5 s, and at the end)
     summary.json     the final figures (written when the run ends)
 
 Randomness is re-seeded from (seed, epoch) at the start of every epoch, and checkpoints are
 written at epoch ends, so a run killed at any moment and resumed ends with the same weights
 as an uninterrupted one.  Runs under ``torchrun`` use DistributedDataParallel (gloo on CPU,
-nccl on GPU): each rank takes its share of every global batch; rank 0 alone writes files.
+nccl on GPU): every rank prepares the same global batch and trains on its share, so N processes
+follow the single-process run (exactly, up to float summation order, for models without batch
+norm, whose statistics are per process); rank 0 alone validates and writes files.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from ..atomic import atomic_write_text
 from ..data import DataError, load_fer2013
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights
@@ -36,7 +40,7 @@ from ..models import count_parameters, create_model
 from ..models.inference import predict_logits
 from ..models.io import load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, config_differences
 from .ema import ModelEMA
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
 from .optim import create_optimizer
@@ -44,6 +48,7 @@ from .report import plot_curves, write_history
 from .schedule import Plateau, lr_at
 
 Log = Callable[[str], None]
+PLOT_EVERY_SECONDS = 30.0
 
 
 class TrainingError(ValueError):
@@ -75,8 +80,18 @@ def model_blocks(model: nn.Module) -> list[nn.Module]:
     return blocks
 
 
-def set_frozen(model: nn.Module, count: int, frozen: bool = True) -> None:
-    for block in model_blocks(model)[:count]:
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Parameter-name prefixes of the classifier, which a pretrained file may bring for other classes:
+    the model's own ``head_prefixes`` if it declares them, else its last ``nn.Linear``."""
+    declared = getattr(model, "head_prefixes", None)
+    if declared:
+        return tuple(declared)
+    linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    return (linears[-1] + ".",) if linears else ()
+
+
+def set_frozen(blocks: list[nn.Module], frozen: bool) -> None:
+    for block in blocks:
         for p in block.parameters():
             p.requires_grad_(not frozen)
 
@@ -105,39 +120,68 @@ def mix_batch(x: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
 
 
 def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) -> dict:
-    """Train (or resume) the run described by ``config``; returns the summary dict."""
-    # ---------------------------------------------------------------- distributed set-up
+    """Train (or resume) the run described by ``config``; returns the summary dict.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up here (gloo on CPU, nccl
+    on GPU) unless the caller already did, and torn down again at the end.
+    """
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    distributed = world > 1
-    if distributed and not dist.is_initialized():
+    own_group = world > 1 and not dist.is_initialized()
+    if own_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        return _train(config, resume, log, world)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> dict:
+    # ---------------------------------------------------------------- processes and run directory
+    distributed = world > 1
     rank = dist.get_rank() if distributed else 0
     is_main = rank == 0
     say: Log = (log or (lambda s: print(s, file=sys.stderr, flush=True))) if is_main else (lambda s: None)
     if config.threads:
         torch.set_num_threads(config.threads)
     bf16 = use_bf16(config.precision)
-
-    out = Path(config.out)
-    last_path = out / "last.pt"
-    if resume and not last_path.exists():
-        raise TrainingError(f"{out}: nothing to resume (no last.pt)")
-    if not resume and last_path.exists():
-        raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
     if config.batch_size % world:
         raise TrainingError(f"batch size {config.batch_size} does not divide over {world} processes")
 
-    # ---------------------------------------------------------------- data
+    out = Path(config.out)
+    last_path = out / "last.pt"
+    state = None  # the checkpoint to continue from
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        if not isinstance(state.get("config"), dict):
+            raise CheckpointError(f"{last_path}: not a ferkit training checkpoint")
+        changed = config_differences(state["config"], config.to_dict())
+        if changed:
+            raise TrainingError(f"{last_path}: checkpoint was written by a different configuration "
+                                f"({'; '.join(changed)})")
+    elif resume and not (out / "config.json").exists():
+        raise TrainingError(f"{out}: nothing to resume (no last.pt)")
+    elif resume:
+        say(f"{out}: killed before its first checkpoint; starting again from epoch 1")
+    elif last_path.exists():
+        raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
+
+    # ---------------------------------------------------------------- data (training split only)
     try:
         dataset = load_fer2013(config.data)
     except DataError as exc:
         raise TrainingError(str(exc)) from None
     if "training" not in dataset.splits:
-        raise TrainingError(f"{config.data}: no training split (found: {', '.join(dataset.splits)})")
+        raise TrainingError(f"{config.data}: no training split (found: {', '.join(dataset.splits)}); expected a "
+                            "train/ folder, Training_* file names or a CSV Usage column")
     train_split = dataset.splits["training"]
-    val_split = dataset.splits.get(config.val_split)
+    val_split = dataset.splits.get(config.val_split) if config.val_split != "none" else None
     if val_split is None:
-        say(f"note: no {config.val_split} split in {config.data}; the last epoch's weights will be kept")
+        say(f"note: no validation ({config.val_split}) split; the last epoch's weights will be kept")
     train_faces, train_labels = train_split.images, train_split.labels
     if config.limit_train:  # a seeded random subset, so every class is represented
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(train_labels))[:config.limit_train])
@@ -162,17 +206,21 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
     augment_config = config.augment
     if augment_config.crop != input_size:
         augment_config = type(augment_config)(**{**augment_config.__dict__, "crop": input_size})
-    if config.pretrained and not resume:
-        load_pretrained(model, config.pretrained, head_prefixes=tuple(getattr(model, "head_prefixes", ())))
-    if config.freeze:
-        set_frozen(model, config.freeze)
+    if config.pretrained and state is None:
+        fresh = load_pretrained(model, config.pretrained, head_prefixes=head_prefixes(model))
+        say(f"pretrained weights from {config.pretrained}; new: {', '.join(fresh) or 'none'}")
+    blocks = model_blocks(model)
+    frozen_blocks = blocks[:config.freeze] if config.freeze else []
+    frozen_ids = {id(p) for block in frozen_blocks for p in block.parameters()}
+    if config.freeze and (abs(config.freeze) >= len(blocks) or all(id(p) in frozen_ids for p in model.parameters())):
+        raise TrainingError(f"--freeze {config.freeze}: {config.model} has {len(blocks)} blocks and "
+                            "nothing would be left to train")
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    center_loss = features = center_optimizer = None
+    center_loss = features = None
     if config.center_loss > 0:
         features = PenultimateFeatures(model)
         center_loss = CenterLoss(len(CLASSES), features.dim)
-        center_optimizer = torch.optim.SGD(center_loss.parameters(), lr=config.center_lr)
     optimizer = create_optimizer(config.optimizer, model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay, momentum=config.momentum,
                                  nesterov=config.nesterov)
@@ -188,10 +236,7 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
 
     start_epoch, step, best_score, best_epoch, history = 0, 0, -1.0, -1, []
-    if resume:
-        state = load_checkpoint(last_path)
-        if state.get("config") != config.to_dict():
-            raise TrainingError(f"{last_path}: checkpoint was written by a different configuration")
+    if state is not None:
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -199,37 +244,51 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
                 ema.load_state_dict(state["ema"])
             if center_loss is not None:
                 center_loss.load_state_dict(state["center_loss"])
-                center_optimizer.load_state_dict(state["center_optimizer"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{last_path}: does not fit this model ({str(exc).splitlines()[0]})") from None
-        plateau.load_state_dict(state["plateau"])
-        normalizer = Normalizer.from_state_dict(state["normalizer"])
-        start_epoch, step = int(state["epoch"]), int(state["step"])
-        best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
-        history = json.loads(state["history"])
+            plateau.load_state_dict(state["plateau"])
+            normalizer = Normalizer.from_state_dict(state["normalizer"])
+            start_epoch, step = int(state["epoch"]), int(state["step"])
+            best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
+            history = json.loads(state["history"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{last_path}: does not fit this run ({detail[:200]})") from None
         say(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
     elif is_main:
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.json")
 
-    train_model: nn.Module = model
-    if distributed:
-        train_model = nn.parallel.DistributedDataParallel(model)
     say(f"{config.model}: {count_parameters(model):,} parameters, input {input_size}px; "
         f"{len(train_labels):,} training faces, {0 if val_labels is None else len(val_labels):,} validation; "
         f"{steps_per_epoch} steps/epoch; {world} process(es), {torch.get_num_threads()} threads each")
 
     # ---------------------------------------------------------------- epochs
+    train_model: nn.Module | None = None
+    was_unfrozen = stopped_early = False
+    plotted_at = 0.0
     for epoch in range(start_epoch, config.epochs):
+        # Checked before the epoch rather than after it, so a resumed run stops where it stopped.
+        if config.early_stopping and history and epoch - best_epoch >= config.early_stopping:
+            say(f"early stopping: no validation gain for {config.early_stopping} epochs")
+            stopped_early = True
+            break
         epoch_started = time.time()
-        if config.freeze and config.unfreeze_epoch and epoch == config.unfreeze_epoch:
-            set_frozen(model, config.freeze, frozen=False)  # phase two: fine-tune everything
+        # Transfer learning (seed 004): frozen blocks until unfreeze_epoch, then all at a lower rate.
+        unfrozen = bool(config.unfreeze_epoch) and epoch >= config.unfreeze_epoch
+        if train_model is None or unfrozen != was_unfrozen:
+            set_frozen(frozen_blocks, frozen=not unfrozen)
+            # DDP reduces the gradients of the parameters that needed them when it was built.
+            train_model = nn.parallel.DistributedDataParallel(model) if distributed else model
+            was_unfrozen = unfrozen
         # Every random draw of this epoch comes from (seed, epoch): resuming replays it exactly.
-        torch.manual_seed(config.seed * 100_003 + epoch)
+        # Batch preparation draws from ``gen``, the same on every process (see below); the global
+        # generator (dropout) also gets the rank, so processes do not drop the same units.
+        torch.manual_seed(config.seed * 100_003 + epoch + 1_000_003 * rank)
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         augmenter = BatchAugmenter(augment_config, gen)
         order = balanced_indices(train_labels, config.balance, np.random.default_rng([config.seed, epoch]))
         model.train()
+        for block in (frozen_blocks if not unfrozen else []):
+            block.eval()  # frozen means frozen: batch-norm statistics keep their pretrained values too
         seen = correct = 0
         loss_sum = 0.0
         batches = range(steps_per_epoch)
@@ -239,17 +298,22 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
             batches = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr)
         per_rank = config.batch_size // world
         for b in batches:
-            batch_idx = order[b * config.batch_size:(b + 1) * config.batch_size][rank * per_rank:(rank + 1) * per_rank]
-            x = normalizer(torch.from_numpy(train_faces[batch_idx]).unsqueeze(1))
+            # Every process prepares the whole global batch with the same random draws and takes its
+            # slice, so N processes train on exactly the batches one process would (cheap next to
+            # the model's forward and backward passes).
+            batch_idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            x = augmenter(normalizer(torch.from_numpy(train_faces[batch_idx]).unsqueeze(1)))
             y = torch.from_numpy(train_labels[batch_idx])
-            x = augmenter(x)
             targets = torch.nn.functional.one_hot(y, len(CLASSES)).float()
             x, targets = mix_batch(x, targets, config, gen)
+            if distributed:
+                mine = slice(rank * per_rank, (rank + 1) * per_rank)
+                x, y, targets = x[mine], y[mine], targets[mine]
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
 
             lr = lr_at(config.schedule, config.lr, step, total_steps, warmup_steps, config.min_lr) * plateau.scale
-            if config.freeze and config.unfreeze_epoch and epoch >= config.unfreeze_epoch:
+            if unfrozen:
                 lr *= config.unfreeze_lr_factor
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -259,17 +323,13 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
             loss = soft_cross_entropy(logits, targets, label_smoothing=config.label_smoothing, weights=loss_weights)
             if center_loss is not None:
                 loss = loss + config.center_loss * center_loss(features.value, y)
-                center_optimizer.zero_grad(set_to_none=True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             if center_loss is not None:
-                # Wen et al.: the centres move at their own rate alpha, independent of lambda.
-                for p in center_loss.parameters():
-                    p.grad.div_(config.center_loss)
-                center_optimizer.step()
+                center_loss.update(features.value, y, config.center_lr, distributed=distributed)
             if ema is not None:
                 ema.update(model, step)
             step += 1
@@ -281,14 +341,28 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
                 batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.4f}")
 
         # ------------------------------------------------------------ validation and bookkeeping
+        if distributed:
+            totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64)
+            dist.all_reduce(totals)
+            loss_sum, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
+            # DDP keeps the weights equal, but each process updates batch-norm statistics on its own
+            # slice: take rank 0's, so every process continues from the model rank 0 saves.
+            for module in (model, ema.module if ema is not None else None):
+                for buffer in (module.buffers() if module is not None else ()):
+                    dist.broadcast(buffer, 0)
         eval_model = ema.module if ema is not None else model
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                "train_acc": correct / max(seen, 1), "val_loss": None, "val_acc": None}
         if val_faces is not None and len(val_faces):
-            logits = predict_logits(eval_model, normalizer, val_faces, bf16=bf16)
-            labels_t = torch.from_numpy(val_labels)
-            row["val_loss"] = float(torch.nn.functional.cross_entropy(logits, labels_t))
-            row["val_acc"] = float((logits.argmax(1) == labels_t).float().mean())
+            figures = torch.zeros(2, dtype=torch.float64)
+            if is_main:  # one process validates; the others get its figures
+                logits = predict_logits(eval_model, normalizer, val_faces, bf16=bf16)
+                labels_t = torch.from_numpy(val_labels)
+                figures[0] = float(torch.nn.functional.cross_entropy(logits, labels_t))
+                figures[1] = float((logits.argmax(1) == labels_t).float().mean())
+            if distributed:
+                dist.broadcast(figures, 0)
+            row["val_loss"], row["val_acc"] = float(figures[0]), float(figures[1])
         row["seconds"] = time.time() - epoch_started
         history.append(row)
         score = row["val_acc"] if row["val_acc"] is not None else float(epoch)
@@ -302,7 +376,7 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
                 save_model_file(out / "best.safetensors", eval_model, name=config.model, options=config.model_options,
                                 normalizer=normalizer,
                                 meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "run": str(out)})
-            state = {
+            checkpoint = {
                 "config": config.to_dict(),
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -315,34 +389,33 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
                 "history": json.dumps(history),
             }
             if ema is not None:
-                state["ema"] = ema.state_dict()
+                checkpoint["ema"] = ema.state_dict()
             if center_loss is not None:
-                state["center_loss"] = center_loss.state_dict()
-                state["center_optimizer"] = center_optimizer.state_dict()
-            save_checkpoint(last_path, state)
+                checkpoint["center_loss"] = center_loss.state_dict()
+            save_checkpoint(last_path, checkpoint)
             write_history(out, history)
-            plot_curves(out / "curves.png", history)
+            if time.time() - plotted_at >= PLOT_EVERY_SECONDS:  # drawing costs ~0.5 s; always done at the end
+                plot_curves(out / "curves.png", history)
+                plotted_at = time.time()
             val_text = "n/a" if row["val_acc"] is None else f"{row['val_acc']:.4f}"
             say(f"epoch {epoch + 1}/{config.epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
                 f"val acc {val_text}  lr {lr:.5f}  {row['seconds']:.0f}s{'  *best*' if improved else ''}")
-        if config.early_stopping and epoch + 1 - best_epoch >= config.early_stopping:
-            say(f"early stopping: no validation gain for {config.early_stopping} epochs")
-            break
 
     # ---------------------------------------------------------------- summary
     summary = {"run": str(out), "model": config.model, "parameters": count_parameters(model),
                "epochs_run": len(history), "best_epoch": best_epoch,
                "best_val_acc": best_score if val_faces is not None else None,
+               "stopped_early": stopped_early, "processes": world,
                "train_seconds": sum(r["seconds"] for r in history)}
     if is_main:
-        from ..atomic import atomic_write_text
-
         if val_faces is None:  # nothing to select on: keep the final weights
             save_model_file(out / "best.safetensors", ema.module if ema is not None else model, name=config.model,
                             options=config.model_options, normalizer=normalizer, meta={"epoch": len(history)})
+        if history:
+            plot_curves(out / "curves.png", history)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if features is not None:
         features.remove()
     if distributed:
-        dist.barrier()
+        dist.barrier()  # no process leaves (and tears the group down) while rank 0 still writes
     return summary

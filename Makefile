@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the tests).
+# Each creates the virtual environment it needs when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ferkit-installed
+
+.PHONY: demo test browser-deps clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ferkit demo --out out/demo
+
+# The browser tests need Debian's chromium; install it when we are root and it is missing.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: chromium not installed; browser tests will be skipped"; }
+
+test: $(STAMP) browser-deps
+	$(PY) -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

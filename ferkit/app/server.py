@@ -1,0 +1,315 @@
+"""``ferkit serve``: a web page and a REST API for emotion recognition, built on FastAPI.
+
+    POST /api/predict   an image (multipart field ``file`` or a raw JPEG/PNG body) -> faces found
+    GET  /api/health    liveness and the model served
+    GET  /api/model     name, classes, parameter count and the accuracy figures kept in the model file
+    GET  /              the page (ferkit/app/static/): a photo or the camera, boxes, bars, timeline
+    GET  /openapi.json  the OpenAPI schema, where FastAPI always puts it
+
+Uploads are bounded: a declared ``Content-Length`` over the limit is refused before anything is
+read, and the body is counted while it streams in, so a client that lies about (or omits) its
+length is cut off at the limit instead of being buffered. Decoding and inference run in the
+threadpool, so a slow prediction never stalls the event loop (health checks and other requests
+keep being answered).
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_MAX_UPLOAD_MB = 10.0
+# Raw bodies may be sent with any of these types; anything else that is not multipart is refused
+# with 415 before it is read (a JSON or text body is a client mistake, not an image).
+RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+log = logging.getLogger("ferkit.serve")
+
+
+class ApiError(Exception):
+    """An expected failure, answered as ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class FaceOut(BaseModel):
+    box: list[int] = Field(description="x, y, width, height in pixels of the uploaded image")
+    emotion: str
+    confidence: float
+    scores: dict[str, float]
+
+
+class PredictOut(BaseModel):
+    faces: list[FaceOut]
+    model: str
+    ms: float = Field(description="server time for decoding, detection and classification")
+    width: int
+    height: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    model: str
+
+
+class ModelOut(BaseModel):
+    name: str
+    classes: list[str]
+    parameters: int
+    input_size: int
+    accuracy: dict[str, float] = Field(description="accuracy-like figures found in the model file's metadata")
+    meta: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 500)}
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"],
+                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> FastAPI:
+    """The ferkit web application around an ``EmotionRecognizer`` (or a model spec to build one).
+
+    The recognizer is built here, not on first request, so a bad ``--model`` fails at start-up
+    with a one-line message instead of on every request.
+    """
+    if max_upload_mb <= 0 or not math.isfinite(max_upload_mb):
+        raise ValueError(f"max upload size must be a positive number of MB, got {max_upload_mb}")
+    recognizer = _as_recognizer(recognizer_or_model)
+    info = recognizer.info
+    limit = int(max_upload_mb * 1024 * 1024)
+    model_out = _model_summary(info)
+
+    # FastAPI's /docs and /redoc pages load their scripts from a CDN: they are left out so that
+    # nothing the server offers depends on the internet; the schema itself is at /openapi.json.
+    app = FastAPI(title="ferkit", version=_version(), docs_url=None, redoc_url=None,
+                  description="Facial expression recognition: faces, their emotion and the seven class scores.")
+    app.state.recognizer = recognizer
+    app.state.max_upload_bytes = limit
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid request", "details": _jsonable(exc.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback for the operator; the client gets one line and the server goes on.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    @app.get("/api/health", response_model=HealthOut, tags=["api"])
+    async def health() -> dict:
+        return {"status": "ok", "model": model_out["name"]}
+
+    @app.get("/api/model", response_model=ModelOut, tags=["api"])
+    async def model_info() -> dict:
+        return model_out
+
+    @app.post("/api/predict", response_model=PredictOut, responses=_ERRORS, openapi_extra=_PREDICT_BODY,
+              tags=["api"], summary="Find the faces in an image and classify their expression")
+    async def predict(request: Request) -> dict:
+        data = await _read_image_upload(request, limit)
+        start = time.perf_counter()
+        image, faces = await run_in_threadpool(_analyse, recognizer, data)
+        ms = (time.perf_counter() - start) * 1000.0
+        return {"faces": [face.to_dict() for face in faces], "model": model_out["name"], "ms": round(ms, 2),
+                "width": int(image.shape[1]), "height": int(image.shape[0])}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+# The page loads nothing from elsewhere; the policy makes the browser enforce that.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
+                                "connect-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
+                                "base-uri 'none'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+async def _read_image_upload(request: Request, limit: int) -> bytes:
+    """The image bytes of a predict request, read with at most ``limit`` bytes ever held."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise ApiError(400, f"bad Content-Length header {declared!r}") from None
+        if length > limit:
+            raise ApiError(413, f"upload of {length:,} bytes is over the limit of {limit:,} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    multipart = content_type == "multipart/form-data"
+    if content_type and not multipart and not content_type.startswith(RAW_IMAGE_TYPES):
+        raise ApiError(415, f"unsupported content type {content_type!r}: send an image as the body "
+                            "(image/jpeg, image/png) or as the multipart field 'file'")
+    body = await _read_bounded(request, limit)
+    if multipart:
+        body = await _multipart_file(request, body)
+    if not body:
+        raise ApiError(400, "empty upload: no image data")
+    return body
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    chunks, total = [], 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise ApiError(413, f"upload is over the limit of {limit:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client hung up mid-upload: nobody will read an answer, but it is no server error.
+        raise ApiError(400, "the client disconnected before the upload was complete") from None
+    return b"".join(chunks)
+
+
+async def _multipart_file(request: Request, body: bytes) -> bytes:
+    """The ``file`` field of a multipart body already read (and so already bounded) into memory."""
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        async with Request(request.scope, replay).form(max_files=4, max_fields=16) as form:
+            item = form.get("file")
+            if item is None:
+                raise ApiError(400, "multipart body has no field named 'file'")
+            if not isinstance(item, UploadFile):
+                raise ApiError(400, "multipart field 'file' must be a file, not text")
+            return await item.read()
+    except StarletteHTTPException as exc:  # malformed multipart
+        raise ApiError(400, f"bad multipart body: {exc.detail}") from None
+
+
+def _decode(data: bytes):
+    """Bytes -> image array; 415 for data that is no image format at all, 400 for a broken image."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ..data.images import ImageDecodeError, read_image
+
+    try:
+        # Only the header is parsed here; this tells "not an image" from "a damaged image".
+        Image.open(io.BytesIO(data)).close()
+    except UnidentifiedImageError:
+        raise ApiError(415, "not an image or an unsupported image format (send JPEG, PNG, WebP, BMP...)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        pass  # a known format with a damaged header: read_image names the problem below
+    try:
+        return read_image(data)
+    except ImageDecodeError as exc:
+        raise ApiError(400, f"cannot decode the image: {exc}") from None
+
+
+def _analyse(recognizer: Any, data: bytes) -> tuple:
+    """Decode and classify (in a worker thread): the image array and the faces found in it.
+
+    ``EmotionRecognizer.predict`` keeps no state between calls (tracking and smoothing belong to
+    its video path only), so concurrent requests from different clients cannot blend together.
+    """
+    image = _decode(data)
+    return image, recognizer.predict(image)
+
+
+def _as_recognizer(recognizer_or_model: Any) -> Any:
+    if hasattr(recognizer_or_model, "predict") and hasattr(recognizer_or_model, "info"):
+        return recognizer_or_model
+    from ..vision.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer(model=recognizer_or_model)
+
+
+def _model_summary(info: dict) -> dict:
+    meta = dict(info.get("meta") or {})
+    accuracy = {key: float(value) for key, value in _flatten(meta).items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                and any(word in key.lower() for word in ("acc", "f1", "nll", "ece"))}
+    return {"name": str(info.get("name", "model")), "classes": list(info.get("classes", [])),
+            "parameters": int(info.get("parameters", 0)), "input_size": int(info.get("input_size", 48)),
+            "accuracy": accuracy, "meta": _jsonable(meta)}
+
+
+def _flatten(meta: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in meta.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+__all__ = ["create_app", "ApiError", "is_loopback", "DEFAULT_MAX_UPLOAD_MB", "STATIC_DIR"]

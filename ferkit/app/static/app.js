@@ -1,0 +1,343 @@
+// ferkit page: send a photo or camera frames to /api/predict and draw what comes back.
+// Camera frames are sent one at a time: a new frame is captured only when the previous answer
+// has arrived, so a slow server sees fewer frames instead of a growing queue.
+"use strict";
+
+const EMOJI = {
+  angry: "\u{1F620}", disgust: "\u{1F922}", fear: "\u{1F628}", happy: "\u{1F604}",
+  sad: "\u{1F622}", surprise: "\u{1F632}", neutral: "\u{1F610}",
+};
+const COLORS = {
+  angry: "#e53935", disgust: "#43a047", fear: "#8e24aa", happy: "#f9a825",
+  sad: "#1e88e5", surprise: "#fb8c00", neutral: "#78909c",
+};
+const WINDOW_S = 20;          // timeline length
+const CAPTURE_MAX_SIDE = 480; // frames are downscaled before upload: faster to send and to decode
+const RETRY_MS = 1000;        // pause after a failed request before the next frame
+
+const $ = (id) => document.getElementById(id);
+const view = $("view");
+const ctx = view.getContext("2d");
+const video = $("video");
+const capture = document.createElement("canvas");
+
+const state = {
+  classes: Object.keys(EMOJI),
+  mode: "idle",          // idle | photo | camera
+  photo: null,           // ImageBitmap of the chosen photo
+  faces: [],             // last faces, in the coordinates of `frameSize`
+  frameSize: [1, 1],     // width, height of the image the server analysed
+  stream: null,
+  inFlight: false,
+  frames: 0,             // camera frames analysed
+  sentTimes: [],         // arrival times of recent answers, for the rate shown
+  history: [],           // {t, scores|null} of the main face, for the timeline
+  t0: 0,
+};
+
+function setStatus(text, isError = false) {
+  const el = $("status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+}
+
+function setMode(mode) {
+  state.mode = mode;
+  document.body.dataset.state = mode;
+}
+
+function emojiFor(name) { return EMOJI[name] || "\u{1F642}"; }
+function colorFor(name) { return COLORS[name] || "#2962ff"; }
+function pct(p) { return `${(100 * p).toFixed(0)}%`; }
+
+// ---------------------------------------------------------------- server
+
+async function loadModelInfo() {
+  try {
+    const r = await fetch("/api/model");
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const info = await r.json();
+    if (Array.isArray(info.classes) && info.classes.length) state.classes = info.classes;
+    const parts = [`model ${info.name}`, `${info.classes.length} classes`,
+                   `${(info.parameters / 1e6).toFixed(2)} M parameters`];
+    for (const [key, value] of Object.entries(info.accuracy || {})) {
+      if (/acc/i.test(key)) parts.push(`${key} ${(100 * value).toFixed(1)}%`);
+    }
+    $("model").textContent = parts.join(" \u00b7 ");
+  } catch (err) {
+    $("model").textContent = `model information unavailable (${err.message})`;
+  }
+  buildLegend();
+}
+
+// POST an image; resolves to the parsed answer or throws an Error carrying the server's message.
+async function predict(body, contentType) {
+  const options = { method: "POST", body };
+  if (contentType) options.headers = { "Content-Type": contentType };
+  const r = await fetch("/api/predict", options);
+  let data = null;
+  try { data = await r.json(); } catch (_) { /* not JSON: reported below */ }
+  if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+  return data;
+}
+
+// ---------------------------------------------------------------- drawing
+
+function fitCanvas(width, height) {
+  const scale = Math.min(1, 1280 / Math.max(width, height));
+  const w = Math.max(1, Math.round(width * scale));
+  const h = Math.max(1, Math.round(height * scale));
+  if (view.width !== w || view.height !== h) { view.width = w; view.height = h; }
+}
+
+function drawScene(source) {
+  ctx.drawImage(source, 0, 0, view.width, view.height);
+  const sx = view.width / state.frameSize[0];
+  const sy = view.height / state.frameSize[1];
+  const line = Math.max(2, Math.round(view.width / 240));
+  const fontSize = Math.max(14, Math.round(view.width / 32));
+  ctx.font = `600 ${fontSize}px system-ui, sans-serif`;
+  ctx.textBaseline = "bottom";
+  state.faces.forEach((face, i) => {
+    const [x, y, w, h] = face.box;
+    const color = colorFor(face.emotion);
+    ctx.lineWidth = line;
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
+    const label = `${i + 1} ${emojiFor(face.emotion)} ${face.emotion} ${pct(face.confidence)}`;
+    const tw = ctx.measureText(label).width + 10;
+    const ty = Math.max(fontSize + 6, y * sy);
+    ctx.fillStyle = color;
+    ctx.fillRect(x * sx - line / 2, ty - fontSize - 6, tw, fontSize + 6);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(label, x * sx + 4, ty - 2);
+  });
+}
+
+function renderFaces(faces) {
+  const box = $("faces");
+  box.replaceChildren();
+  box.dataset.count = String(faces.length);
+  if (!faces.length) {
+    const p = document.createElement("p");
+    p.className = "none";
+    p.textContent = "No face found.";
+    box.append(p);
+    return;
+  }
+  faces.forEach((face, i) => {
+    const card = document.createElement("div");
+    card.className = "face";
+    card.dataset.emotion = face.emotion;
+    const title = document.createElement("h3");
+    const emoji = document.createElement("span");
+    emoji.className = "emoji";
+    emoji.textContent = emojiFor(face.emotion);
+    const name = document.createElement("span");
+    name.className = "emotion";
+    name.textContent = `Face ${i + 1}: ${face.emotion}`;
+    const conf = document.createElement("span");
+    conf.className = "conf";
+    conf.textContent = pct(face.confidence);
+    title.append(emoji, name, conf);
+
+    const bars = document.createElement("div");
+    bars.className = "bars";
+    for (const cls of state.classes) {
+      const p = Number(face.scores[cls] || 0);
+      const label = document.createElement("span");
+      label.textContent = cls;
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      bar.dataset.class = cls;
+      const fill = document.createElement("span");
+      fill.style.width = `${(100 * p).toFixed(1)}%`;
+      fill.style.background = colorFor(cls);
+      bar.append(fill);
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = pct(p);
+      if (cls === face.emotion) { label.classList.add("top"); value.classList.add("top"); }
+      bars.append(label, bar, value);
+    }
+    card.append(title, bars);
+    box.append(card);
+  });
+}
+
+// The main face is the largest one: the person in front of the camera.
+function mainFace(faces) {
+  let best = null;
+  for (const f of faces) if (!best || f.box[2] * f.box[3] > best.box[2] * best.box[3]) best = f;
+  return best;
+}
+
+function buildLegend() {
+  const legend = $("legend");
+  legend.replaceChildren();
+  for (const cls of state.classes) {
+    const li = document.createElement("li");
+    const swatch = document.createElement("i");
+    swatch.style.background = colorFor(cls);
+    li.append(swatch, `${emojiFor(cls)} ${cls}`);
+    legend.append(li);
+  }
+}
+
+function drawTimeline(now) {
+  const canvas = $("timeline");
+  const width = canvas.clientWidth || canvas.width;
+  if (canvas.width !== width) canvas.width = width;
+  const g = canvas.getContext("2d");
+  const h = canvas.height;
+  const pad = 4;
+  g.clearRect(0, 0, canvas.width, h);
+  g.strokeStyle = "#e3e7ec";
+  g.lineWidth = 1;
+  for (let s = 0; s <= WINDOW_S; s += 5) {  // a grid line every 5 seconds
+    const x = canvas.width - (s / WINDOW_S) * canvas.width;
+    g.beginPath(); g.moveTo(x, 0); g.lineTo(x, h); g.stroke();
+  }
+  const xOf = (t) => canvas.width - ((now - t) / (WINDOW_S * 1000)) * canvas.width;
+  const yOf = (p) => h - pad - p * (h - 2 * pad);
+  g.lineWidth = 2;
+  for (const cls of state.classes) {
+    g.strokeStyle = colorFor(cls);
+    g.beginPath();
+    let drawing = false;
+    for (const point of state.history) {
+      if (!point.scores) { drawing = false; continue; }  // no face: a gap in the line
+      const x = xOf(point.t), y = yOf(point.scores[cls] || 0);
+      if (drawing) g.lineTo(x, y); else g.moveTo(x, y);
+      drawing = true;
+    }
+    g.stroke();
+  }
+}
+
+// ---------------------------------------------------------------- photo
+
+async function onPhoto(event) {
+  const file = event.target.files && event.target.files[0];
+  if (!file) return;
+  stopCamera();
+  setMode("photo");
+  document.body.dataset.state = "loading";
+  setStatus(`Analysing ${file.name}\u2026`);
+  try {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const [answer, bitmap] = await Promise.all([predict(form), createImageBitmap(file).catch(() => null)]);
+    state.photo = bitmap;
+    state.faces = answer.faces;
+    state.frameSize = [answer.width, answer.height];
+    fitCanvas(answer.width, answer.height);
+    if (bitmap) drawScene(bitmap);
+    renderFaces(answer.faces);
+    const n = answer.faces.length;
+    setStatus(`${file.name}: ${n} face${n === 1 ? "" : "s"} in ${answer.ms.toFixed(0)} ms (${answer.model}).`);
+    document.body.dataset.state = "photo-done";
+  } catch (err) {
+    setStatus(`${file.name}: ${err.message}`, true);
+    document.body.dataset.state = "photo-error";
+  } finally {
+    event.target.value = "";  // choosing the same file again fires a new change event
+  }
+}
+
+// ---------------------------------------------------------------- camera
+
+async function startCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    setStatus("This browser gives no camera access here (it needs https or localhost).", true);
+    return;
+  }
+  setStatus("Starting the camera\u2026");
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
+    });
+  } catch (err) {
+    setStatus(`Camera unavailable: ${err.message || err.name}`, true);
+    return;
+  }
+  video.srcObject = state.stream;
+  await video.play();
+  setMode("camera");
+  state.frames = 0;
+  state.faces = [];
+  state.history = [];
+  state.sentTimes = [];
+  state.t0 = performance.now();
+  document.body.dataset.frames = "0";
+  $("camera").textContent = "Stop camera";
+  $("camera").classList.add("on");
+  $("timeline-box").hidden = false;
+  setStatus("Camera on.");
+  requestAnimationFrame(cameraLoop);
+}
+
+function stopCamera() {
+  if (!state.stream) return;
+  for (const track of state.stream.getTracks()) track.stop();
+  state.stream = null;
+  video.srcObject = null;
+  $("camera").textContent = "Start camera";
+  $("camera").classList.remove("on");
+  if (state.mode === "camera") { setMode("idle"); setStatus("Camera off."); }
+}
+
+function cameraLoop(now) {
+  if (state.mode !== "camera" || !state.stream) return;
+  if (video.videoWidth) {
+    fitCanvas(video.videoWidth, video.videoHeight);
+    drawScene(video);
+    if (!state.inFlight) sendFrame();  // otherwise this frame is dropped
+  }
+  state.history = state.history.filter((p) => now - p.t <= WINDOW_S * 1000);
+  drawTimeline(now);
+  requestAnimationFrame(cameraLoop);
+}
+
+function sendFrame() {
+  state.inFlight = true;
+  const scale = Math.min(1, CAPTURE_MAX_SIDE / Math.max(video.videoWidth, video.videoHeight));
+  capture.width = Math.round(video.videoWidth * scale);
+  capture.height = Math.round(video.videoHeight * scale);
+  capture.getContext("2d").drawImage(video, 0, 0, capture.width, capture.height);
+  const size = [capture.width, capture.height];
+  capture.toBlob(async (blob) => {
+    let pause = 0;
+    try {
+      if (!blob) throw new Error("could not encode the frame");
+      const answer = await predict(blob, "image/jpeg");
+      if (state.mode !== "camera") return;
+      const t = performance.now();
+      state.faces = answer.faces;
+      state.frameSize = size;
+      const main = mainFace(answer.faces);
+      state.history.push({ t, scores: main ? main.scores : null });
+      state.frames += 1;
+      document.body.dataset.frames = String(state.frames);
+      state.sentTimes = state.sentTimes.filter((s) => t - s < 5000).concat(t);
+      renderFaces(answer.faces);
+      const rate = state.sentTimes.length / Math.min(5, Math.max(0.5, (t - state.t0) / 1000));
+      $("rate").textContent = `(${rate.toFixed(1)} frames/s analysed, ${answer.ms.toFixed(0)} ms each on the server)`;
+      setStatus(`Camera on: ${answer.faces.length} face${answer.faces.length === 1 ? "" : "s"}.`);
+    } catch (err) {
+      setStatus(`Frame not analysed: ${err.message}`, true);
+      pause = RETRY_MS;
+    } finally {
+      setTimeout(() => { state.inFlight = false; }, pause);
+    }
+  }, "image/jpeg", 0.85);
+}
+
+// ---------------------------------------------------------------- wiring
+
+$("photo").addEventListener("change", onPhoto);
+$("camera").addEventListener("click", () => (state.stream ? stopCamera() : startCamera()));
+window.addEventListener("resize", () => {
+  if (state.mode === "photo" && state.photo) drawScene(state.photo);
+});
+loadModelInfo();

@@ -1,0 +1,150 @@
+"""Evaluate one model or an ensemble on a FER2013 split, with optional test-time augmentation.
+
+An ensemble averages the class probabilities of its members (seed 001 fuses two networks
+this way: "ensemble learning ... further improves the performance"); each member uses its
+own normalisation, input size, test-time views and stored temperature.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch.nn as nn
+
+from ..data import FER2013, DataError, Split, load_fer2013
+from ..data.classes import CLASSES
+from ..models.hub import load_model
+from ..models.inference import predict_probs
+from ..models.io import LoadedModel, ModelFileError
+from .metrics import classification_metrics, expected_calibration_error
+
+DEFAULT_SPLIT = "publictest"
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation produced: the metrics dict (the JSON contract) and the raw
+    probabilities, so reports can show the mistakes without running the models again."""
+
+    metrics: dict
+    probs: np.ndarray
+    labels: np.ndarray
+    split: str
+    tta: str
+    models: list[LoadedModel] = field(default_factory=list)
+    specs: list[str] = field(default_factory=list)
+    faces: np.ndarray | None = field(default=None, repr=False)  # the split's faces, for reports
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+    def to_dict(self) -> dict:
+        return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split}
+
+
+def select_split(dataset: FER2013, name: str | None = None) -> tuple[str, Split]:
+    """The split to evaluate: ``name`` if given; else PublicTest, or the only split there is
+    (a single folder of class subfolders is one split, whatever it is called)."""
+    if name is None:
+        if DEFAULT_SPLIT in dataset.splits:
+            name = DEFAULT_SPLIT
+        elif len(dataset.splits) == 1:
+            name = next(iter(dataset.splits))
+        else:
+            raise DataError(f"no {DEFAULT_SPLIT} split here; choose one with --split "
+                            f"(splits found: {', '.join(dataset.splits)})")
+    split = dataset.split(name)  # names the splits that exist when ``name`` is not one of them
+    key = next(k for k, v in dataset.splits.items() if v is split)
+    if len(split) == 0:
+        raise DataError(f"split {key!r} has no faces to evaluate")
+    return key, split
+
+
+def class_columns(loaded: LoadedModel, classes: Sequence[str] = CLASSES) -> list[int]:
+    """For each data class, the model's output column; a model trained for other classes is an error.
+
+    Models whose classes are the same seven in another order are reordered rather than refused.
+    """
+    if sorted(loaded.classes) != sorted(classes):
+        raise ModelFileError(
+            f"{loaded.path or loaded.name}: model predicts {len(loaded.classes)} classes "
+            f"({', '.join(loaded.classes)}) but the data has {len(classes)} ({', '.join(classes)})")
+    return [loaded.classes.index(c) for c in classes]
+
+
+def check_input_size(loaded: LoadedModel, face_size: int) -> None:
+    """A model can take the data's faces or centre crops of them, never larger inputs."""
+    where = loaded.path or loaded.name
+    if loaded.input_size > face_size:
+        raise ModelFileError(f"{where}: model takes {loaded.input_size}x{loaded.input_size} inputs "
+                             f"but the faces are {face_size}x{face_size}")
+    side = loaded.normalizer.mean.shape[-1]
+    if side not in (1, face_size):
+        raise ModelFileError(f"{where}: model normalises {side}x{side} faces but the faces are "
+                             f"{face_size}x{face_size}")
+
+
+def ensemble_probs(models: Sequence[LoadedModel], faces: np.ndarray, *, tta: str = "none",
+                   batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N x 7, data class order) averaged over models and test-time views.
+
+    Each model's stored temperature (see ``ferkit calibrate``) scales its logits first.
+    """
+    if not models:
+        raise ValueError("no model to evaluate")
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
+    total = np.zeros((len(faces), len(CLASSES)), dtype=np.float64)
+    for loaded in models:
+        columns = class_columns(loaded)
+        check_input_size(loaded, faces.shape[-1])
+        probs = predict_probs(loaded.model, loaded.normalizer, faces, tta=tta, temperature=loaded.temperature,
+                              batch_size=batch_size)
+        total += probs[:, columns]
+    return (total / len(models)).astype(np.float32)
+
+
+def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: str = "", tta: str = "none",
+                   specs: Sequence[str] = ()) -> Evaluation:
+    if len(split) == 0:
+        raise DataError(f"split {split_name!r} has no faces to evaluate")
+    probs = ensemble_probs(models, split.images, tta=tta)
+    metrics = classification_metrics(split.labels, probs.argmax(axis=1), CLASSES)
+    metrics["ece"] = expected_calibration_error(probs, split.labels)
+    return Evaluation(metrics, probs, split.labels, split_name, tta, list(models),
+                      list(specs) or [m.path or m.name for m in models], split.images)
+
+
+def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Sequence[str | os.PathLike] = ("default",),
+             tta: str = "none") -> Evaluation:
+    """Load ``data`` (any form the loader accepts) and ``models`` (shipped names, model files or
+    run directories) and evaluate them as one ensemble on ``split``."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
+    loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
+    name, chosen = select_split(load_fer2013(data), split)
+    return evaluate_split(loaded, chosen, split_name=name, tta=tta, specs=[str(s) for s in models])
+
+
+def describe_model(loaded: LoadedModel) -> dict:
+    """Size and depth as seed 000 table 1 gives them: depth counts convolution layers; the
+    weight layers add the fully connected ones."""
+    modules = list(loaded.model.modules())
+    convs = sum(isinstance(m, nn.modules.conv._ConvNd) for m in modules)
+    linears = sum(isinstance(m, nn.Linear) for m in modules)
+    return {"name": loaded.name, "path": loaded.path, "parameters": loaded.parameters, "depth": convs,
+            "weight_layers": convs + linears, "input_size": loaded.input_size, "temperature": loaded.temperature,
+            "epoch": loaded.meta.get("epoch")}
+
+
+def run_directory(spec: str | os.PathLike, loaded: LoadedModel) -> Path | None:
+    """The training run a model came from (the folder given, or the one holding the file)."""
+    for candidate in (Path(spec), Path(loaded.path).parent if loaded.path else None):
+        if candidate is not None and candidate.is_dir() and (candidate / "history.json").is_file():
+            return candidate
+    return None

@@ -1,0 +1,170 @@
+"""An evaluation report as the papers present theirs: the normalised confusion matrix (seed 000
+fig. 4, seed 001 fig. 5), per-class accuracy, misclassified faces per class (seed 000 fig. 8),
+a table of parameters and depth (seed 000 table 1), linked from one ``report.md``.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..atomic import atomic_write, atomic_write_text
+from .evaluate import Evaluation, describe_model
+from .metrics import normalized_confusion
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, lambda out: out.write(buffer.getvalue()))
+
+
+def plot_confusion(path: Path, metrics: dict) -> None:
+    """Row-normalised confusion matrix with the share in each cell."""
+    plt = _pyplot()
+    classes = metrics["classes"]
+    matrix = normalized_confusion(metrics["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i, j] > 0.5 else "black")
+    ax.set_title(f"normalised confusion matrix (accuracy {metrics['accuracy']:.2%}, n={metrics['n']})")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_per_class(path: Path, metrics: dict) -> None:
+    """Accuracy (recall) per class, with the class size on each bar."""
+    plt = _pyplot()
+    classes = metrics["classes"]
+    recall = [metrics["per_class"][c]["recall"] for c in classes]
+    counts = [metrics["per_class"][c]["n"] for c in classes]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bars = ax.bar(classes, recall, color="tab:blue")
+    for bar, value, n in zip(bars, recall, counts):
+        ax.text(bar.get_x() + bar.get_width() / 2, value + 0.01, f"{value:.0%}\nn={n}", ha="center",
+                va="bottom", fontsize=8)
+    ax.axhline(metrics["accuracy"], color="tab:red", linestyle="--", label=f"overall {metrics['accuracy']:.1%}")
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("accuracy (recall)")
+    ax.set_title("per-class accuracy")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_misclassified(path: Path, evaluation: Evaluation, per_class: int = 6) -> None:
+    """One row per true class: its most confidently misclassified faces, labelled true -> predicted."""
+    plt = _pyplot()
+    faces = evaluation.faces
+    if faces is None:
+        raise ValueError("this evaluation kept no faces to show")
+    classes = evaluation.metrics["classes"]
+    predictions = evaluation.predictions
+    confidence = evaluation.probs.max(axis=1)
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.6 * per_class, 1.75 * len(classes)),
+                             squeeze=False)
+    for row, name in enumerate(classes):
+        wrong = np.flatnonzero((evaluation.labels == row) & (predictions != row))
+        wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:per_class]
+        for col in range(per_class):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=9)
+            if col == 0 and len(wrong) == 0:
+                ax.text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            if col < len(wrong):
+                i = wrong[col]
+                ax.imshow(faces[i], cmap="gray", vmin=0, vmax=255)
+                ax.set_title(f"{name} -> {classes[predictions[i]]}\n{confidence[i]:.0%}", fontsize=7)
+    fig.suptitle("misclassified faces (true -> predicted, confidence)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(out_dir: str | Path, evaluation: Evaluation,
+                 extra_images: Sequence[tuple[str, str]] = ()) -> Path:
+    """Write the PNGs and ``report.md`` into ``out_dir``; ``extra_images`` are (title, file name)
+    pairs already in ``out_dir`` (e.g. training curves) to link as well. Returns report.md's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluation.metrics
+    plot_confusion(out / "confusion_matrix.png", metrics)
+    plot_per_class(out / "per_class_accuracy.png", metrics)
+    plot_misclassified(out / "misclassified.png", evaluation)
+
+    described = [describe_model(m) for m in evaluation.models]
+    model_rows = [[spec, d["name"], d["depth"], d["weight_layers"], f"{d['parameters'] / 1e6:.2f} M",
+                   d["input_size"], f"{d['temperature']:.3g}", d["epoch"] if d["epoch"] is not None else "-"]
+                  for spec, d in zip(evaluation.specs, described)]
+    kind = "ensemble of " + str(len(described)) + " models (probabilities averaged)" if len(described) > 1 else "model"
+    per_class_rows = [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["n"]]
+                      for c, v in metrics["per_class"].items()]
+    parts = [
+        "# ferkit evaluation report",
+        "",
+        f"Split **{evaluation.split}** ({metrics['n']:,} faces), test-time augmentation **{evaluation.tta}**, {kind}.",
+        "",
+        _markdown_table(["accuracy", "macro F1", "ECE (15 bins)"],
+                        [[f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['ece']:.4f}"]]),
+        "",
+        "## Models (depth = convolution layers, as in seed 000 table 1)",
+        "",
+        _markdown_table(["model", "architecture", "depth", "weight layers", "parameters", "input", "temperature",
+                         "epoch"], model_rows),
+        "",
+        "## Per class",
+        "",
+        _markdown_table(["class", "precision", "recall", "F1", "faces"], per_class_rows),
+        "",
+        "## Normalised confusion matrix",
+        "",
+        "Rows are true classes, columns predictions; each row sums to 1.",
+        "",
+        "![confusion matrix](confusion_matrix.png)",
+        "",
+        "## Per-class accuracy",
+        "",
+        "![per-class accuracy](per_class_accuracy.png)",
+        "",
+        "## Misclassified faces",
+        "",
+        "The most confident mistakes for each true class.",
+        "",
+        "![misclassified faces](misclassified.png)",
+    ]
+    for title, name in extra_images:
+        parts += ["", f"## {title}", "", f"![{title}]({name})"]
+    report = out / "report.md"
+    atomic_write_text(report, "\n".join(parts) + "\n")
+    return report

@@ -1,0 +1,142 @@
+"""Gradient-based views into a network.
+
+* Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+  Gradient-based Localization"): the layer's feature maps weighted by the spatial mean of the
+  class score's gradient, summed, passed through ReLU and upsampled to the input (seed 003
+  fig. 13 applies it to a FER2013 CNN).
+* Guided backpropagation (Springenberg et al. 2015, "Striving for Simplicity: The All
+  Convolutional Net"): the input gradient with every ReLU letting back only positive
+  gradients where its input was positive (seed 001 fig. 4).
+* Guided Grad-CAM: their product, class-discriminative and sharp (Selvaraju et al. 2017).
+
+All functions take a normalised batch ``N x C x S x S`` as the model sees it (see
+:func:`model_input`) and return numpy arrays ``N x S x S``.  Guided backpropagation rewires
+``nn.ReLU`` modules; ReLUs called as functions inside ``forward`` keep their normal gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.augment import center_crop
+from ..data.preprocess import Normalizer
+from .layers import explainable_copy, resolve_layer
+
+
+def model_input(normalizer: Normalizer, faces: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 faces (N x 48 x 48, or one 48 x 48) -> the normalised centre view the model sees."""
+    faces = faces[None] if faces.ndim == 2 else faces
+    prepared = normalizer.prepare(np.ascontiguousarray(faces))
+    x = normalizer(torch.tensor(prepared).unsqueeze(1))  # a copy: decoded images may be read-only
+    return center_crop(x, size).contiguous()  # the view predict_probs uses without TTA
+
+
+@dataclass
+class Explanation:
+    maps: np.ndarray  # N x S x S
+    targets: np.ndarray  # N class indices explained
+    probs: np.ndarray  # N x C softmax of the model's logits
+    layer: str = ""
+
+
+def _targets(logits: torch.Tensor, target: int | torch.Tensor | np.ndarray | None) -> torch.Tensor:
+    if target is None:
+        return logits.argmax(1)
+    t = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+    t = t.expand(logits.shape[0]) if t.numel() == 1 else t
+    if t.numel() != logits.shape[0] or (t < 0).any() or (t >= logits.shape[1]).any():
+        raise ValueError(f"target class {target!r} does not fit a model with {logits.shape[1]} outputs")
+    return t
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None, layer: str | None = None) -> Explanation:
+    """Grad-CAM maps in [0, 1] (each map divided by its maximum; all-zero when nothing supports
+    the class), at the input's resolution.  ``layer`` defaults to the last convolution layer."""
+    net = explainable_copy(model)
+    name, module = resolve_layer(net, layer)
+    captured: list[torch.Tensor] = []
+    hook = module.register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        with torch.enable_grad():
+            # The copy's parameters are frozen, so the input carries the graph.
+            logits = net(x.detach().float().requires_grad_(True))
+            if not captured or not isinstance(captured[-1], torch.Tensor) or captured[-1].dim() != 4:
+                raise ValueError(f"layer {name!r} does not produce N x C x H x W feature maps")
+            activations = captured[-1]
+            targets = _targets(logits, target)
+            score = logits.gather(1, targets[:, None]).sum()
+            (gradients,) = torch.autograd.grad(score, activations)
+    finally:
+        hook.remove()
+    weights = gradients.mean(dim=(2, 3), keepdim=True)  # alpha_k^c: global-average-pooled gradients
+    cam = F.relu((weights * activations).sum(1, keepdim=True)).detach()
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    peak = cam.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None]
+    cam = cam / peak
+    return Explanation(cam.numpy(), targets.numpy(), torch.softmax(logits.detach(), 1).numpy(), name)
+
+
+class _GuidedReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clamp(min=0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (out,) = ctx.saved_tensors
+        # Backprop's mask (forward input > 0) and deconvnet's mask (gradient > 0) together.
+        return grad.clamp(min=0) * (out > 0).to(grad.dtype)
+
+
+class GuidedReLU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _GuidedReLUFunction.apply(x)
+
+
+def _guided_copy(model: nn.Module) -> nn.Module:
+    net = explainable_copy(model)
+    for parent in list(net.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.ReLU):
+                setattr(parent, child_name, GuidedReLU())
+    return net
+
+
+def guided_backprop(model: nn.Module, x: torch.Tensor, target: int | None = None) -> Explanation:
+    """Guided-backpropagation gradients of the class score w.r.t. the input (signed, summed
+    over input channels), N x S x S."""
+    net = _guided_copy(model)
+    inputs = x.detach().float().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = net(inputs)
+        targets = _targets(logits, target)
+        (gradient,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), inputs)
+    return Explanation(gradient.sum(1).numpy(), targets.numpy(), torch.softmax(logits.detach(), 1).numpy())
+
+
+def guided_grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
+                    layer: str | None = None) -> Explanation:
+    """Guided backpropagation masked by Grad-CAM, for the same target classes."""
+    cam = grad_cam(model, x, target, layer)
+    guided = guided_backprop(model, x, cam.targets)
+    return Explanation(guided.maps * cam.maps, cam.targets, cam.probs, cam.layer)
+
+
+METHODS = {"gradcam": grad_cam, "guided-backprop": guided_backprop, "guided-gradcam": guided_grad_cam}
+
+
+def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam", target: int | None = None,
+            layer: str | None = None) -> Explanation:
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation method {method!r}: choose {', '.join(METHODS)}")
+    if method == "guided-backprop":
+        if layer is not None:
+            raise ValueError("guided-backprop explains the input, not a layer: drop --layer")
+        return guided_backprop(model, x, target)
+    return METHODS[method](model, x, target, layer)

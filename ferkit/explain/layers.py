@@ -1,0 +1,65 @@
+"""Finding and hooking the layers of any registered model, generically.
+
+Explanations run on a private copy of the model with in-place activations turned off: an
+in-place ReLU overwrites the very activations Grad-CAM needs, and the copy leaves the cached
+model that other code shares untouched.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+
+def explainable_copy(model: nn.Module) -> nn.Module:
+    """A copy in eval mode with every ``inplace`` flag cleared and no parameter gradients."""
+    clone = copy.deepcopy(model).eval()
+    for module in clone.modules():
+        if getattr(module, "inplace", False):
+            module.inplace = False
+    for p in clone.parameters():
+        p.requires_grad_(False)
+    return clone
+
+
+def input_channels(model: nn.Module) -> int:
+    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return int(first.in_channels) if first is not None else 1
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of the convolution layers in the order a forward pass runs them.
+
+    Registration order is usually execution order but need not be, so one dry forward pass
+    on a blank input records the true order.
+    """
+    names = {module: name for name, module in model.named_modules()
+             if isinstance(module, nn.modules.conv._ConvNd)}
+    order: list[str] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: order.append(names[m])) for m in names]
+    size = int(getattr(model, "input_size", 48))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, input_channels(model), size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return list(dict.fromkeys(order))  # a layer called twice counts once, at its first use
+
+
+def resolve_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
+    """The named layer, or the last convolution layer when ``name`` is None."""
+    modules = dict(model.named_modules())
+    if name is None:
+        convs = conv_layers(model)
+        if not convs:
+            raise ValueError(f"{type(model).__name__} has no convolution layer to explain")
+        name = convs[-1]
+    if name not in modules or name == "":
+        choices = ", ".join(conv_layers(model)) or "none"
+        raise ValueError(f"no layer {name!r} in {type(model).__name__}; convolution layers: {choices}")
+    return name, modules[name]

@@ -1,0 +1,98 @@
+"""Cut faces out of a photo framed the way FER2013 frames its faces.
+
+FER2013 faces are tight crops (Goodfellow et al., 2013, "Challenges in Representation
+Learning"): the face fills the 48x48 frame from the eyebrows to the chin.  A detector's box
+is framed differently (each detector in its own way), so the crop is a square around the box
+centre, scaled and shifted by a per-detector ``Framing`` measured by running the detector on
+upscaled FER2013 faces (``benchmarks/measure_framing.py``; numbers in ``FRAMINGS``).
+With landmarks (RetinaFace), the square is also rotated so the eyes are level.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..data.images import FACE_SIZE, to_gray
+from .detect import Detection
+
+
+@dataclass(frozen=True)
+class Framing:
+    scale: float = 1.0  # crop side / box side (max of w, h)
+    shift_y: float = 0.0  # crop centre minus box centre, in box sides (positive = down)
+    shift_x: float = 0.0
+
+
+# Measured with benchmarks/measure_framing.py on 210 upscaled FER2013 PublicTest faces: the
+# median frame side is 1.005 (Haar) and 1.000 (RetinaFace) times the box's long side, and the
+# median centre offsets are within 0.011 box sides: FER2013 frames faces as these detectors box them.
+FRAMINGS: dict[str, Framing] = {
+    "haar": Framing(1.0, 0.0),
+    "retinaface": Framing(1.0, -0.01),
+    "none": Framing(1.0, 0.0),
+}
+
+
+def crop_faces(image: np.ndarray, detections: list[Detection], framing: Framing = Framing(), *,
+               align: bool = True, size: int = FACE_SIZE) -> np.ndarray:
+    """N x size x size uint8 grayscale crops, one per detection."""
+    gray = to_gray(image)
+    out = np.empty((len(detections), size, size), dtype=np.uint8)
+    for i, det in enumerate(detections):
+        out[i] = crop_face(gray, det, framing, align=align, size=size)
+    return out
+
+
+def eye_angle(landmarks: np.ndarray | None) -> float:
+    """Angle (radians) of the line from the left to the right eye; 0 without landmarks."""
+    if landmarks is None or len(landmarks) < 2:
+        return 0.0
+    (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
+    angle = math.atan2(ry - ly, rx - lx)
+    # A detector's landmarks can be wrong on profiles; beyond 45 degrees do not trust them.
+    return angle if abs(angle) < math.pi / 4 else 0.0
+
+
+def crop_face(gray: np.ndarray, det: Detection, framing: Framing = Framing(), *, align: bool = True,
+              size: int = FACE_SIZE) -> np.ndarray:
+    x, y, w, h = det.box
+    side = max(w, h, 1) * framing.scale
+    cx = x + w / 2 + framing.shift_x * max(w, h)
+    cy = y + h / 2 + framing.shift_y * max(w, h)
+    angle = eye_angle(det.landmarks) if align else 0.0
+    # Shrink large faces with area averaging first: warpAffine's bilinear sampling aliases
+    # when it downscales by more than about 2x.
+    factor = side / size
+    if factor > 2:
+        half = side * (abs(math.cos(angle)) + abs(math.sin(angle))) / 2 + 2
+        x0, y0 = int(math.floor(cx - half)), int(math.floor(cy - half))
+        x1, y1 = int(math.ceil(cx + half)), int(math.ceil(cy + half))
+        roi = _padded_roi(gray, x0, y0, x1, y1)
+        shrink = 1.0 / (factor / 1.5)
+        roi = cv2.resize(roi, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        sx, sy = roi.shape[1] / (x1 - x0), roi.shape[0] / (y1 - y0)
+        gray_in, cx, cy, side = roi, (cx - x0) * sx, (cy - y0) * sy, side * sx
+    else:
+        gray_in = gray
+    k = size / side
+    cos, sin = math.cos(angle) * k, math.sin(angle) * k
+    # dst = k * R(-angle) (src - c) + size / 2, written as a 2 x 3 matrix.
+    matrix = np.array([[cos, sin, size / 2 - cos * cx - sin * cy],
+                       [-sin, cos, size / 2 + sin * cx - cos * cy]], dtype=np.float64)
+    # The matrix maps pixel centres; OpenCV's convention is the same for source and destination.
+    return cv2.warpAffine(gray_in, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _padded_roi(gray: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    h, w = gray.shape
+    top, left = max(0, -y0), max(0, -x0)
+    bottom, right = max(0, y1 - h), max(0, x1 - w)
+    roi = gray[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    if roi.size == 0:
+        return np.zeros((max(1, y1 - y0), max(1, x1 - x0)), dtype=gray.dtype)
+    if top or left or bottom or right:
+        roi = cv2.copyMakeBorder(roi, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    return roi

@@ -1,0 +1,277 @@
+"""``EmotionRecognizer``: find faces in photos, videos and cameras and classify their emotion.
+
+This is the papers' live application (seed 000 section 6; seed 004): detect each face
+(OpenCV's Haar cascade there; RetinaFace by default here), crop it to 48x48 grayscale as
+FER2013 frames its faces, classify it, and report the probability of all seven emotions.
+In video, faces keep a track id across frames and their probabilities are smoothed over time.
+
+    >>> from ferkit import EmotionRecognizer
+    >>> rec = EmotionRecognizer()                     # the shipped default model
+    >>> for face in rec.predict("group.jpg"):
+    ...     print(face.box, face.emotion, round(face.confidence, 2))
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from ..data.classes import CLASSES
+from ..data.images import FACE_SIZE, ImageDecodeError, read_image, to_gray
+from .crop import FRAMINGS, Framing, crop_faces
+from .detect import Detection, create_detector
+from .rows import Rows, face_row
+from .sources import SourceError, SourceItem, VideoReader, expand_sources
+from .track import IoUTracker
+
+TTA_CHOICES = ("none", "flip", "tencrop")
+
+
+@dataclass
+class Face:
+    box: tuple[int, int, int, int]  # x, y, w, h in image pixels
+    emotion: str  # dominant class
+    confidence: float  # its probability
+    scores: dict[str, float]  # all seven classes in CLASSES order
+    track: int | None = None
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"box": [int(v) for v in self.box], "emotion": self.emotion,
+                               "confidence": float(self.confidence),
+                               "scores": {k: float(v) for k, v in self.scores.items()}}
+        if self.track is not None:
+            out["track"] = int(self.track)
+        return out
+
+
+@dataclass
+class FrameResult:
+    index: int  # frame number in the video (0 for a photo)
+    time_s: float  # seconds from the start of the video
+    faces: list[Face]
+    image: np.ndarray | None = field(default=None, repr=False)  # the frame, for drawing
+
+
+class EmotionRecognizer:
+    """Detect faces and classify their expression.
+
+    Args:
+        model: ``"default"``, ``"fast"``, a run directory or a ``.safetensors`` model file.
+        detector: ``"auto"`` (RetinaFace when installed, else Haar), ``"retinaface"``, ``"haar"``,
+            or ``"none"`` to treat each whole image as an already-cropped face.
+        tta: test-time augmentation: ``"none"``, ``"flip"`` or ``"tencrop"``.
+        smooth: weight of the past in each video track's exponential smoothing (0 = off).
+        min_face: smallest face side, in pixels, that the detector reports.
+        backend: ``"auto"`` (ONNX Runtime when available, else PyTorch), ``"onnx"`` or ``"torch"``.
+        align: rotate crops so the eyes are level, when the detector gives landmarks.
+    """
+
+    def __init__(self, model: str | Path = "default", detector: str = "auto", tta: str = "none",
+                 smooth: float = 0.5, min_face: int = 20, *, backend: str = "auto", align: bool = True):
+        from ..models.hub import load_model
+
+        if tta not in TTA_CHOICES:
+            raise ValueError(f"unknown test-time augmentation {tta!r}: choose none, flip or tencrop")
+        if not 0.0 <= float(smooth) < 1.0:
+            raise ValueError(f"smooth={smooth}: must be at least 0 and below 1")
+        if int(min_face) < 1:
+            raise ValueError(f"min_face={min_face}: must be at least 1 pixel")
+        self.loaded = load_model(model)
+        self.tta, self.smooth, self.min_face, self.align = tta, float(smooth), int(min_face), align
+        self.detector_name = detector.lower()
+        self.detector = None if self.detector_name == "none" else create_detector(detector, min_face=self.min_face)
+        name = "none" if self.detector is None else self.detector.name
+        self.framing: Framing = FRAMINGS.get(name, Framing())
+        from .backends import create_backend
+
+        self.backend = create_backend(self.loaded, backend)
+
+    # -- information -------------------------------------------------------------------------
+    @property
+    def info(self) -> dict:
+        loaded = self.loaded
+        return {"name": loaded.name, "classes": list(loaded.classes), "parameters": loaded.parameters,
+                "input_size": loaded.input_size, "meta": dict(loaded.meta),
+                "detector": "none" if self.detector is None else self.detector.name,
+                "backend": self.backend.name, "tta": self.tta, "path": loaded.path}
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.loaded.classes)
+
+    # -- single images -----------------------------------------------------------------------
+    def classify(self, crops: np.ndarray | list) -> np.ndarray:
+        """Probabilities N x 7 for N face crops (uint8 N x 48 x 48; other sizes are resized)."""
+        faces = _as_crops(crops)
+        if len(faces) == 0:
+            return np.zeros((0, len(self.loaded.classes)), dtype=np.float32)
+        return self.backend.probs(faces, self.tta)
+
+    def detect(self, image: Any) -> list[Detection]:
+        """Face boxes in ``image`` (left to right); the whole image when the detector is ``none``."""
+        array = load_image(image)
+        return self._detect(array)
+
+    def _detect(self, array: np.ndarray) -> list[Detection]:
+        if self.detector is None:
+            return [Detection((0, 0, array.shape[1], array.shape[0]))]
+        found = [d for d in self.detector.detect(array) if min(d.box[2], d.box[3]) >= self.min_face]
+        return sorted(found, key=lambda d: (d.box[0], d.box[1]))
+
+    def predict(self, image: Any) -> list[Face]:
+        """Faces in one image: a path, a numpy array (BGR, or gray), a PIL image or encoded bytes."""
+        array = load_image(image)
+        return self._faces(array, self._detect(array))
+
+    def _faces(self, array: np.ndarray, detections: list[Detection]) -> list[Face]:
+        if not detections:
+            return []
+        if self.detector is None:
+            crops = _as_crops([to_gray(array)])
+        else:
+            crops = crop_faces(array, detections, self.framing, align=self.align)
+        probs = self.classify(crops)
+        return [self._face(d.box, p) for d, p in zip(detections, probs)]
+
+    def _face(self, box: tuple[int, int, int, int], probs: np.ndarray, track: int | None = None) -> Face:
+        classes = self.loaded.classes
+        best = int(np.argmax(probs))
+        return Face(tuple(int(v) for v in box), classes[best], float(probs[best]),
+                    {name: float(p) for name, p in zip(classes, probs)}, track)
+
+    # -- video -------------------------------------------------------------------------------
+    def predict_video(self, source: str | os.PathLike | int, every: int = 1) -> Iterator[FrameResult]:
+        """Stream ``FrameResult`` for every ``every``-th frame of a video file or camera index.
+
+        Faces keep a track id across frames and their probabilities are smoothed per track.
+        Raises :class:`~ferkit.vision.sources.SourceError` for a video that cannot be read.
+        """
+        target: str | int = source if isinstance(source, int) else os.fspath(source)
+        if isinstance(target, str) and target.strip().isdigit() and not os.path.exists(target):
+            target = int(target)
+        reader = VideoReader(target, every=every)
+        yield from self._track_frames(reader)
+
+    def _track_frames(self, reader: VideoReader) -> Iterator[FrameResult]:
+        tracker = IoUTracker(smooth=self.smooth)
+        for frame in reader:
+            detections = self._detect(frame.image)
+            faces = self._faces(frame.image, detections)
+            if faces:
+                probs = np.array([[f.scores[c] for c in self.loaded.classes] for f in faces], dtype=np.float32)
+                ids, smoothed = tracker.update([f.box for f in faces], probs)
+                faces = [self._face(f.box, p, t) for f, p, t in zip(faces, smoothed, ids)]
+            else:
+                tracker.update([], np.zeros((0, len(self.loaded.classes)), dtype=np.float32))
+            yield FrameResult(frame.index, frame.time_s, faces, frame.image)
+
+    # -- many sources ------------------------------------------------------------------------
+    def iter_results(self, sources: Any, every: int = 1) -> Iterator[tuple[SourceItem, FrameResult | None, str | None]]:
+        """``(item, frame result, error)`` for every frame of every source; errors do not stop the rest."""
+        for item in expand_sources(sources):
+            yield from self._iter_item(item, every)
+
+    def _iter_item(self, item: SourceItem, every: int) -> Iterator[tuple[SourceItem, FrameResult | None, str | None]]:
+        if item.kind == "missing":
+            yield item, None, "no such file or directory"
+            return
+        if item.kind == "image":
+            try:
+                array = read_image(item.target)
+            except ImageDecodeError as exc:
+                # A file with an image-like name may still be a video; try that before giving up.
+                if _looks_like_video(item.target):
+                    yield from self._iter_item(SourceItem("video", item.name, item.target), every)
+                else:
+                    yield item, None, str(exc)
+                return
+            except OSError as exc:
+                yield item, None, exc.strerror or str(exc)
+                return
+            yield item, FrameResult(0, 0.0, self._faces(array, self._detect(array)), array), None
+            return
+        try:
+            reader = VideoReader(item.target, every=every)
+            for result in self._track_frames(reader):
+                yield item, result, None
+        except SourceError as exc:
+            yield item, None, str(exc)
+
+    def predict_many(self, sources: Any, every: int = 1) -> Rows:
+        """Tidy rows (one per face per frame; one per face-less frame or failed source)."""
+        rows = Rows()
+        for item, result, error in self.iter_results(sources, every):
+            rows.extend(result_rows(item.name, result, error))
+        return rows
+
+
+def result_rows(source: str, result: FrameResult | None, error: str | None = None) -> list[dict]:
+    """The rows for one frame (or one failed source)."""
+    if result is None:
+        return [face_row(source, 0, None, None, None, error or "unreadable")]
+    if not result.faces:
+        return [face_row(source, result.index, result.time_s, None)]
+    return [face_row(source, result.index, result.time_s, i, face) for i, face in enumerate(result.faces)]
+
+
+def load_image(image: Any) -> np.ndarray:
+    """A path, encoded bytes, PIL image or numpy array -> uint8 gray H x W or BGR H x W x 3."""
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
+        try:
+            return read_image(image)
+        except ImageDecodeError as exc:
+            name = "image bytes" if isinstance(image, (bytes, bytearray, memoryview)) else os.fspath(image)
+            raise ImageDecodeError(f"{name}: {exc}") from None
+    if hasattr(image, "mode") and hasattr(image, "save"):  # a PIL image, without importing PIL here
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return read_image(buffer.getvalue())
+    if isinstance(image, np.ndarray):
+        return _normalise_array(image)
+    raise TypeError(f"cannot read an image from {type(image).__name__}: give a path, bytes, PIL image or array")
+
+
+def _normalise_array(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageDecodeError(f"array of shape {array.shape}: expected H x W, H x W x 3 or H x W x 4")
+    if array.size == 0:
+        raise ImageDecodeError("empty array")
+    if array.dtype != np.uint8:
+        data = array.astype(np.float64)
+        top = 65535.0 if array.dtype == np.uint16 else (1.0 if data.max() <= 1.0 else 255.0)
+        array = np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(array)
+
+
+def _as_crops(crops: np.ndarray | list) -> np.ndarray:
+    if isinstance(crops, np.ndarray) and crops.ndim == 3 and crops.dtype == np.uint8 \
+            and crops.shape[1:] == (FACE_SIZE, FACE_SIZE):
+        return np.ascontiguousarray(crops)
+    out = []
+    for crop in (crops if not (isinstance(crops, np.ndarray) and crops.ndim == 2) else [crops]):
+        gray = to_gray(_normalise_array(np.asarray(crop)))
+        if gray.shape != (FACE_SIZE, FACE_SIZE):
+            interpolation = cv2.INTER_AREA if min(gray.shape) > FACE_SIZE else cv2.INTER_LINEAR
+            gray = cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+        out.append(gray)
+    return np.stack(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
+
+
+def _looks_like_video(path: str | int) -> bool:
+    capture = cv2.VideoCapture(path)
+    try:
+        return bool(capture.isOpened() and capture.grab())
+    finally:
+        capture.release()
+
+
+__all__ = ["EmotionRecognizer", "Face", "FrameResult", "Rows", "CLASSES", "load_image", "result_rows"]

@@ -1,0 +1,153 @@
+"""Expand a SOURCE (image, folder, glob, video, camera index) into items, and read them.
+
+Videos and cameras are streamed frame by frame, so memory stays bounded whatever their length.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                              ".ppm", ".pgm", ".pbm", ".pnm"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                              ".3gp", ".ogv", ".mjpeg", ".mjpg"})
+
+
+class SourceError(ValueError):
+    """A source that cannot be read (missing, not a video, a camera that does not exist)."""
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    kind: str  # "image", "video", "camera" or "missing"
+    name: str  # shown in the ``source`` column
+    target: str | int  # path or camera index
+
+
+def is_camera(source: str | int) -> bool:
+    if isinstance(source, int) and not isinstance(source, bool):
+        return True
+    return isinstance(source, str) and source.strip().isdigit() and not os.path.exists(source)
+
+
+def kind_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return "image"
+
+
+def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
+    """Every item named by ``sources`` in a stable order; a missing path gives a ``missing`` item."""
+    if isinstance(sources, (str, os.PathLike, int)):
+        sources = [sources]
+    items: list[SourceItem] = []
+    for source in sources:
+        if is_camera(source):
+            index = int(source)
+            items.append(SourceItem("camera", f"camera:{index}", index))
+            continue
+        path = Path(os.fspath(source)).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                           and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+            items.extend(SourceItem(kind_of(p), str(p), str(p)) for p in found)
+        elif path.exists():
+            items.append(SourceItem(kind_of(path), str(path), str(path)))
+        elif glob.has_magic(str(source)):
+            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(str(source)), recursive=True))
+            files = [p for p in matches if p.is_file()]
+            if not files:
+                items.append(SourceItem("missing", str(source), str(source)))
+            items.extend(SourceItem(kind_of(p), str(p), str(p)) for p in files)
+        else:
+            items.append(SourceItem("missing", str(source), str(source)))
+    return items
+
+
+@dataclass
+class Frame:
+    index: int
+    time_s: float
+    image: np.ndarray
+
+
+class VideoReader:
+    """Stream frames from a video file or camera; ``every`` keeps one frame in N.
+
+    Opening fails with :class:`SourceError` for a missing file, an unknown codec or a camera
+    index that does not exist; a video that opens but yields no frame raises it on iteration.
+    """
+
+    def __init__(self, target: str | int, every: int = 1):
+        if every < 1:
+            raise ValueError(f"every={every}: must be at least 1")
+        self.target, self.every = target, every
+        self.is_camera = isinstance(target, int)
+        if not self.is_camera and not Path(target).is_file():
+            raise SourceError("no such file")
+        if not self.is_camera and Path(target).stat().st_size == 0:
+            raise SourceError("empty file")
+        self.capture = cv2.VideoCapture(target) if not self.is_camera else _open_camera(target)
+        if not self.capture.isOpened():
+            self.capture.release()
+            raise SourceError(f"camera {target} not found or busy" if self.is_camera
+                              else "cannot open video (not a video, or an unknown codec)")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else 0.0
+        count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(count) if count and count > 0 and not self.is_camera else None
+        size = (int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.size = size
+
+    def __iter__(self) -> Iterator[Frame]:
+        start = time.monotonic()
+        index = -1
+        yielded = False
+        try:
+            while True:
+                ok = self.capture.grab()
+                if not ok:
+                    break
+                index += 1
+                if index % self.every:
+                    continue
+                ok, image = self.capture.retrieve()
+                if not ok or image is None:
+                    break
+                yielded = True
+                yield Frame(index, self._time(index, start), image)
+        finally:
+            self.capture.release()
+        if not yielded:
+            raise SourceError("no frame could be decoded (empty video or unknown codec)"
+                              if not self.is_camera else f"camera {self.target} gave no frame")
+
+    def _time(self, index: int, start: float) -> float:
+        if self.is_camera:
+            return time.monotonic() - start
+        if self.fps:
+            return index / self.fps
+        return self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+def _open_camera(index: int) -> cv2.VideoCapture:
+    # OpenCV prints warnings to stderr when a camera index does not exist; silence them.
+    previous = cv2.getLogLevel() if hasattr(cv2, "getLogLevel") else None
+    try:
+        if previous is not None:
+            cv2.setLogLevel(0)
+        return cv2.VideoCapture(index)
+    finally:
+        if previous is not None:
+            cv2.setLogLevel(previous)

@@ -1,0 +1,348 @@
+"""The data layer: every input form, bad inputs, the cache, preprocessing, augmentation, balancing."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED, synthetic_faces, write_class_folders
+from ferkit.data import CLASSES, DataError, load_fer2013
+from ferkit.data.augment import AugmentConfig, BatchAugmenter, center_crop, ten_crop, tta_views
+from ferkit.data.balance import balanced_indices, class_weights
+from ferkit.data.preprocess import Normalizer, equalize_histograms
+
+
+def write_csv(path: Path, rows: list[tuple], header: str = "emotion,pixels,Usage") -> Path:
+    lines = [header] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def pixels(value: int, count: int = 2304) -> str:
+    return " ".join([str(value)] * count)
+
+
+# ----------------------------------------------------------------------------- input forms
+
+
+def test_csv_form_splits_by_usage(tmp_path):
+    path = write_csv(tmp_path / "fer2013.csv", [
+        (3, pixels(10), "Training"), (0, pixels(20), "Training"),
+        (6, pixels(30), "PublicTest"), (5, pixels(40), "PrivateTest"),
+    ])
+    data = load_fer2013(path)
+    assert list(data.splits) == ["training", "publictest", "privatetest"]
+    train = data["training"]
+    assert train.images.shape == (2, 48, 48) and train.images.dtype == np.uint8
+    assert train.labels.tolist() == [3, 0]
+    assert int(train.images[1, 0, 0]) == 20
+    assert data["publictest"].labels.tolist() == [6]
+    assert data["privatetest"].labels.tolist() == [5]
+
+
+def test_dataset_root_splits_test_folder_by_prefix(fer_root):
+    data = load_fer2013(fer_root)
+    assert set(data.splits) == {"training", "publictest", "privatetest"}
+    assert len(data["training"]) == 70 and len(data["publictest"]) == 14 and len(data["privatetest"]) == 14
+    # labels come from the class folder, in canonical order
+    assert set(data["training"].labels.tolist()) == set(range(7))
+
+
+def test_single_class_folder_layout_is_one_split(tmp_path):
+    faces, labels = synthetic_faces(14)
+    write_class_folders(tmp_path / "faces", faces, labels, prefix="img")
+    data = load_fer2013(tmp_path / "faces")
+    assert list(data.splits) == ["all"]
+    assert sorted(data["all"].labels.tolist()) == sorted(labels.tolist())
+
+
+def test_train_val_test_layout_maps_val_to_publictest(tmp_path):
+    faces, labels = synthetic_faces(7)
+    for folder in ("train", "val", "test"):
+        write_class_folders(tmp_path / folder, faces, labels, prefix="x")
+    data = load_fer2013(tmp_path)
+    assert set(data.splits) == {"training", "publictest", "privatetest"}
+
+
+def test_class_names_case_insensitive_with_synonyms(tmp_path):
+    face = np.full((48, 48), 100, np.uint8)
+    for name in ("Anger", "HAPPINESS", "sadness", "Surprised", "neutral", "Disgust", "fear"):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "d" / name / "a.png"), face)
+    data = load_fer2013(tmp_path / "d")
+    assert sorted(data["all"].labels.tolist()) == list(range(7))
+
+
+def test_colour_and_odd_sizes_are_converted_with_warning(tmp_path):
+    folder = tmp_path / "d" / "happy"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "colour.png"), np.full((96, 80, 3), (0, 0, 255), np.uint8))
+    cv2.imwrite(str(folder / "ok.png"), np.zeros((48, 48), np.uint8))
+    with pytest.warns(UserWarning, match="1 image"):
+        data = load_fer2013(tmp_path / "d")
+    assert data["all"].images.shape == (2, 48, 48)
+    assert data.converted == 1
+
+
+def test_real_fer2013_files(tmp_path):
+    source = SHARED / "test" / "happy"
+    if not source.is_dir():
+        pytest.skip("shared FER2013 not available")
+    target = tmp_path / "test" / "happy"
+    target.mkdir(parents=True)
+    for path in sorted(source.iterdir())[:5]:
+        (target / path.name).write_bytes(path.read_bytes())
+    data = load_fer2013(tmp_path)
+    assert len(data["publictest"]) == 5
+    assert data["publictest"].images.std() > 10  # real faces, not blank
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("row, message", [
+    ((3, pixels(10, 2000), "Training"), "expected 2304 pixels, got 2000"),
+    ((9, pixels(10), "Training"), "emotion 9 is outside 0..6"),
+    ((3, pixels(10), "Validation"), "unknown Usage 'Validation'"),
+    ((3, pixels(300), "Training"), "outside 0..255"),
+])
+def test_bad_csv_rows_name_file_and_row(tmp_path, row, message):
+    path = write_csv(tmp_path / "f.csv", [(0, pixels(1), "Training"), row])
+    with pytest.raises(DataError) as info:
+        load_fer2013(path)
+    assert f"{path}:3" in str(info.value) and message in str(info.value)
+
+
+def test_csv_missing_column(tmp_path):
+    path = write_csv(tmp_path / "f.csv", [(0, "Training")], header="emotion,Usage")
+    with pytest.raises(DataError, match="missing column.*pixels"):
+        load_fer2013(path)
+
+
+def test_skip_bad_keeps_the_rest_and_reports_each(tmp_path):
+    path = write_csv(tmp_path / "f.csv", [
+        (0, pixels(1), "Training"), (9, pixels(1), "Training"), (1, pixels(1, 5), "Training"), (2, pixels(2), "Training"),
+    ])
+    data = load_fer2013(path, skip_bad=True)
+    assert data["training"].labels.tolist() == [0, 2]
+    assert len(data.problems) == 2 and ":3:" in data.problems[0] and ":4:" in data.problems[1]
+
+
+@pytest.fixture
+def folder_with_bad_files(tmp_path) -> Path:
+    root = tmp_path / "d"
+    faces, labels = synthetic_faces(7)
+    write_class_folders(root, faces, labels, prefix="ok")
+    ok = (root / "happy" / "ok_3.png").read_bytes()
+    (root / "happy" / "truncated.png").write_bytes(ok[: len(ok) // 2])
+    (root / "sad" / "notes.txt").write_text("not an image")
+    (root / "sad" / "fake.jpg").write_text("not a jpeg either")
+    (root / "fear" / "empty.png").write_bytes(b"")
+    return root
+
+
+def test_bad_image_stops_by_default_naming_the_file(folder_with_bad_files):
+    with pytest.raises(DataError) as info:
+        load_fer2013(folder_with_bad_files)
+    assert str(folder_with_bad_files) in str(info.value)
+
+
+def test_bad_images_skipped_and_reported(folder_with_bad_files):
+    data = load_fer2013(folder_with_bad_files, skip_bad=True)
+    assert len(data["all"]) == 7
+    text = "\n".join(data.problems)
+    assert "truncated.png: corrupt or truncated" in text
+    assert "notes.txt: not an image file" in text
+    assert "fake.jpg: not an image" in text
+    assert "empty.png: empty file" in text
+
+
+def test_empty_folder_and_missing_path(tmp_path):
+    (tmp_path / "d" / "happy").mkdir(parents=True)
+    with pytest.raises(DataError, match="empty class folder"):
+        load_fer2013(tmp_path / "d")
+    with pytest.raises(DataError, match="no such file or directory"):
+        load_fer2013(tmp_path / "missing")
+    (tmp_path / "e").mkdir()
+    with pytest.raises(DataError, match="no FER2013 layout"):
+        load_fer2013(tmp_path / "e")
+
+
+def test_unknown_split_names_the_existing_ones(fer_root):
+    data = load_fer2013(fer_root)
+    with pytest.raises(DataError, match="splits found: training, publictest, privatetest"):
+        data.split("validation-set")
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def test_second_load_comes_from_cache_and_changes_invalidate_it(fer_root, monkeypatch):
+    first = load_fer2013(fer_root)
+    cache_files = list(Path(os.environ["FERKIT_CACHE_DIR"]).glob("*.npz"))
+    assert len(cache_files) == 1
+
+    import ferkit.data.fer2013 as module
+
+    def no_decoding(*_args, **_kwargs):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(module, "decode_face", no_decoding)
+    second = load_fer2013(fer_root)
+    assert np.array_equal(first["training"].images, second["training"].images)
+    assert np.array_equal(first["publictest"].labels, second["publictest"].labels)
+
+    monkeypatch.undo()
+    monkeypatch.setenv("FERKIT_CACHE_DIR", str(cache_files[0].parent))
+    victim = next((fer_root / "train" / "happy").iterdir())
+    cv2.imwrite(str(victim), np.full((48, 48), 7, np.uint8))
+    os.utime(victim, ns=(1, 1))
+    third = load_fer2013(fer_root)
+    assert (third["training"].images == 7).all(axis=(1, 2)).any()
+
+
+def test_damaged_cache_entry_is_rebuilt(fer_root):
+    load_fer2013(fer_root)
+    entry = next(Path(os.environ["FERKIT_CACHE_DIR"]).glob("*.npz"))
+    entry.write_bytes(b"garbage")
+    assert len(load_fer2013(fer_root)["training"]) == 70
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+def test_normalizer_is_fitted_on_training_faces_only():
+    train = np.stack([np.full((48, 48), 50, np.uint8), np.full((48, 48), 150, np.uint8)])
+    norm = Normalizer.fit(train, "global")
+    out = norm(torch.from_numpy(train).unsqueeze(1))
+    assert abs(float(out.mean())) < 1e-5 and abs(float(out.std(unbiased=False)) - 1) < 1e-4
+    pixel = Normalizer.fit(train, "pixel")
+    assert pixel.mean.shape == (48, 48)
+    restored = Normalizer.from_state_dict(pixel.state_dict())
+    assert torch.equal(restored.mean, pixel.mean) and torch.equal(restored.std, pixel.std)
+
+
+def test_histogram_equalisation_stretches_contrast():
+    face = np.clip(np.arange(48 * 48).reshape(48, 48) // 40 + 100, 0, 255).astype(np.uint8)
+    equalised = equalize_histograms(face[None])[0]
+    assert equalised.max() - equalised.min() > face.max() - face.min()
+    norm = Normalizer.fit(face[None], "global", equalize=True)
+    assert np.array_equal(norm.prepare(face[None]), equalised[None])
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def test_augmentation_shapes_and_independent_randomness():
+    x = torch.randn(64, 1, 48, 48)
+    out = BatchAugmenter(AugmentConfig(crop=44), torch.Generator().manual_seed(0))(x)
+    assert out.shape == (64, 1, 44, 44)
+    same = BatchAugmenter(AugmentConfig(crop=44), torch.Generator().manual_seed(0))(x)
+    assert torch.equal(out, same)  # seeded: reproducible
+    # the same face repeated gets different random parameters per image
+    repeated = BatchAugmenter(AugmentConfig(crop=44), torch.Generator().manual_seed(1))(x[:1].repeat(8, 1, 1, 1))
+    assert len({tuple(v.flatten().tolist()) for v in repeated}) == 8
+
+
+def test_augmentation_identity_when_disabled():
+    x = torch.randn(4, 1, 48, 48)
+    cfg = AugmentConfig(flip=False, shift=0, rotate=0, scale=0, crop=48, erase_p=0)
+    out = BatchAugmenter(cfg)(x)
+    assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_flip_only_mirrors():
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48).repeat(32, 1, 1, 1)
+    cfg = AugmentConfig(flip=True, shift=0, rotate=0, scale=0, crop=48, erase_p=0)
+    out = BatchAugmenter(cfg, torch.Generator().manual_seed(0))(x)
+    flipped = [torch.allclose(o, x[0].flip(-1), atol=1e-3) for o in out]
+    kept = [torch.allclose(o, x[0], atol=1e-3) for o in out]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_random_erasing_zeroes_a_rectangle():
+    x = torch.ones(16, 1, 48, 48)
+    cfg = AugmentConfig(flip=False, shift=0, rotate=0, scale=0, crop=48, erase_p=1.0, erase_min=8, erase_max=8)
+    out = BatchAugmenter(cfg)(x)
+    assert ((out == 0).sum(dim=(1, 2, 3)) == 64).all()
+
+
+def test_ten_crop_and_test_views():
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48)
+    crops = ten_crop(x, 44)
+    assert crops.shape == (10, 1, 1, 44, 44)
+    assert torch.equal(crops[0, 0, 0], x[0, 0, :44, :44])
+    assert torch.equal(crops[3, 0, 0], x[0, 0, 4:, 4:])
+    assert torch.equal(crops[4], center_crop(x, 44))
+    assert torch.equal(crops[5], crops[0].flip(-1))
+    assert tta_views(x, 44, "none").shape[0] == 1
+    assert tta_views(x, 44, "flip").shape[0] == 2
+    with pytest.raises(ValueError, match="none, flip or tencrop"):
+        tta_views(x, 44, "five")
+
+
+# ----------------------------------------------------------------------------- balancing
+
+
+def test_balancing_modes():
+    labels = np.array([0] * 50 + [1] * 5 + [2] * 20)
+    rng = np.random.default_rng(0)
+    under = balanced_indices(labels, "undersample", rng, num_classes=3)
+    assert np.bincount(labels[under]).tolist() == [5, 5, 5]
+    over = balanced_indices(labels, "oversample", rng, num_classes=3)
+    assert np.bincount(labels[over]).tolist() == [50, 50, 50]
+    for mode in ("none", "weights"):
+        kept = balanced_indices(labels, mode, rng, num_classes=3)
+        assert sorted(kept.tolist()) == list(range(75))
+    weights = class_weights(labels, num_classes=3)
+    assert weights[1] > weights[2] > weights[0]
+    assert abs(float((weights[labels]).mean()) - 1) < 1e-6
+    with pytest.raises(ValueError, match="undersample"):
+        balanced_indices(labels, "smote", rng)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ferkit", *args], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_cli_stats_json(fer_root):
+    result = run_cli("data", "stats", str(fer_root), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert sum(report["splits"]["training"].values()) == 70
+    assert list(report["splits"]["training"]) == list(CLASSES)
+    assert report["problems"] == []
+
+
+def test_cli_stats_on_shared_fer2013():
+    if not (SHARED / "train").is_dir():
+        pytest.skip("shared FER2013 not available")
+    result = run_cli("data", "stats", str(SHARED), "--json")
+    assert result.returncode == 0, result.stderr
+    splits = json.loads(result.stdout)["splits"]
+    assert sum(splits["training"].values()) == 28709 and sum(splits["publictest"].values()) == 3589
+    assert splits["training"]["disgust"] == 436 and splits["publictest"]["happy"] == 895
+
+
+def test_cli_errors_are_one_line(tmp_path, folder_with_bad_files):
+    result = run_cli("data", "stats", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "no such file or directory" in result.stderr
+    result = run_cli("data", "stats", str(folder_with_bad_files))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    result = run_cli("data", "stats", str(folder_with_bad_files), "--skip-bad", "--json")
+    assert result.returncode == 0
+    assert len(json.loads(result.stdout)["problems"]) == 4

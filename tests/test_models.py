@@ -1,0 +1,259 @@
+"""The model zoo: every registered architecture trains, matches its paper's size, loads pretrained
+weights from local files and freezes block by block."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from ferkit.app.cli import main as cli_main
+from ferkit.data.preprocess import Normalizer
+from ferkit.models import count_parameters, create_model, model_info, model_names
+from ferkit.models.adapter import InputAdapter
+from ferkit.models.io import ModelFileError, load_model_file, load_pretrained, save_model_file
+from ferkit.models.superres import ESPCN
+from ferkit.training.train import model_blocks, set_frozen
+
+TRANSFER = ["resnet18", "resnet50", "vgg11", "vgg16", "efficientnet_b1"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The big models run at batch 2 only; one thread keeps the suite from fighting other jobs.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def meta_model(name: str, **options) -> torch.nn.Module:
+    """Shapes and names without allocating weights (the VGGs hold 130M parameters)."""
+    with torch.device("meta"):
+        return create_model(name, **options)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_trains_one_step(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    size = model.input_size
+    assert size == model_info(name).input_size
+    x = torch.randn(2, 1, size, size)
+    logits = model(x)
+    assert logits.shape == (2, 7)
+    assert torch.isfinite(logits).all()
+    F.cross_entropy(logits, torch.tensor([0, 3])).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"{name}: parameters outside the graph: {missing[:5]}"
+
+
+@pytest.mark.parametrize("name", [n for n in model_names() if model_info(n).paper_params])
+def test_parameter_count_matches_the_paper(name):
+    ours, paper = count_parameters(meta_model(name)), model_info(name).paper_params
+    assert abs(ours - paper) / paper <= 0.10, f"{name}: {ours:,} parameters vs {paper:,} in the paper"
+
+
+# torchvision's published counts for its ImageNet (1000-class) models: same layout => same count.
+TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "vgg11": 132_863_336,
+                      "vgg16": 138_357_544, "efficientnet_b1": 7_794_184}
+TORCHVISION_KEYS = {"resnet18": ["conv1.weight", "layer4.1.bn2.running_var", "fc.weight"],
+                    "resnet50": ["layer1.0.downsample.0.weight", "layer4.2.conv3.weight", "fc.bias"],
+                    "vgg11": ["features.0.weight", "features.18.bias", "classifier.6.weight"],
+                    "vgg16": ["features.28.weight", "classifier.0.weight", "classifier.6.bias"],
+                    "efficientnet_b1": ["features.0.0.weight", "features.2.1.block.2.fc1.weight",
+                                        "features.8.1.running_mean", "classifier.1.weight"]}
+
+
+@pytest.mark.parametrize("name", TRANSFER)
+def test_imagenet_layouts_follow_torchvision(name):
+    model = meta_model(name, num_classes=1000)
+    assert count_parameters(model) == TORCHVISION_PARAMS[name]
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    assert set(TORCHVISION_KEYS[name]) <= set(shapes)
+    # Exactly the head changes with the number of classes, and load_pretrained is told so.
+    ours = {k: v.shape for k, v in meta_model(name).state_dict().items()}
+    assert ours.keys() == shapes.keys()
+    changed = {k for k in ours if ours[k] != shapes[k]}
+    assert changed and all(k.startswith(model.head_prefixes) for k in changed)
+
+
+def test_unknown_model_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown model 'resnet51'") as info:
+        create_model("resnet51")
+    for name in ("resnet50", "sepconv", "efficientnet_b1", "shallow"):
+        assert name in str(info.value)
+
+
+def test_flatten_models_follow_the_input_size():
+    for name in ("shallow", "medium", "deep", "cnn5"):
+        model = create_model(name, input_size=44).eval()
+        assert model.input_size == 44
+        assert model(torch.randn(1, 1, 44, 44)).shape == (1, 7)
+    # The FC layer is sized for the input: fewer inputs at 44 px than at 48 px.
+    assert count_parameters(create_model("shallow", input_size=44)) < count_parameters(create_model("shallow"))
+
+
+def test_input_adapter_upscales_and_repeats_channels():
+    x = torch.randn(2, 1, 12, 12)
+    assert InputAdapter()(x).shape == (2, 3, 12, 12)
+    assert InputAdapter("none")(x).shape == (2, 3, 12, 12)
+    assert InputAdapter("bilinear")(x).shape == (2, 3, 24, 24)
+    assert InputAdapter("bilinear", size=30)(x).shape == (2, 3, 30, 30)
+    out = InputAdapter("espcn")(x)
+    assert out.shape == (2, 3, 24, 24) and torch.equal(out[:, 0], out[:, 2])
+    with pytest.raises(ValueError, match="unknown upscale 'bicubic'"):
+        InputAdapter("bicubic")
+    with pytest.raises(ValueError, match="fixed 2x"):
+        InputAdapter("espcn", size=224)
+
+
+def test_espcn_starts_as_bilinear_and_learns():
+    torch.manual_seed(0)
+    sr = ESPCN()
+    x = torch.randn(3, 1, 10, 10)
+    bilinear = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(sr(x), bilinear)
+    target = torch.randn(3, 1, 20, 20)
+    opt = torch.optim.Adam(sr.parameters(), lr=1e-2)
+    first = None
+    for _ in range(30):
+        loss = F.mse_loss(sr(x), target)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first * 0.9
+
+
+def test_resnet_with_espcn_trains_the_super_resolution_module():
+    model = create_model("resnet18", upscale="espcn")
+    assert "input_adapter." in model.head_prefixes  # ImageNet files lack these weights
+    F.cross_entropy(model(torch.randn(2, 1, 48, 48)), torch.tensor([1, 2])).backward()
+    grad = model.input_adapter.sr.body[-1].weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+# --- pretrained weights from local files -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def imagenet_resnet18(tmp_path_factory):
+    """A random 1000-class ResNet-18 written as safetensors and as a ``torch.save``d state dict."""
+    torch.manual_seed(1)
+    state = {k: v.clone() for k, v in create_model("resnet18", num_classes=1000).state_dict().items()}
+    folder = tmp_path_factory.mktemp("weights")
+    save_file(state, str(folder / "resnet18.safetensors"))
+    torch.save(state, folder / "resnet18.pth")
+    return state, folder
+
+
+@pytest.mark.parametrize("filename", ["resnet18.safetensors", "resnet18.pth"])
+def test_load_pretrained_replaces_the_imagenet_head(imagenet_resnet18, filename):
+    state, folder = imagenet_resnet18
+    torch.manual_seed(2)
+    model = create_model("resnet18")
+    head_before = model.fc.weight.detach().clone()
+    left = load_pretrained(model, folder / filename, head_prefixes=model.head_prefixes)
+    assert sorted(left) == ["fc.bias", "fc.weight"]
+    loaded = model.state_dict()
+    assert torch.equal(loaded["layer3.1.conv2.weight"], state["layer3.1.conv2.weight"])
+    assert torch.equal(loaded["bn1.running_mean"], state["bn1.running_mean"])
+    assert loaded["fc.weight"].shape == (7, 512) and torch.equal(loaded["fc.weight"], head_before)
+
+
+def test_load_pretrained_names_missing_and_mismatched_keys(imagenet_resnet18, tmp_path):
+    state, _ = imagenet_resnet18
+    missing = {k: v for k, v in state.items() if k != "layer2.0.conv1.weight"}
+    save_file(missing, str(tmp_path / "missing.safetensors"))
+    model = create_model("resnet18")
+    with pytest.raises(ModelFileError, match=r"missing\.safetensors.*missing keys: layer2\.0\.conv1\.weight"):
+        load_pretrained(model, tmp_path / "missing.safetensors", head_prefixes=model.head_prefixes)
+
+    wrong = dict(state, **{"layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1)})
+    torch.save(wrong, tmp_path / "wrong.pt")
+    with pytest.raises(ModelFileError, match=r"wrong\.pt.*shape mismatch: layer1\.0\.conv1\.weight"):
+        load_pretrained(model, tmp_path / "wrong.pt", head_prefixes=model.head_prefixes)
+
+    # The weights of another architecture: every backbone key is unexpected or missing.
+    save_file(create_model("efficientnet_b1").state_dict(), str(tmp_path / "other.safetensors"))
+    with pytest.raises(ModelFileError, match="unexpected keys: features.0.0.weight"):
+        load_pretrained(model, tmp_path / "other.safetensors", head_prefixes=model.head_prefixes)
+
+
+@pytest.mark.parametrize("filename", ["corrupt.safetensors", "corrupt.pth"])
+def test_load_pretrained_rejects_a_corrupt_file(tmp_path, filename):
+    path = tmp_path / filename
+    path.write_bytes(b"\x00\x01not weights at all" * 10)
+    with pytest.raises(ModelFileError, match=rf"{filename}: unreadable weights file"):
+        load_pretrained(create_model("resnet18"), path, head_prefixes=("fc.",))
+    with pytest.raises(ModelFileError, match="no such weights file"):
+        load_pretrained(create_model("tiny"), tmp_path / "absent.safetensors")
+
+
+def test_zoo_model_file_keeps_its_options(tmp_path):
+    model = create_model("sepconv", dropout=0.3).eval()
+    faces = np.random.default_rng(0).integers(0, 256, size=(16, 48, 48), dtype=np.uint8)
+    save_model_file(tmp_path / "m.safetensors", model, name="sepconv", options={"dropout": 0.3},
+                    normalizer=Normalizer.fit(faces))
+    loaded = load_model_file(tmp_path / "m.safetensors")
+    assert loaded.input_size == 44 and loaded.model.dropout.p == 0.3
+    x = torch.randn(2, 1, 44, 44)
+    assert torch.allclose(loaded.model(x), model(x))
+
+
+# --- freezing -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", TRANSFER + ["sepconv"])
+def test_blocks_partition_the_parameters(name):
+    model = meta_model(name, upscale="espcn") if name != "sepconv" else meta_model(name)
+    blocks = model.blocks()
+    seen: dict[int, int] = {}
+    for i, block in enumerate(blocks):
+        for p in block.parameters():
+            assert id(p) not in seen, f"{name}: a parameter is in blocks {seen[id(p)]} and {i}"
+            seen[id(p)] = i
+    outside = [n for n, p in model.named_parameters() if id(p) not in seen]
+    # Only the (new, never pretrained) super-resolution module stays out of the blocks.
+    assert all(n.startswith("input_adapter.sr.") for n in outside)
+    # The head is the last block, so --freeze len-1 trains the classifier alone.
+    head = {n for n, _ in model.named_parameters() if any(n.startswith(p) for p in model.head_prefixes)}
+    head -= {n for n in head if n.startswith("input_adapter.")}
+    last = {id(p) for p in blocks[-1].parameters()}
+    assert head and all(id(dict(model.named_parameters())[n]) in last for n in head)
+
+
+@pytest.mark.parametrize("name, count", [("resnet50", 3), ("efficientnet_b1", 4), ("vgg16", 5), ("sepconv", 2)])
+def test_freezing_the_first_blocks(name, count):
+    model = meta_model(name)
+    blocks = model_blocks(model)
+    set_frozen(model, count)
+    for i, block in enumerate(blocks):
+        flags = {p.requires_grad for p in block.parameters()}
+        assert flags == ({False} if i < count else {True}), f"{name}: block {i} requires_grad {flags}"
+    set_frozen(model, count, frozen=False)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_frozen_blocks_get_no_gradient():
+    model = create_model("resnet18")
+    set_frozen(model, 2)
+    F.cross_entropy(model(torch.randn(2, 1, 48, 48)), torch.tensor([0, 1])).backward()
+    assert model.conv1.weight.grad is None and model.layer1[0].conv1.weight.grad is None
+    assert model.layer2[0].conv1.weight.grad is not None and model.fc.weight.grad is not None
+
+
+# --- the CLI listing ----------------------------------------------------------------------------
+
+def test_ferkit_models_lists_every_model(capsys):
+    assert cli_main(["models"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.splitlines()[1:] if line.strip()}
+    assert listed == set(model_names())
+    assert "seed 001: Face Expression Recognition" in out
+    assert cli_main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["sepconv"]["paper_params"] == 2_720_439
+    assert rows["sepconv"]["params"] == count_parameters(create_model("sepconv"))

@@ -1,0 +1,365 @@
+"""The REST API of ``ferkit serve`` through FastAPI's TestClient (the live server and the page are
+tested in tests/test_browser.py)."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import real_faces
+from ferkit.app.cli import main as cli_main
+from ferkit.app.server import create_app, is_loopback
+from ferkit.data.classes import CLASSES
+from ferkit.vision.recognizer import EmotionRecognizer
+
+
+def compose_photo(face: np.ndarray, size: int = 320, face_side: int = 192) -> np.ndarray:
+    """A FER2013 face upscaled onto a plain grey background, as a face in a larger photo."""
+    canvas = np.full((size, size), 128, np.uint8)
+    top = (size - face_side) // 2
+    canvas[top:top + face_side, top:top + face_side] = cv2.resize(face, (face_side, face_side),
+                                                                  interpolation=cv2.INTER_CUBIC)
+    return canvas
+
+
+def encode(image: np.ndarray, ext: str = ".jpg") -> bytes:
+    ok, buffer = cv2.imencode(ext, image)
+    assert ok
+    return buffer.tobytes()
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    """An untrained tiny model file (as conftest's ``tiny_model_file``, but shared by the module),
+    with accuracy figures in its metadata as a training run writes them."""
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.io import save_model_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model_file(path, create_model("tiny"), name="tiny", options={}, normalizer=Normalizer.identity(),
+                    meta={"val_acc": 0.625, "test_acc": 0.61, "epoch": 12, "run": "runs/x"})
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_path) -> EmotionRecognizer:
+    return EmotionRecognizer(model=model_path, detector="haar")
+
+
+@pytest.fixture(scope="module")
+def face_photo(recognizer) -> np.ndarray:
+    """A composed photo in which the Haar detector finds exactly one face."""
+    faces, _ = real_faces(per_class=2)
+    for face in faces:
+        photo = compose_photo(face)
+        if len(recognizer.detect(photo)) == 1:
+            return photo
+    pytest.fail("the Haar detector found no face in any composed FER2013 photo")
+
+
+@pytest.fixture(scope="module")
+def client(recognizer):
+    # 0.05 MB = 52,428 bytes: small enough that the tests' oversized bodies stay small.
+    with TestClient(create_app(recognizer, max_upload_mb=0.05)) as test_client:
+        yield test_client
+
+
+def assert_error(response, status: int, words: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) >= {"error"} and words in body["error"].lower(), body
+
+
+def assert_face(face: dict) -> None:
+    assert set(face) >= {"box", "emotion", "confidence", "scores"}
+    assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
+    assert face["box"][2] > 0 and face["box"][3] > 0
+    assert list(face["scores"]) == list(CLASSES)
+    assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert face["emotion"] == max(face["scores"], key=face["scores"].get)
+    assert face["confidence"] == pytest.approx(face["scores"][face["emotion"]])
+
+
+# ------------------------------------------------------------------ endpoints
+
+def test_health(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model": "tiny"}
+
+
+def test_model_reports_classes_parameters_and_accuracy_from_meta(client, recognizer):
+    info = client.get("/api/model").json()
+    assert info["name"] == "tiny"
+    assert info["classes"] == list(CLASSES)
+    assert info["parameters"] == recognizer.info["parameters"] > 0
+    assert info["input_size"] == 48
+    # Accuracy-like figures are picked out of the file's metadata; other entries are not figures.
+    assert info["accuracy"] == {"val_acc": 0.625, "test_acc": 0.61}
+    assert info["meta"]["epoch"] == 12
+
+
+def test_openapi_schema_documents_the_api(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/health", "/api/model"} <= set(schema["paths"])
+    body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert "file" in body["multipart/form-data"]["schema"]["properties"]
+    assert {"image/jpeg", "image/png"} <= set(body)
+    assert {"413", "415", "400"} <= set(schema["paths"]["/api/predict"]["post"]["responses"])
+    # The CDN-backed documentation pages are switched off: nothing served depends on the internet.
+    assert client.get("/docs").status_code == 404
+
+
+def test_page_and_static_files_are_served_with_a_local_only_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200, asset
+    assert client.get("/static/nothing.js").status_code == 404
+
+
+def test_page_assets_name_no_other_host():
+    from ferkit.app.server import STATIC_DIR
+
+    names = sorted(path.name for path in STATIC_DIR.iterdir())
+    assert names == ["app.js", "index.html", "style.css"]
+    for name in names:
+        text = (STATIC_DIR / name).read_text(encoding="utf-8")
+        # No absolute or protocol-relative address: everything is fetched from this server.
+        assert "://" not in text and 'src="//' not in text and 'href="//' not in text, name
+
+
+def test_predict_multipart_finds_the_face(client, face_photo):
+    response = client.post("/api/predict", files={"file": ("face.jpg", encode(face_photo), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "tiny" and body["ms"] >= 0
+    assert (body["width"], body["height"]) == (face_photo.shape[1], face_photo.shape[0])
+    assert len(body["faces"]) == 1
+    assert_face(body["faces"][0])
+    x, y, w, h = body["faces"][0]["box"]
+    # The face was pasted in the middle of the photo: the box must overlap that square.
+    assert x < 256 and y < 256 and x + w > 64 and y + h > 64
+
+
+def test_predict_raw_bodies_match_the_recognizer(client, recognizer, face_photo):
+    expected = [face.to_dict() for face in recognizer.predict(face_photo)]
+    for ext, content_type in ((".png", "image/png"), (".png", "application/octet-stream")):
+        response = client.post("/api/predict", content=encode(face_photo, ext), headers={"Content-Type": content_type})
+        assert response.status_code == 200, response.text
+        faces = response.json()["faces"]
+        assert [f["box"] for f in faces] == [f["box"] for f in expected]
+        for got, want in zip(faces, expected):
+            assert got["emotion"] == want["emotion"]
+            for name in CLASSES:
+                assert got["scores"][name] == pytest.approx(want["scores"][name], abs=1e-5)
+
+
+def test_predict_image_without_faces_returns_an_empty_list(client):
+    response = client.post("/api/predict", content=encode(np.full((120, 160, 3), 200, np.uint8), ".png"),
+                           headers={"Content-Type": "image/png"})
+    assert response.status_code == 200
+    assert response.json()["faces"] == []
+
+
+def test_predict_other_formats_and_modes(client, face_photo):
+    # An RGBA WebP, a palette GIF and a 16-bit PNG all decode through ferkit.data.images.
+    rgba = Image.fromarray(face_photo).convert("RGBA")
+    for fmt, image in (("WEBP", rgba), ("GIF", Image.fromarray(face_photo).convert("P")),
+                       ("PNG", Image.fromarray(face_photo.astype(np.uint16) * 257))):
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt)
+        response = client.post("/api/predict", files={"file": ("x", buffer.getvalue(), "application/octet-stream")})
+        assert response.status_code == 200, (fmt, response.text)
+        assert len(response.json()["faces"]) == 1, fmt
+
+
+# ------------------------------------------------------------------ limits and errors
+
+def test_declared_length_over_the_limit_is_413(client):
+    response = client.post("/api/predict", content=b"\xff" * 60_000, headers={"Content-Type": "image/jpeg"})
+    assert_error(response, 413, "limit")
+
+
+def test_streamed_body_over_the_limit_is_413(client):
+    # A generator body goes out with no Content-Length: the limit is enforced while reading.
+    def chunks():
+        for _ in range(8):
+            yield b"\xff" * 10_000
+
+    response = client.post("/api/predict", content=chunks(), headers={"Content-Type": "image/jpeg"})
+    assert "content-length" not in {k.lower() for k in response.request.headers}
+    assert_error(response, 413, "limit")
+
+
+def test_multipart_over_the_limit_is_413(client):
+    response = client.post("/api/predict", files={"file": ("big.jpg", b"\xff" * 60_000, "image/jpeg")})
+    assert_error(response, 413, "limit")
+
+
+def test_non_image_content_types_are_415(client):
+    for content_type, body in (("text/plain", b"hello"), ("application/json", b'{"image": 1}')):
+        response = client.post("/api/predict", content=body, headers={"Content-Type": content_type})
+        assert_error(response, 415, "content type")
+
+
+def test_bytes_that_are_no_image_are_415(client):
+    response = client.post("/api/predict", content=b"MZ\x90\x00 not a picture at all" * 10,
+                           headers={"Content-Type": "image/jpeg"})
+    assert_error(response, 415, "not an image")
+    response = client.post("/api/predict", files={"file": ("notes.txt", b"just some text\n", "text/plain")})
+    assert_error(response, 415, "not an image")
+
+
+def test_corrupt_images_are_400(client, face_photo):
+    jpeg = encode(face_photo)
+    png = bytearray(encode(face_photo, ".png"))
+    png[60:200] = b"\x00" * 140  # the header survives, the compressed data does not
+    for body in (jpeg[: len(jpeg) // 3], bytes(png)):
+        response = client.post("/api/predict", content=body, headers={"Content-Type": "image/jpeg"})
+        assert_error(response, 400, "cannot decode")
+
+
+def test_empty_and_malformed_requests_are_400(client):
+    assert_error(client.post("/api/predict", content=b"", headers={"Content-Type": "image/png"}), 400, "empty")
+    assert_error(client.post("/api/predict", data={"other": "x"}, files={"image": ("a.png", b"x", "image/png")}),
+                 400, "'file'")
+    assert_error(client.post("/api/predict", data={"file": "not a file"},
+                             files={"other": ("a.png", b"x", "image/png")}), 400, "must be a file")
+    response = client.post("/api/predict", content=b"--xyz\r\nbroken",
+                           headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert response.status_code == 400 and "error" in response.json()
+
+
+def test_unknown_paths_and_methods_answer_json(client):
+    assert_error(client.get("/api/nothing"), 404, "not found")
+    assert_error(client.get("/api/predict"), 405, "method not allowed")
+
+
+def test_server_survives_a_burst_of_bad_requests(client, face_photo):
+    jpeg = encode(face_photo)
+    bad = [
+        dict(content=b"\xff" * 60_000, headers={"Content-Type": "image/jpeg"}),
+        dict(content=b"garbage" * 50, headers={"Content-Type": "image/png"}),
+        dict(content=jpeg[:500], headers={"Content-Type": "image/jpeg"}),
+        dict(content=b"", headers={"Content-Type": "image/jpeg"}),
+        dict(content=b"{}", headers={"Content-Type": "application/json"}),
+        dict(files={"nope": ("a", b"a", "text/plain")}),
+    ]
+    statuses = []
+    for i in range(60):
+        response = client.post("/api/predict", **bad[i % len(bad)])
+        statuses.append(response.status_code)
+        assert "error" in response.json()
+    assert set(statuses) == {413, 415, 400}
+    assert client.get("/api/health").json()["status"] == "ok"
+    response = client.post("/api/predict", content=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert response.status_code == 200 and len(response.json()["faces"]) == 1
+
+
+class _ControlledRecognizer:
+    """A recognizer stand-in whose ``predict`` blocks until the test releases it, or raises."""
+
+    info = {"name": "stub", "classes": list(CLASSES), "parameters": 1, "input_size": 48, "meta": {}}
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.fail = False
+
+    def predict(self, image):
+        if self.fail:
+            raise RuntimeError("model exploded")
+        self.started.set()
+        self.release.wait(timeout=30)
+        return []
+
+
+def test_inference_does_not_block_other_requests():
+    stub = _ControlledRecognizer()
+    png = encode(np.zeros((32, 32), np.uint8), ".png")
+    results: dict = {}
+    with TestClient(create_app(stub)) as client:
+        def slow():
+            results["predict"] = client.post("/api/predict", content=png, headers={"Content-Type": "image/png"})
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        try:
+            assert stub.started.wait(timeout=30), "predict never reached the recognizer"
+            # The prediction is still held inside the recognizer; the event loop must answer anyway.
+            health = client.get("/api/health")
+            assert health.status_code == 200
+            assert "predict" not in results and thread.is_alive()
+        finally:
+            stub.release.set()
+            thread.join(timeout=30)
+    assert results["predict"].status_code == 200
+
+
+def test_unexpected_errors_are_500_json_and_the_server_goes_on():
+    stub = _ControlledRecognizer()
+    stub.release.set()
+    png = encode(np.zeros((32, 32), np.uint8), ".png")
+    with TestClient(create_app(stub), raise_server_exceptions=False) as client:
+        stub.fail = True
+        assert_error(client.post("/api/predict", content=png, headers={"Content-Type": "image/png"}), 500,
+                     "internal error")
+        stub.fail = False
+        assert client.post("/api/predict", content=png, headers={"Content-Type": "image/png"}).status_code == 200
+
+
+def test_create_app_builds_a_recognizer_from_a_model_file(tiny_model_file):
+    with TestClient(create_app(str(tiny_model_file))) as client:
+        assert client.get("/api/model").json()["name"] == "tiny"
+
+
+@pytest.mark.parametrize("limit", [0, -1, float("nan")])
+def test_create_app_refuses_a_bad_limit(limit):
+    with pytest.raises(ValueError, match="positive"):
+        create_app(_ControlledRecognizer(), max_upload_mb=limit)
+
+
+# ------------------------------------------------------------------ command line
+
+def test_serve_verb_reports_a_missing_model_in_one_line(tmp_path, capsys):
+    code = cli_main(["serve", "--model", str(tmp_path / "none.safetensors"), "--port", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("ferkit: error:") and "none.safetensors" in err and len(err.splitlines()) == 1
+
+
+def test_serve_verb_refuses_bad_limits(tiny_model_file, capsys):
+    assert cli_main(["serve", "--model", str(tiny_model_file), "--max-upload-mb", "0"]) == 2
+    assert "--max-upload-mb" in capsys.readouterr().err
+    assert cli_main(["serve", "--model", str(tiny_model_file), "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_serve_defaults_to_loopback():
+    from ferkit.app.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.port == 8000 and args.max_upload_mb == 10
+    assert is_loopback(args.host) and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def test_error_body_is_valid_json_for_every_status(client):
+    # Every error path answers one JSON object whose "error" is a single line of text.
+    for response in (client.post("/api/predict", content=b"x", headers={"Content-Type": "text/csv"}),
+                     client.post("/api/predict", content=b"", headers={"Content-Type": "image/png"})):
+        body = json.loads(response.text)
+        assert isinstance(body["error"], str) and "\n" not in body["error"]
