@@ -315,14 +315,16 @@ def test_photo_upload_draws_the_face_box_bars_and_emoji(page, server, face_photo
     assert sum(widths) == pytest.approx(100.0, abs=1.0) and max(widths) > 0
     assert "1 face" in page.inner_text("#status")
 
-    # The box is stroked in the emotion's colour along the face's bottom edge, over the photo.
-    size = page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")
-    assert size == [face_photo.shape[1], face_photo.shape[0]]
+    # The photo fills the canvas (at the canvas's own scale) and the box is stroked in the
+    # emotion's colour along the face's bottom edge.
+    width, height = page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")
+    scale = width / face_photo.shape[1]
+    assert scale >= 1 and height == round(face_photo.shape[0] * scale)
     x, y, w, h = expected["faces"][0]["box"]
     colour = _hex_rgb(page.evaluate("COLORS")[emotion])
-    edge = _canvas_pixel(page, x + w // 2, y + h - 1)
+    edge = _canvas_pixel(page, int((x + w / 2) * scale), int((y + h) * scale))
     assert all(abs(a - b) <= 3 for a, b in zip(edge, colour)), (edge, colour)
-    inside = _canvas_pixel(page, x + w // 2, y + h // 2)
+    inside = _canvas_pixel(page, int((x + w / 2) * scale), int((y + h / 2) * scale))
     assert inside[0] == inside[1] == inside[2], "the inside of the box shows the grey photo"
 
     shot = Path(os.environ.get("FERKIT_SCREENSHOT_DIR", tmp_path)) / "page-photo.png"

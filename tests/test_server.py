@@ -232,6 +232,25 @@ def test_corrupt_images_are_400(client, face_photo):
         assert_error(response, 400, "cannot decode")
 
 
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    data = bytearray(encode(np.zeros((8, 8), np.uint8), ".png"))
+    # IHDR's data starts at byte 16 (8 signature + 4 length + 4 type); its CRC follows 13 bytes on.
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def test_images_with_too_many_pixels_are_refused_without_decoding(client):
+    for width, height in ((9000, 9000), (30000, 30000)):
+        response = client.post("/api/predict", content=_png_claiming(width, height),
+                               headers={"Content-Type": "image/png"})
+        assert_error(response, 400, "too large")
+
+
 def test_empty_and_malformed_requests_are_400(client):
     assert_error(client.post("/api/predict", content=b"", headers={"Content-Type": "image/png"}), 400, "empty")
     assert_error(client.post("/api/predict", data={"other": "x"}, files={"image": ("a.png", b"x", "image/png")}),
@@ -341,11 +360,14 @@ def test_serve_verb_reports_a_missing_model_in_one_line(tmp_path, capsys):
     assert err.startswith("ferkit: error:") and "none.safetensors" in err and len(err.splitlines()) == 1
 
 
-def test_serve_verb_refuses_bad_limits(tiny_model_file, capsys):
+def test_serve_verb_refuses_bad_options(tiny_model_file, capsys):
     assert cli_main(["serve", "--model", str(tiny_model_file), "--max-upload-mb", "0"]) == 2
     assert "--max-upload-mb" in capsys.readouterr().err
     assert cli_main(["serve", "--model", str(tiny_model_file), "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
+    assert cli_main(["serve", "--model", str(tiny_model_file), "--detector", "crystal-ball"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ferkit: error:") and "crystal-ball" in err and len(err.splitlines()) == 1
 
 
 def test_serve_defaults_to_loopback():

@@ -226,7 +226,7 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
 
 def explain_command(args: argparse.Namespace) -> int:
     from ..data.classes import class_index
-    from ..data.images import read_image
+    from ..data.images import ImageDecodeError, read_image
     from ..explain import explain, model_input
     from ..explain.render import save_explanation
     from ..models.hub import load_model
@@ -242,7 +242,11 @@ def explain_command(args: argparse.Namespace) -> int:
         if not known:
             raise UsageError(f"--class {args.target!r}: the model's classes are {', '.join(loaded.classes)}")
         target = loaded.classes.index(known[0])
-    image = read_image(args.image)
+    try:
+        image = read_image(args.image)
+    except ImageDecodeError as exc:
+        message = str(exc)
+        raise ImageDecodeError(message if str(args.image) in message else f"{args.image}: {message}") from None
     face, note = _face_from_image(image, args.detector)
     size = loaded.input_size
     x = model_input(loaded.normalizer, face, size)

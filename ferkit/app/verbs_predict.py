@@ -1,8 +1,351 @@
-"""CLI verbs: predict (being written)."""
+"""CLI verbs: predict, export, demo.
+
+    ferkit predict SOURCE... [--model M] [--detector auto|retinaface|haar] [--no-detect] [--tta T]
+                   [--smooth S] [--min-face N] [--every N] [--json | --csv FILE] [--annotate OUT] [--show]
+                   [--detect-size PIXELS] [--detect-every N] [--max-frames N] [--backend auto|onnx|torch]
+    ferkit export [--model M] --format onnx --out FILE
+    ferkit demo [--model M] [--out DIR]
+
+SOURCE is an image, a folder (searched recursively for images and videos), a glob, a video
+file or a camera index (``0``).  Rows: one per face per frame (see :mod:`ferkit.vision.rows`);
+a failed source gives a row with ``error`` and the rest go on; exit status 1 if any failed.
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from .errors import UsageError
+
+TTA_CHOICES = ("none", "flip", "tencrop")
+DETECTOR_CHOICES = ("auto", "retinaface", "haar")
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_PHOTO = ASSETS / "portraits.jpg"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's verbs to the ferkit parser."""
+    p = sub.add_parser("predict", help="emotions of the faces in photos, folders, videos or a camera",
+                       description="Detect faces and classify their emotion. SOURCE: image, folder (recursive), "
+                                   "glob, video file or camera index (0). One row per face per frame.")
+    p.add_argument("source", nargs="+", metavar="SOURCE")
+    _add_model_options(p)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the rows as one JSON array on stdout")
+    out.add_argument("--csv", metavar="FILE", help="write the rows to a CSV file")
+    p.add_argument("--annotate", metavar="OUT",
+                   help="write the picture or video with boxes and probability bars (a folder for several sources)")
+    p.add_argument("--show", action="store_true", help="show video or camera frames in a window (needs a display)")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="process one video frame in N (default 1)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="stop each video or camera after N processed frames")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(run=predict_command)
+
+    p = sub.add_parser("export", help="export a model to ONNX",
+                       description="Export a model to ONNX (input: normalised faces N x 1 x S x S; output: logits).")
+    p.add_argument("--model", default="default", help="shipped name, run directory or model file (default: default)")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(run=export_command)
+
+    p = sub.add_parser("demo", help="annotate the shipped demo photo",
+                       description=f"Run predict on {DEMO_PHOTO.name} (public-domain portraits shipped with ferkit) "
+                                   "and write the annotated picture and the rows.")
+    p.add_argument("--model", default="default", help="shipped name, run directory or model file (default: default)")
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto")
+    p.add_argument("--out", default="out", metavar="DIR", help="folder for demo.jpg and demo.csv (default: out)")
+    p.set_defaults(run=demo_command)
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default", help="shipped name, run directory or model file (default: default)")
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
+                   help="face detector: auto = retinaface when installed, else haar")
+    p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none", help="test-time augmentation (default none)")
+    p.add_argument("--smooth", type=float, default=0.5,
+                   help="temporal smoothing of each video track's probabilities, 0 = off (default 0.5)")
+    p.add_argument("--min-face", type=int, default=20, metavar="PIXELS", help="smallest face side (default 20)")
+    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="inference engine (default auto: onnxruntime when available)")
+    p.add_argument("--detect-size", type=int, default=None, metavar="PIXELS",
+                   help="search for faces in a copy downscaled to this long side (default 1280; 320 is fast)")
+    p.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="in video, detect on one processed frame in N and reuse the boxes between (default 1)")
+
+
+# -- outputs ---------------------------------------------------------------------------------
+class _JsonOut:
+    """Streams a JSON array to stdout, one row at a time (bounded memory for long videos)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream, self.count = stream, 0
+
+    def write(self, row: dict) -> None:
+        from ..vision.rows import COLUMNS
+
+        self.stream.write(("[\n" if self.count == 0 else ",\n") + json.dumps({c: row.get(c) for c in COLUMNS}))
+        self.count += 1
+
+    def close(self) -> None:
+        self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        self.stream.flush()
+
+    def abort(self) -> None:
+        self.close()
+
+
+class _CsvOut:
+    """Streams rows into a temporary file that replaces FILE only when complete (atomic)."""
+
+    def __init__(self, path: str):
+        from ..vision.rows import write_csv_header
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.file = os.fdopen(handle, "w", encoding="utf-8", newline="")
+        write_csv_header(self.file)
+        self.count = 0
+
+    def write(self, row: dict) -> None:
+        from ..vision.rows import write_csv_row
+
+        write_csv_row(self.file, row)
+        self.count += 1
+
+    def close(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.file.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+class _TextOut:
+    """Human-readable lines on stdout."""
+
+    def __init__(self, stream: TextIO):
+        self.stream, self.count = stream, 0
+
+    def write(self, row: dict) -> None:
+        where = row["source"] + (f" frame {row['frame']} ({row['time_s']:.2f}s)" if row.get("frame") else "")
+        if row.get("error"):
+            text = f"{where}: error: {row['error']}"
+        elif row.get("emotion") is None:
+            text = f"{where}: no face"
+        else:
+            track = f" track {row['track']}" if row.get("track") is not None else ""
+            text = (f"{where}: face {row['face']}{track} at x={row['x']} y={row['y']} w={row['w']} h={row['h']}: "
+                    f"{row['emotion']} {row['confidence']:.0%}")
+        print(text, file=self.stream)
+        self.count += 1
+
+    def close(self) -> None:
+        self.stream.flush()
+
+    def abort(self) -> None:
+        self.close()
+
+
+# -- annotation targets -------------------------------------------------------------------------
+def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
+    """Where each item's annotated output goes: ``("file", {0: path})`` or ``("dir", {index: path})``."""
+    from ..vision.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    target = Path(out)
+    single = len(items) == 1 and not target.is_dir() and target.suffix != ""
+    if single:
+        item = items[0]
+        suffix = target.suffix.lower()
+        if item.kind == "image" and suffix not in IMAGE_EXTENSIONS:
+            raise UsageError(f"--annotate {out}: annotate a photo to an image file (.jpg or .png)")
+        if item.kind in ("video", "camera") and suffix not in (".mp4", ".avi", ".mov", ".m4v", ".mkv"):
+            raise UsageError(f"--annotate {out}: annotate a video to .mp4 or .avi")
+        return "file", {0: target}
+    plan, used = {}, set()
+    for i, item in enumerate(items):
+        stem = Path(str(item.name)).stem if item.kind != "camera" else f"camera{item.target}"
+        suffix = ".mp4" if item.kind in ("video", "camera") else ".jpg"
+        name, n = f"{stem}.annotated{suffix}", 2
+        while name in used:
+            name, n = f"{stem}_{n}.annotated{suffix}", n + 1
+        used.add(name)
+        plan[i] = target / name
+    if any(Path(str(i.name)).suffix.lower() in VIDEO_EXTENSIONS for i in items) or plan:
+        target.mkdir(parents=True, exist_ok=True)
+    return "dir", plan
+
+
+def timeline_path(video_out: Path) -> Path:
+    return video_out.with_name(video_out.stem + ".timeline.png")
+
+
+def gui_problem() -> str | None:
+    """Why a window cannot be shown here, or None when it can."""
+    import cv2
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display found (DISPLAY is not set)"
+    try:
+        cv2.namedWindow("ferkit", cv2.WINDOW_NORMAL)
+        cv2.destroyWindow("ferkit")
+    except cv2.error:
+        return "this OpenCV build has no GUI (opencv-python-headless); install opencv-python to use --show"
+    return None
+
+
+# -- verbs ---------------------------------------------------------------------------------------
+def predict_command(args: argparse.Namespace) -> int:
+    if args.every < 1:
+        raise UsageError(f"--every {args.every}: must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames {args.max_frames}: must be at least 1")
+    if not 0.0 <= args.smooth < 1.0:
+        raise UsageError(f"--smooth {args.smooth}: must be at least 0 and below 1")
+    from ..vision.recognizer import EmotionRecognizer
+    from ..vision.sources import expand_sources
+
+    items = expand_sources(args.source)
+    plan_kind, plan = _annotation_plan(args.annotate, items) if args.annotate else ("none", {})
+    show = False
+    if args.show:
+        problem = gui_problem()
+        if problem:
+            print(f"ferkit: --show: {problem}; continuing without a window", file=sys.stderr)
+        else:
+            show = True
+    recognizer = EmotionRecognizer(args.model, detector="none" if args.no_detect else args.detector, tta=args.tta,
+                                   smooth=args.smooth, min_face=args.min_face, backend=args.backend,
+                                   detect_size=args.detect_size, detect_every=args.detect_every)
+    sink = _JsonOut(sys.stdout) if args.json else _CsvOut(args.csv) if args.csv else _TextOut(sys.stdout)
+    failed = 0
+    try:
+        failed = _run(recognizer, items, args, sink, plan, show)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
+    if args.csv:
+        print(f"wrote {sink.count} rows for {len(items)} source(s) to {args.csv}", file=sys.stderr)
+    if failed:
+        print(f"ferkit: {failed} of {len(items)} source(s) failed (see the error column)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, show: bool) -> int:
+    from tqdm import tqdm
+
+    from ..vision.annotate import Timeline, VideoAnnotator, annotate, write_image
+    from ..vision.recognizer import result_rows
+
+    failed = 0
+    progress = tqdm(total=len(items), unit="source", file=sys.stderr, leave=False,
+                    disable=args.no_progress or len(items) < 2 or None)
+    for index, item in enumerate(items):
+        out = plan.get(index)
+        video_out: VideoAnnotator | None = None
+        timeline = Timeline(recognizer.classes) if out is not None and item.kind in ("video", "camera") else None
+        frames_bar = None
+        processed = 0
+        error = None
+        try:
+            for _, result, error in recognizer.iter_item(item, args.every):
+                for row in result_rows(item.name, result, error):
+                    sink.write(row)
+                if result is None:
+                    continue
+                processed += 1
+                if item.kind in ("video", "camera"):
+                    if frames_bar is None:
+                        total = (result.frames + args.every - 1) // args.every if result.frames else None
+                        if args.max_frames:
+                            total = min(total, args.max_frames) if total else args.max_frames
+                        frames_bar = tqdm(total=total, unit="frame", file=sys.stderr, leave=False,
+                                          desc=Path(str(item.name)).name,
+                                          disable=args.no_progress or (total is not None and total < 30) or None)
+                    frames_bar.update(1)
+                    if out is not None:
+                        if video_out is None:
+                            video_out = VideoAnnotator(out, (result.fps or 25.0) / args.every)
+                        video_out.write(result.image, result.faces)
+                        timeline.add(result.time_s, result.faces)
+                    if show:
+                        _show(annotate(result.image, result.faces, columns=1))
+                    if args.max_frames and processed >= args.max_frames:
+                        break
+                elif out is not None:
+                    write_image(out, annotate(result.image, result.faces))
+        except KeyboardInterrupt:
+            if item.kind != "camera":
+                if video_out is not None:
+                    video_out.abort()
+                raise
+            # Ctrl+C ends a camera session normally: outputs so far are kept.
+        except BaseException:
+            if video_out is not None:
+                video_out.abort()
+            raise
+        finally:
+            if frames_bar is not None:
+                frames_bar.close()
+        if video_out is not None:
+            video_out.close()
+        if timeline is not None:
+            timeline.save(timeline_path(out), title=str(item.name))
+        if error:
+            failed += 1
+        progress.update(1)
+    progress.close()
+    if show:
+        import cv2
+
+        cv2.destroyAllWindows()
+    return failed
+
+
+def _show(picture) -> None:
+    import cv2
+
+    cv2.imshow("ferkit", picture)
+    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+        raise KeyboardInterrupt
+
+
+def export_command(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..models.hub import load_model
+    from ..vision.backends import TorchBackend
+    from ..vision.onnx import OnnxBackend, export_onnx
+
+    loaded = load_model(args.model)
+    data = export_onnx(loaded, args.out)
+    # Check the file: the same faces through both engines must give the same probabilities.
+    faces = np.random.default_rng(0).integers(0, 256, size=(8, 48, 48), dtype=np.uint8)
+    diff = float(np.abs(OnnxBackend(loaded, data).probs(faces, "none") - TorchBackend(loaded).probs(faces, "none")).max())
+    print(f"wrote {args.out} ({len(data) / 1e6:.2f} MB, {loaded.name}); max probability difference "
+          f"ONNX vs PyTorch on 8 faces: {diff:.2e}")
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
+                            tta="none", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
+                            json=False,
+                            csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"), show=False, every=1,
+                            max_frames=None, no_progress=True)
+    status = predict_command(ns)
+    print(f"annotated picture: {out / 'demo.jpg'}; rows: {out / 'demo.csv'}")
+    return status

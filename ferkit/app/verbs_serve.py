@@ -20,11 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     p.add_argument("--model", default="default",
                    help="shipped model name (default, fast), a training run directory or a .safetensors file")
-    p.add_argument("--detector", default="auto", choices=["auto", "retinaface", "haar", "none"],
-                   help="face detector (default auto: RetinaFace when installed, else Haar; "
-                        "none: each image is one cropped face)")
-    p.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"],
-                   help="test-time augmentation (default none; flip doubles and tencrop multiplies by 10 the cost)")
+    # Names are checked by EmotionRecognizer (a one-line error for an unknown one), so the list of
+    # detectors lives in one place and parsing the command line does not import OpenCV.
+    p.add_argument("--detector", default="auto",
+                   help="face detector: auto (RetinaFace when installed, else Haar), retinaface, haar, "
+                        "or none (each image is one cropped face)")
+    p.add_argument("--tta", default="none",
+                   help="test-time augmentation: none (default), flip (2x the cost) or tencrop (10x)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest accepted upload in MB; bigger requests get 413 (default {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

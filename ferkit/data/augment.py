@@ -9,6 +9,7 @@ face); the deterministic test-time views (centre crop, flip, ten-crop) live here
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,15 @@ class AugmentConfig:
     erase_p: float = 0.5  # probability of one erased rectangle per image
     erase_min: int = 8
     erase_max: int = 20
+
+
+@functools.lru_cache(maxsize=8)
+def _base_grid(size: int, dtype: torch.dtype) -> torch.Tensor:
+    """Homogeneous output-pixel coordinates (size*size x 3), as ``affine_grid`` builds them
+    (align_corners=False); cached because ``affine_grid`` rebuilds them on every call."""
+    lin = (torch.arange(size, dtype=dtype) * 2 + 1) / size - 1
+    xs, ys = lin.view(1, size).expand(size, size), lin.view(size, 1).expand(size, size)
+    return torch.stack([xs, ys, torch.ones(size, size, dtype=dtype)], dim=-1).view(-1, 3)
 
 
 class BatchAugmenter:
@@ -61,7 +71,7 @@ class BatchAugmenter:
             ],
             dim=1,
         ).to(x.dtype)
-        grid = F.affine_grid(theta, [n, channels, crop, crop], align_corners=False)
+        grid = torch.matmul(_base_grid(crop, x.dtype), theta.transpose(1, 2)).view(n, crop, crop, 2)
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if cfg.erase_p > 0:
             out = self._erase(out)

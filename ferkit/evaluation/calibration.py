@@ -1,7 +1,7 @@
 """Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks"): one
 scalar T divides the logits so that the softmax confidence matches the accuracy.  T is fitted
-on PublicTest by minimising the negative log-likelihood with L-BFGS over log T (which keeps T
-positive); it never changes which class wins, so accuracy is untouched.
+on PublicTest by minimising the negative log-likelihood with a bounded 1-D search; it never
+changes which class wins, so accuracy is untouched.
 """
 from __future__ import annotations
 
@@ -21,23 +21,26 @@ from .metrics import expected_calibration_error
 T_MIN, T_MAX = 0.05, 20.0
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor | np.ndarray, max_iter: int = 200) -> float:
-    """The temperature that minimises the NLL of ``labels`` under ``softmax(logits / T)``."""
-    logits = logits.detach().float()
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor | np.ndarray) -> float:
+    """The temperature that minimises the NLL of ``labels`` under ``softmax(logits / T)``.
+
+    The NLL is convex in the inverse temperature (a log-sum-exp of functions linear in it), so
+    a bounded 1-D search (Brent's method) finds the global minimum in a few dozen evaluations.
+    """
+    from scipy.optimize import minimize_scalar  # scipy comes with scikit-learn; imported late, it is slow
+
+    logits = torch.as_tensor(logits).detach().float().clone()  # clone: may be an inference-mode tensor
     labels = torch.as_tensor(labels, dtype=torch.long)
     if len(labels) == 0:
         raise ValueError("cannot fit a temperature on no faces")
-    log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
+    def nll(inverse_t: float) -> float:
+        with torch.no_grad():
+            return float(F.cross_entropy(logits * inverse_t, labels))
 
-    optimizer.step(closure)
-    return float(np.clip(log_t.exp().item(), T_MIN, T_MAX))
+    best = minimize_scalar(nll, bounds=(1.0 / T_MAX, 1.0 / T_MIN), method="bounded",
+                           options={"xatol": 1e-5})
+    return float(1.0 / best.x)
 
 
 @dataclass

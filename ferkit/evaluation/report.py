@@ -124,10 +124,11 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
     plot_misclassified(out / "misclassified.png", evaluation)
 
     described = [describe_model(m) for m in evaluation.models]
-    model_rows = [[spec, d["name"], d["depth"], d["weight_layers"], f"{d['parameters'] / 1e6:.2f} M",
-                   d["input_size"], f"{d['temperature']:.3g}", d["epoch"] if d["epoch"] is not None else "-"]
+    model_rows = [[spec, d["name"], d["depth"], d["weight_layers"],
+                   f"{d['parameters']:,} ({d['parameters'] / 1e6:.2f} M)", d["input_size"],
+                   f"{d['temperature']:.3g}", d["epoch"] if d["epoch"] is not None else "-"]
                   for spec, d in zip(evaluation.specs, described)]
-    kind = "ensemble of " + str(len(described)) + " models (probabilities averaged)" if len(described) > 1 else "model"
+    kind = f"ensemble of {len(described)} models (probabilities averaged)" if len(described) > 1 else "one model"
     per_class_rows = [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["n"]]
                       for c, v in metrics["per_class"].items()]
     parts = [

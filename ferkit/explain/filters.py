@@ -73,7 +73,7 @@ def _gaussian_kernel(sigma: float, channels: int) -> torch.Tensor:
 
 
 def maximize_filters(model: nn.Module, filters: Sequence[int], layer: str | None = None, *, steps: int = 100,
-                     lr: float = 0.05, decay: float = 0.005, blur_every: int = 4, blur_sigma: float = 0.5,
+                     lr: float = 0.05, decay: float = 0.005, blur_every: int = 8, blur_sigma: float = 0.5,
                      bounds: tuple[float, float] = (-3.0, 3.0), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Inputs (normalised, F x S x S for one-channel models) that maximise each filter's mean
     activation, and the activation each reaches.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -57,7 +58,7 @@ def save_explanation(path: str | Path, face: np.ndarray, method: str, saliency: 
             ax.imshow(image, cmap=cmap, **({"vmin": 0, "vmax": 255} if label == "face" else {"vmin": 0, "vmax": 1}))
         ax.set_title(label, fontsize=9)
         ax.axis("off")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, 26 * len(panels)), fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 
@@ -74,6 +75,6 @@ def save_filter_grid(path: str | Path, images: np.ndarray, labels: Sequence[str]
         if k < count:
             ax.imshow(stretch(images[k]), cmap="gray", vmin=0, vmax=1)
             ax.set_title(labels[k], fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, max(30, 18 * cols)), fontsize=9)
     fig.tight_layout()
     _save(fig, path)

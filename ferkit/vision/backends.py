@@ -1,4 +1,8 @@
-"""Classification backends: PyTorch, or ONNX Runtime on an exported copy of the model."""
+"""Classification backends: eager PyTorch, or ONNX Runtime on an exported copy of the model.
+
+``auto`` picks ONNX Runtime when it is installed and the model exports: on this project's
+CPU benchmark (``benchmarks/inference_speed.py``) it is faster at every batch size.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -23,4 +27,17 @@ class TorchBackend:
 def create_backend(loaded: LoadedModel, name: str = "auto"):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    return TorchBackend(loaded)
+    if name == "torch":
+        return TorchBackend(loaded)
+    from .onnx import OnnxBackend, onnx_available
+
+    if name == "onnx":
+        if not onnx_available():
+            raise ValueError("the onnx backend needs onnxruntime: pip install onnxruntime")
+        return OnnxBackend(loaded)
+    if not onnx_available():
+        return TorchBackend(loaded)
+    try:
+        return OnnxBackend(loaded)
+    except Exception:  # an architecture the exporter cannot handle still runs in PyTorch
+        return TorchBackend(loaded)

@@ -79,10 +79,12 @@ def crop_face(gray: np.ndarray, det: Detection, framing: Framing = Framing(), *,
         gray_in = gray
     k = size / side
     cos, sin = math.cos(angle) * k, math.sin(angle) * k
-    # dst = k * R(-angle) (src - c) + size / 2, written as a 2 x 3 matrix.
-    matrix = np.array([[cos, sin, size / 2 - cos * cx - sin * cy],
-                       [-sin, cos, size / 2 + sin * cx - cos * cy]], dtype=np.float64)
-    # The matrix maps pixel centres; OpenCV's convention is the same for source and destination.
+    # OpenCV puts pixel i's centre at coordinate i, so a region's centre in edge coordinates
+    # (cx, cy) is (cx - 0.5, cy - 0.5) there; the same holds for the output's centre.
+    cx, cy, mid = cx - 0.5, cy - 0.5, size / 2 - 0.5
+    # dst = k * R(-angle) (src - c) + mid, written as a 2 x 3 matrix.
+    matrix = np.array([[cos, sin, mid - cos * cx - sin * cy],
+                       [-sin, cos, mid + sin * cx - cos * cy]], dtype=np.float64)
     return cv2.warpAffine(gray_in, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -66,19 +66,16 @@ class HaarDetector:
         return out
 
 
-def create_detector(name: str = "auto", min_face: int = 20) -> Detector:
-    """A detector by name (``auto``, ``retinaface``, ``haar``)."""
+def create_detector(name: str = "auto", min_face: int = 20, max_side: int | None = None) -> Detector:
+    """A detector by name (``auto``, ``retinaface``, ``haar``); ``max_side`` = search size (long side)."""
+    from . import retinaface
+
     name = name.lower()
+    if name not in DETECTORS:
+        raise DetectorError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
     if name == "auto":
-        from . import retinaface
-
-        if retinaface.available():
-            return retinaface.RetinaFaceDetector(min_face=min_face)
-        return HaarDetector(min_face=min_face)
+        name = "retinaface" if retinaface.available() else "haar"
+    options = {"min_face": min_face} if max_side is None else {"min_face": min_face, "max_side": int(max_side)}
     if name == "haar":
-        return HaarDetector(min_face=min_face)
-    if name == "retinaface":
-        from . import retinaface
-
-        return retinaface.RetinaFaceDetector(min_face=min_face)
-    raise DetectorError(f"unknown detector {name!r}; choose one of: {', '.join(DETECTORS)}")
+        return HaarDetector(**options)
+    return retinaface.RetinaFaceDetector(**options)

@@ -55,6 +55,8 @@ class FrameResult:
     time_s: float  # seconds from the start of the video
     faces: list[Face]
     image: np.ndarray | None = field(default=None, repr=False)  # the frame, for drawing
+    fps: float | None = None  # the video's frame rate (None for a photo or an unknown rate)
+    frames: int | None = None  # the video's frame count, when the container says
 
 
 class EmotionRecognizer:
@@ -69,10 +71,15 @@ class EmotionRecognizer:
         min_face: smallest face side, in pixels, that the detector reports.
         backend: ``"auto"`` (ONNX Runtime when available, else PyTorch), ``"onnx"`` or ``"torch"``.
         align: rotate crops so the eyes are level, when the detector gives landmarks.
+        detect_size: search for faces in a copy downscaled to this long side (None: the
+            detector's default, 1280); smaller is faster but misses small faces.
+        detect_every: in video, run the detector on one processed frame in N and reuse its boxes
+            (classifying the new crops) in between; 1 = detect on every frame.
     """
 
     def __init__(self, model: str | Path = "default", detector: str = "auto", tta: str = "none",
-                 smooth: float = 0.5, min_face: int = 20, *, backend: str = "auto", align: bool = True):
+                 smooth: float = 0.5, min_face: int = 20, *, backend: str = "auto", align: bool = True,
+                 detect_size: int | None = None, detect_every: int = 1):
         from ..models.hub import load_model
 
         if tta not in TTA_CHOICES:
@@ -84,7 +91,13 @@ class EmotionRecognizer:
         self.loaded = load_model(model)
         self.tta, self.smooth, self.min_face, self.align = tta, float(smooth), int(min_face), align
         self.detector_name = detector.lower()
-        self.detector = None if self.detector_name == "none" else create_detector(detector, min_face=self.min_face)
+        if int(detect_every) < 1:
+            raise ValueError(f"detect_every={detect_every}: must be at least 1")
+        if detect_size is not None and int(detect_size) < 32:
+            raise ValueError(f"detect_size={detect_size}: must be at least 32 pixels")
+        self.detect_every = int(detect_every)
+        self.detector = None if self.detector_name == "none" else create_detector(
+            detector, min_face=self.min_face, max_side=detect_size)
         name = "none" if self.detector is None else self.detector.name
         self.framing: Framing = FRAMINGS.get(name, Framing())
         from .backends import create_backend
@@ -120,7 +133,9 @@ class EmotionRecognizer:
     def _detect(self, array: np.ndarray) -> list[Detection]:
         if self.detector is None:
             return [Detection((0, 0, array.shape[1], array.shape[0]))]
-        found = [d for d in self.detector.detect(array) if min(d.box[2], d.box[3]) >= self.min_face]
+        height, width = array.shape[:2]
+        found = [d for d in self.detector.detect(array)
+                 if min(_clip(d.box, width, height)[2:]) >= self.min_face]
         return sorted(found, key=lambda d: (d.box[0], d.box[1]))
 
     def predict(self, image: Any) -> list[Face]:
@@ -136,7 +151,9 @@ class EmotionRecognizer:
         else:
             crops = crop_faces(array, detections, self.framing, align=self.align)
         probs = self.classify(crops)
-        return [self._face(d.box, p) for d, p in zip(detections, probs)]
+        # Crops use the detector's box (it may reach past the edge); reported boxes lie inside the picture.
+        height, width = array.shape[:2]
+        return [self._face(_clip(d.box, width, height), p) for d, p in zip(detections, probs)]
 
     def _face(self, box: tuple[int, int, int, int], probs: np.ndarray, track: int | None = None) -> Face:
         classes = self.loaded.classes
@@ -155,12 +172,15 @@ class EmotionRecognizer:
         if isinstance(target, str) and target.strip().isdigit() and not os.path.exists(target):
             target = int(target)
         reader = VideoReader(target, every=every)
-        yield from self._track_frames(reader)
+        yield from self.track_frames(reader)
 
-    def _track_frames(self, reader: VideoReader) -> Iterator[FrameResult]:
+    def track_frames(self, reader: VideoReader) -> Iterator[FrameResult]:
+        """Detect, classify, track and smooth the frames of an open :class:`VideoReader`."""
         tracker = IoUTracker(smooth=self.smooth)
-        for frame in reader:
-            detections = self._detect(frame.image)
+        detections: list[Detection] = []
+        for count, frame in enumerate(reader):
+            if count % self.detect_every == 0:
+                detections = self._detect(frame.image)
             faces = self._faces(frame.image, detections)
             if faces:
                 probs = np.array([[f.scores[c] for c in self.loaded.classes] for f in faces], dtype=np.float32)
@@ -168,25 +188,25 @@ class EmotionRecognizer:
                 faces = [self._face(f.box, p, t) for f, p, t in zip(faces, smoothed, ids)]
             else:
                 tracker.update([], np.zeros((0, len(self.loaded.classes)), dtype=np.float32))
-            yield FrameResult(frame.index, frame.time_s, faces, frame.image)
+            yield FrameResult(frame.index, frame.time_s, faces, frame.image, reader.fps or None, reader.frame_count)
 
     # -- many sources ------------------------------------------------------------------------
     def iter_results(self, sources: Any, every: int = 1) -> Iterator[tuple[SourceItem, FrameResult | None, str | None]]:
         """``(item, frame result, error)`` for every frame of every source; errors do not stop the rest."""
         for item in expand_sources(sources):
-            yield from self._iter_item(item, every)
+            yield from self.iter_item(item, every)
 
-    def _iter_item(self, item: SourceItem, every: int) -> Iterator[tuple[SourceItem, FrameResult | None, str | None]]:
+    def iter_item(self, item: SourceItem, every: int) -> Iterator[tuple[SourceItem, FrameResult | None, str | None]]:
         if item.kind == "missing":
             yield item, None, "no such file or directory"
             return
-        if item.kind == "image":
+        if item.kind in ("image", "unknown"):
             try:
                 array = read_image(item.target)
             except ImageDecodeError as exc:
-                # A file with an image-like name may still be a video; try that before giving up.
-                if _looks_like_video(item.target):
-                    yield from self._iter_item(SourceItem("video", item.name, item.target), every)
+                # A file named neither like an image nor like a video may still be a video.
+                if item.kind == "unknown" and _looks_like_video(item.target):
+                    yield from self.iter_item(SourceItem("video", item.name, item.target), every)
                 else:
                     yield item, None, str(exc)
                 return
@@ -197,7 +217,7 @@ class EmotionRecognizer:
             return
         try:
             reader = VideoReader(item.target, every=every)
-            for result in self._track_frames(reader):
+            for result in self.track_frames(reader):
                 yield item, result, None
         except SourceError as exc:
             yield item, None, str(exc)
@@ -250,6 +270,12 @@ def _normalise_array(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 4:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
     return np.ascontiguousarray(array)
+
+
+def _clip(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
 def _as_crops(crops: np.ndarray | list) -> np.ndarray:

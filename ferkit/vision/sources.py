@@ -14,6 +14,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+# FFmpeg prints its own complaints about broken files to stderr; ferkit reports them as rows.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm", ".pnm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -26,7 +29,7 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class SourceItem:
-    kind: str  # "image", "video", "camera" or "missing"
+    kind: str  # "image", "video", "unknown" (an explicit file with another extension), "camera" or "missing"
     name: str  # shown in the ``source`` column
     target: str | int  # path or camera index
 
@@ -38,10 +41,13 @@ def is_camera(source: str | int) -> bool:
 
 
 def kind_of(path: Path) -> str:
+    """``image`` or ``video`` by extension; ``unknown`` (try both) for any other name."""
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
-    return "image"
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    return "unknown"
 
 
 def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:

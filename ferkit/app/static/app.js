@@ -9,7 +9,7 @@ const EMOJI = {
 };
 const COLORS = {
   angry: "#e53935", disgust: "#43a047", fear: "#8e24aa", happy: "#f9a825",
-  sad: "#1e88e5", surprise: "#fb8c00", neutral: "#78909c",
+  sad: "#1e88e5", surprise: "#ec407a", neutral: "#00897b",
 };
 const WINDOW_S = 20;          // timeline length
 const CAPTURE_MAX_SIDE = 480; // frames are downscaled before upload: faster to send and to decode
@@ -83,8 +83,11 @@ async function predict(body, contentType) {
 
 // ---------------------------------------------------------------- drawing
 
+// The canvas gets the resolution it is shown at (small photos are enlarged, so boxes and labels
+// stay sharp), but never more than 1280 pixels on its long side.
 function fitCanvas(width, height) {
-  const scale = Math.min(1, 1280 / Math.max(width, height));
+  const shown = (view.clientWidth || width) * (window.devicePixelRatio || 1);
+  const scale = Math.min(1280 / Math.max(width, height), Math.max(1, shown / width));
   const w = Math.max(1, Math.round(width * scale));
   const h = Math.max(1, Math.round(height * scale));
   if (view.width !== w || view.height !== h) { view.width = w; view.height = h; }
@@ -94,13 +97,17 @@ function drawScene(source) {
   ctx.drawImage(source, 0, 0, view.width, view.height);
   const sx = view.width / state.frameSize[0];
   const sy = view.height / state.frameSize[1];
-  const line = Math.max(2, Math.round(view.width / 240));
-  const fontSize = Math.max(14, Math.round(view.width / 32));
+  const line = Math.max(2, Math.round(view.width / 260));
+  const fontSize = Math.max(13, Math.round(view.width / 48));
   ctx.font = `600 ${fontSize}px system-ui, sans-serif`;
   ctx.textBaseline = "bottom";
   state.faces.forEach((face, i) => {
     const [x, y, w, h] = face.box;
     const color = colorFor(face.emotion);
+    // A white halo under the coloured line keeps the box visible on any background.
+    ctx.lineWidth = line + 2;
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.85)";
+    ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
     ctx.lineWidth = line;
     ctx.strokeStyle = color;
     ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
@@ -198,6 +205,15 @@ function drawTimeline(now) {
     const x = canvas.width - (s / WINDOW_S) * canvas.width;
     g.beginPath(); g.moveTo(x, 0); g.lineTo(x, h); g.stroke();
   }
+  g.fillStyle = "#8a94a3";
+  g.font = "11px system-ui, sans-serif";
+  g.textBaseline = "top";
+  for (let s = 5; s < WINDOW_S; s += 5) {
+    g.fillText(`−${s} s`, canvas.width - (s / WINDOW_S) * canvas.width + 3, 2);
+  }
+  g.fillText("100%", 3, 2);
+  g.textBaseline = "bottom";
+  g.fillText("0%", 3, h - 1);
   const xOf = (t) => canvas.width - ((now - t) / (WINDOW_S * 1000)) * canvas.width;
   const yOf = (p) => h - pad - p * (h - 2 * pad);
   g.lineWidth = 2;

@@ -1,0 +1,337 @@
+"""Evaluation: metrics against scikit-learn, the JSON contract, ensembles, TTA, reports,
+temperature calibration and bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from sklearn.metrics import classification_report
+from sklearn.metrics import confusion_matrix as sk_confusion
+
+from ferkit.app.cli import main
+from ferkit.data import DataError, Split
+from ferkit.data.classes import CLASSES
+from ferkit.data.preprocess import Normalizer
+from ferkit.evaluation import (calibrate_model, classification_metrics, ensemble_probs, evaluate, evaluate_split,
+                               expected_calibration_error, fit_temperature)
+from ferkit.models import create_model
+from ferkit.models.inference import predict_probs
+from ferkit.models.io import LoadedModel, load_model_file, save_model_file
+
+from conftest import synthetic_faces
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_model_file(path: Path, seed: int, temperature: float = 1.0, **options) -> Path:
+    torch.manual_seed(seed)
+    model = create_model("tiny", **options)
+    save_model_file(path, model, name="tiny", options=options, normalizer=Normalizer.identity(),
+                    temperature=temperature)
+    return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_match_sklearn_on_random_predictions():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 500)
+    predictions = np.where(rng.random(500) < 0.4, labels, rng.integers(0, 7, 500))
+    labels[labels == 1] = 0  # a class with no faces must still appear, with zeros
+    m = classification_metrics(labels, predictions, CLASSES)
+    report = classification_report(labels, predictions, labels=range(7), output_dict=True, zero_division=0)
+    assert m["n"] == 500
+    assert m["accuracy"] == pytest.approx(np.mean(labels == predictions))
+    assert m["macro_f1"] == pytest.approx(report["macro avg"]["f1-score"])
+    matrix = np.zeros((7, 7), dtype=int)
+    np.add.at(matrix, (labels, predictions), 1)
+    assert m["confusion_matrix"] == matrix.tolist() == sk_confusion(labels, predictions, labels=range(7)).tolist()
+    for i, name in enumerate(CLASSES):
+        got = m["per_class"][name]
+        assert got["n"] == int((labels == i).sum())
+        assert got["recall"] == pytest.approx(matrix[i, i] / matrix[i].sum() if matrix[i].sum() else 0.0)
+        assert got["precision"] == pytest.approx(matrix[i, i] / matrix[:, i].sum() if matrix[:, i].sum() else 0.0)
+        assert got["f1"] == pytest.approx(report[str(i)]["f1-score"])
+    assert m["per_class"]["disgust"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "n": 0}
+
+
+def test_ece_by_hand():
+    # Every prediction made with confidence 0.9, half of them right: ECE = |0.5 - 0.9| = 0.4.
+    probs = np.full((10, 7), 0.1 / 6)
+    probs[:, 0] = 0.9
+    labels = np.array([0] * 5 + [3] * 5)
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.4)
+    # Two bins: confidence 0.9 all right (gap 0.1) and 0.5 all wrong (gap 0.5), equal counts.
+    probs2 = probs.copy()
+    probs2[5:, 0], probs2[5:, 1] = 0.5, 0.5 - 6e-9
+    probs2[5:, 2:] = 1e-9
+    labels2 = np.array([0] * 5 + [3] * 5)
+    assert expected_calibration_error(probs2, labels2) == pytest.approx(0.5 * 0.1 + 0.5 * 0.5, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- the CLI JSON contract
+
+
+def test_evaluate_json_contract(fer_root, tiny_model_file, capsys):
+    code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--json")
+    assert code == 0, err
+    result = json.loads(out)  # stdout is exactly one JSON object
+    assert result["n"] == 14  # the PublicTest faces of fer_root (the default split of a dataset root)
+    assert result["split"] == "publictest" and result["tta"] == "none"
+    assert result["classes"] == list(CLASSES)
+    assert set(result["per_class"]) == set(CLASSES)
+    for stats in result["per_class"].values():
+        assert set(stats) == {"precision", "recall", "f1", "n"}
+    matrix = np.array(result["confusion_matrix"])
+    assert matrix.shape == (7, 7) and matrix.sum() == 14
+    assert matrix.sum(1).tolist() == [result["per_class"][c]["n"] for c in CLASSES]
+    # The figures are those of the model's own predictions on the same faces.
+    loaded = load_model_file(tiny_model_file)
+    from ferkit.data import load_fer2013
+
+    split = load_fer2013(fer_root)["publictest"]
+    predictions = predict_probs(loaded.model, loaded.normalizer, split.images).argmax(1)
+    assert result["accuracy"] == pytest.approx(np.mean(predictions == split.labels))
+    assert np.trace(matrix) == int(np.sum(predictions == split.labels))
+
+
+def test_evaluate_text_summary_and_other_split(fer_root, tiny_model_file, capsys):
+    code, out, _ = run_cli(capsys, "evaluate", "--data", fer_root, "--split", "training", "--model", tiny_model_file)
+    assert code == 0
+    assert "split: training (70 faces)" in out and "accuracy" in out and "confusion matrix" in out
+
+
+def test_single_class_folder_is_one_split(tmp_path, tiny_model_file, capsys):
+    from conftest import write_class_folders
+
+    faces, labels = synthetic_faces(21, seed=3)
+    folder = write_class_folders(tmp_path / "my_faces", faces, labels, prefix="img")
+    code, out, err = run_cli(capsys, "evaluate", "--data", folder, "--model", tiny_model_file, "--json")
+    assert code == 0, err
+    assert json.loads(out)["n"] == 21
+
+
+# ----------------------------------------------------------------------------- ensembles, TTA, temperature
+
+
+def test_ensemble_is_the_mean_of_member_probabilities(tmp_path, fer_root, capsys):
+    a = load_model_file(make_model_file(tmp_path / "a.safetensors", seed=1))
+    b = load_model_file(make_model_file(tmp_path / "b.safetensors", seed=2))
+    faces, _ = synthetic_faces(12, seed=5)
+    pa = predict_probs(a.model, a.normalizer, faces)
+    pb = predict_probs(b.model, b.normalizer, faces)
+    assert not np.allclose(pa, pb)  # the members disagree, so the test can see averaging
+    np.testing.assert_allclose(ensemble_probs([a, b], faces), (pa + pb) / 2, rtol=1e-5, atol=1e-6)
+    code, out, _ = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tmp_path / "a.safetensors",
+                           tmp_path / "b.safetensors", "--json")
+    assert code == 0 and len(json.loads(out)["model"]) == 2
+
+
+def _manual_view_probs(loaded: LoadedModel, faces: np.ndarray, tta: str) -> np.ndarray:
+    """Softmax averaged over views, cut by hand (independent of the augment module)."""
+    x = loaded.normalizer(torch.from_numpy(faces).unsqueeze(1))
+    s, full = loaded.input_size, faces.shape[-1]
+    o = (full - s) // 2
+    centre = x[..., o:o + s, o:o + s]
+    if tta == "none":
+        views = [centre]
+    elif tta == "flip":
+        views = [centre, centre.flip(-1)]
+    else:
+        corners = [x[..., :s, :s], x[..., :s, full - s:], x[..., full - s:, :s], x[..., full - s:, full - s:], centre]
+        views = corners + [v.flip(-1) for v in corners]
+    with torch.no_grad():
+        return torch.stack([torch.softmax(loaded.model(v) / loaded.temperature, 1) for v in views]).mean(0).numpy()
+
+
+@pytest.mark.parametrize("tta", ["none", "flip", "tencrop"])
+def test_each_tta_mode_averages_its_views(tmp_path, tta):
+    loaded = load_model_file(make_model_file(tmp_path / "m.safetensors", seed=3, input_size=40))
+    faces, labels = synthetic_faces(7, seed=6)
+    probs = ensemble_probs([loaded], faces, tta=tta)
+    np.testing.assert_allclose(probs, _manual_view_probs(loaded, faces, tta), rtol=1e-4, atol=1e-6)
+    result = evaluate_split([loaded], Split(faces, labels), split_name="x", tta=tta)
+    assert result.tta == tta and result.metrics["n"] == 7
+    if tta != "none":
+        assert not np.allclose(probs, ensemble_probs([loaded], faces, tta="none"))
+
+
+def test_evaluate_uses_the_stored_temperature(tmp_path, fer_root):
+    plain = make_model_file(tmp_path / "t1.safetensors", seed=4)
+    hot = make_model_file(tmp_path / "t3.safetensors", seed=4, temperature=3.0)
+    p1 = evaluate(fer_root, models=[plain]).probs
+    p3 = evaluate(fer_root, models=[hot]).probs
+    loaded = load_model_file(plain)
+    from ferkit.data import load_fer2013
+
+    faces = load_fer2013(fer_root)["publictest"].images
+    np.testing.assert_allclose(p3, predict_probs(loaded.model, loaded.normalizer, faces, temperature=3.0), rtol=1e-5)
+    assert p3.max(1).mean() < p1.max(1).mean()  # a higher temperature flattens the softmax
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _assert_png(path: Path) -> None:
+    import cv2
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
+
+
+def test_report_files(tmp_path, fer_root, tiny_model_file, capsys):
+    # A run directory: the report adds its training curves from history.json.
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_model_file, run / "best.safetensors")
+    history = [{"epoch": e, "lr": 0.1, "train_loss": 2.0 - 0.1 * e, "train_acc": 0.2 + 0.05 * e,
+                "val_loss": 2.1 - 0.08 * e, "val_acc": 0.2 + 0.04 * e, "seconds": 1.0} for e in range(1, 5)]
+    (run / "history.json").write_text(json.dumps(history))
+    out = tmp_path / "report"
+    code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", run, "--report", out, "--json")
+    assert code == 0, err
+    json.loads(stdout)  # the report path goes to stderr when --json keeps stdout for JSON
+    pngs = ["confusion_matrix.png", "per_class_accuracy.png", "misclassified.png", "training_curves.png"]
+    for name in pngs:
+        _assert_png(out / name)
+    text = (out / "report.md").read_text()
+    for name in pngs:
+        assert f"({name})" in text
+    params = sum(p.numel() for p in load_model_file(tiny_model_file).model.parameters())
+    assert f"{params:,}" in text
+    assert "| 3 |" in text  # depth: three convolution layers
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+class _Linear(nn.Module):
+    """Logits = scale * W x: a model whose miscalibration we set by hand."""
+
+    input_size = 48
+
+    def __init__(self, scale: float):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(48 * 48, 7)
+        nn.init.normal_(self.linear.weight, std=0.06)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.scale * self.linear(x.flatten(1))
+
+
+def test_temperature_scaling_fixes_overconfident_logits():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, size=(800, 48, 48), dtype=np.uint8)
+    honest = _Linear(1.0)
+    normalizer = Normalizer.identity()
+    with torch.no_grad():
+        logits = honest(normalizer(torch.from_numpy(faces).unsqueeze(1)))
+    # Labels drawn from the honest model's own softmax: at T = 1 it is calibrated by construction.
+    labels = torch.multinomial(torch.softmax(logits, 1), 1, generator=torch.Generator().manual_seed(0))[:, 0]
+    assert logits.std() > 1.0  # confident enough that x5 is clearly overconfident
+    overconfident = LoadedModel(_Linear(5.0), normalizer, "linear", {}, list(CLASSES))
+    result = calibrate_model(overconfident, Split(faces, labels.numpy().astype(np.int64)))
+    assert result.temperature == pytest.approx(5.0, rel=0.2)
+    assert result.ece_after < result.ece_before / 2
+    assert result.nll_after < result.nll_before
+    assert fit_temperature(logits * 5, labels) == pytest.approx(result.temperature, rel=1e-3)
+
+
+def test_calibrate_cli_writes_the_temperature(tmp_path, fer_root, tiny_model_file, capsys, monkeypatch):
+    out = tmp_path / "calibrated.safetensors"
+    code, stdout, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", tiny_model_file,
+                                "--out", out, "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert load_model_file(out).temperature == pytest.approx(result["temperature"])
+    assert load_model_file(tiny_model_file).temperature == 1.0  # --out leaves the source alone
+    assert load_model_file(out).meta["calibration"]["split"] == "publictest"
+    # Without --out the given file is rewritten in place.
+    code, _, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", tiny_model_file)
+    assert code == 0, err
+    assert load_model_file(tiny_model_file).temperature == pytest.approx(result["temperature"], rel=1e-4)
+    # The shipped weights are never overwritten implicitly.
+    import ferkit.models.hub as hub
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(out, weights / "default.safetensors")
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", weights)
+    before = (weights / "default.safetensors").read_bytes()
+    code, _, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", "default")
+    assert code == 2 and "shipped model" in err and "--out" in err
+    assert (weights / "default.safetensors").read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_wrong_split_names_the_splits(fer_root, tiny_model_file, capsys):
+    code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--split", "val2")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "val2" in err
+    assert "training" in err and "publictest" in err and "privatetest" in err
+
+
+def test_class_count_mismatch(tmp_path, fer_root, capsys):
+    path = tmp_path / "three.safetensors"
+    save_model_file(path, create_model("tiny", num_classes=3), name="tiny", options={},
+                    normalizer=Normalizer.identity(), classes=["happy", "sad", "other"])
+    code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", path)
+    assert code == 2 and err.count("\n") == 1
+    assert str(path) in err and "3 classes" in err and "7" in err
+
+
+def test_input_size_mismatch(tmp_path, fer_root, capsys):
+    path = make_model_file(tmp_path / "big.safetensors", seed=0, input_size=64)
+    code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", path)
+    assert code == 2 and err.count("\n") == 1 and "64x64" in err and "48x48" in err
+
+
+def test_reordered_classes_are_mapped_not_refused(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("tiny")
+    order = list(reversed(CLASSES))
+    path = tmp_path / "rev.safetensors"
+    save_model_file(path, model, name="tiny", options={}, normalizer=Normalizer.identity(), classes=order)
+    loaded = load_model_file(path)
+    faces, _ = synthetic_faces(5)
+    raw = predict_probs(loaded.model, loaded.normalizer, faces)
+    np.testing.assert_allclose(ensemble_probs([loaded], faces), raw[:, ::-1], rtol=1e-5)
+
+
+def test_empty_split(tmp_path, fer_root, tiny_model_file, capsys):
+    loaded = load_model_file(tiny_model_file)
+    empty = Split(np.zeros((0, 48, 48), np.uint8), np.zeros(0, np.int64))
+    with pytest.raises(DataError, match="no faces"):
+        evaluate_split([loaded], empty, split_name="publictest")
+    # From the CLI: a folder whose class folders hold no images.
+    for name in CLASSES:
+        (tmp_path / "empty" / name).mkdir(parents=True)
+    code, out, err = run_cli(capsys, "evaluate", "--data", tmp_path / "empty", "--model", tiny_model_file)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "empty" in err
+
+
+def test_missing_model(fer_root, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tmp_path / "nope.safetensors")
+    assert code == 2 and "nope.safetensors" in err and err.count("\n") == 1
+
+
+def test_unknown_tta_in_api(fer_root, tiny_model_file):
+    with pytest.raises(ValueError, match="tencrop"):
+        evaluate(fer_root, models=[tiny_model_file], tta="mirror")

@@ -1,0 +1,232 @@
+"""Views into the network: Grad-CAM, guided backpropagation, activation maximisation, and
+the ``explain`` / ``visualize-filters`` verbs."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ferkit.app.cli import main
+from ferkit.data.preprocess import Normalizer
+from ferkit.explain import (conv_layers, explain, grad_cam, guided_backprop, guided_grad_cam, maximize_filters,
+                            model_input, resolve_layer, strongest_filters)
+from ferkit.explain.filters import layer_activations
+from ferkit.models import create_model
+
+from conftest import synthetic_faces
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class RegionNet(nn.Module):
+    """A network that only ever sees one rectangle of the face: the input is masked before the
+    first convolution, so its decision cannot depend on any other pixel."""
+
+    input_size = 48
+
+    def __init__(self, rows: slice, cols: slice):
+        super().__init__()
+        torch.manual_seed(0)
+        mask = torch.zeros(1, 1, 48, 48)
+        mask[..., rows, cols] = 1.0
+        self.register_buffer("mask", mask)
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(16, 7)
+
+    def forward(self, x):
+        x = self.relu(self.conv1(x * self.mask))
+        x = self.relu(self.conv2(F.max_pool2d(x, 2)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def face_batch(n: int = 4) -> torch.Tensor:
+    faces, _ = synthetic_faces(n, seed=9)
+    return model_input(Normalizer.identity(), faces, 48)
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return create_model("tiny").eval()
+
+
+def test_layers_found_in_execution_order():
+    model = tiny_model()
+    assert conv_layers(model) == ["features.0", "features.4", "features.8"]
+    assert resolve_layer(model)[0] == "features.8"
+    assert resolve_layer(RegionNet(slice(0, 24), slice(0, 24)))[0] == "conv2"
+    with pytest.raises(ValueError, match="features.0, features.4, features.8"):
+        resolve_layer(model, "features.99")
+
+
+# The rectangles are not symmetric under flips or transposition, so a map that came out
+# mirrored or transposed would put its mass elsewhere.
+REGIONS = [(slice(4, 20), slice(26, 46)), (slice(28, 46), slice(2, 22))]
+
+
+@pytest.mark.parametrize("rows,cols", REGIONS)
+def test_grad_cam_mass_lies_where_the_decision_is_made(rows, cols):
+    model = RegionNet(rows, cols)
+    cam = grad_cam(model, face_batch()).maps
+    assert cam.shape == (4, 48, 48) and np.isfinite(cam).all()
+    assert cam.min() >= 0 and cam.max() <= 1 + 1e-6
+    # The last conv layer's cells see 5 pixels past the rectangle (conv1's 1 px, the 2x2 pool
+    # and conv2's 3x3 at half resolution, then bilinear upsampling): the map may spill that far
+    # (and does: the rectangle's edges are strong features), but no further.
+    margin = 5
+    near = np.zeros((48, 48), bool)
+    near[max(rows.start - margin, 0):rows.stop + margin, max(cols.start - margin, 0):cols.stop + margin] = True
+    assert near.mean() < 0.35  # a small part of the face, so the test can fail
+    for m in cam:
+        assert m.sum() > 0
+        assert m[near].sum() / m.sum() > 0.99
+
+
+@pytest.mark.parametrize("rows,cols", REGIONS)
+def test_guided_backprop_is_zero_outside_the_region(rows, cols):
+    model = RegionNet(rows, cols)
+    maps = guided_backprop(model, face_batch()).maps
+    assert maps.shape == (4, 48, 48) and np.isfinite(maps).all()
+    outside = np.ones((48, 48), bool)
+    outside[rows, cols] = False
+    assert np.abs(maps[:, outside]).max() == 0
+    assert np.abs(maps[:, ~outside]).max() > 0
+
+
+def test_guided_relu_differs_from_plain_gradient():
+    """Guided backprop drops negative gradients at every ReLU, so it is not the plain gradient."""
+    model = tiny_model()
+    x = face_batch(2)
+    guided = guided_backprop(model, x, target=3).maps
+    plain_input = x.clone().requires_grad_(True)
+    model(plain_input)[:, 3].sum().backward()
+    plain = plain_input.grad.sum(1).numpy()
+    assert not np.allclose(guided, plain)
+
+
+def test_methods_on_tiny_model_shapes_targets_and_no_side_effects():
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = face_batch(3)
+    for method in ("gradcam", "guided-backprop", "guided-gradcam"):
+        result = explain(model, x, method)
+        assert result.maps.shape == (3, 48, 48) and np.isfinite(result.maps).all()
+        assert result.probs.shape == (3, 7)
+        np.testing.assert_allclose(result.probs.sum(1), 1, rtol=1e-5)
+    assert (explain(model, x, "gradcam", target=5).targets == 5).all()
+    predicted = model(x).argmax(1).numpy()
+    assert (grad_cam(model, x).targets == predicted).all()
+    gg = guided_grad_cam(model, x, target=2)
+    np.testing.assert_allclose(gg.maps, guided_backprop(model, x, 2).maps * grad_cam(model, x, 2).maps, rtol=1e-5,
+                               atol=1e-8)
+    # The model itself is untouched: same weights, in-place ReLUs still in place.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.features[2].inplace
+    with pytest.raises(ValueError, match="target class"):
+        grad_cam(model, x, target=7)
+
+
+def test_grad_cam_on_a_44px_model_view():
+    model = create_model("vgg_fer", widths=(4, 8, 8, 8), fc=16).eval()  # a tiny VGG at 44x44 crops
+    faces, _ = synthetic_faces(2)
+    x = model_input(Normalizer.identity(), faces, 44)
+    assert x.shape == (2, 1, 44, 44)
+    result = grad_cam(model, x)
+    assert result.maps.shape == (2, 44, 44) and np.isfinite(result.maps).all()
+    assert result.layer == conv_layers(model)[-1]
+
+
+def test_activation_maximisation_raises_the_filters_activation():
+    model = tiny_model()
+    layer, filters, scores = strongest_filters(model, "features.4", 4)
+    weights = model.features[4].weight.detach().flatten(1).norm(dim=1)
+    assert filters.tolist() == torch.argsort(weights, descending=True)[:4].tolist()
+    assert np.all(np.diff(scores) <= 0)
+    images, reached = maximize_filters(model, filters, layer, steps=30)
+    assert images.shape == (4, 48, 48) and np.isfinite(images).all()
+    # The same filters on the starting noise (steps=0 returns it unchanged).
+    start, at_start = maximize_filters(model, filters, layer, steps=0)
+    assert np.all(reached > at_start + 0.05)
+    # Ranking by activation on faces instead of weights.
+    faces = face_batch(8)
+    _, by_activation, mean_act = strongest_filters(model, "features.4", 3, inputs=faces)
+    with torch.no_grad():
+        acts = layer_activations(model, model.features[4], faces).mean(dim=(0, 2, 3))
+    assert by_activation.tolist() == torch.argsort(acts, descending=True)[:3].tolist()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _face_png(tmp_path, size: int = 48):
+    faces, _ = synthetic_faces(4, seed=4)
+    image = cv2.resize(faces[3], (size, size + 10), interpolation=cv2.INTER_LINEAR) if size != 48 else faces[3]
+    path = tmp_path / f"face{size}.png"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def _assert_png(path):
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = cv2.imread(str(path))
+    assert image is not None and image.std() > 0
+
+
+@pytest.mark.parametrize("method", ["gradcam", "guided-backprop", "guided-gradcam"])
+def test_explain_cli(tmp_path, tiny_model_file, capsys, method):
+    out = tmp_path / f"{method}.png"
+    code = main(["explain", str(_face_png(tmp_path)), "--method", method, "--model", str(tiny_model_file),
+                 "--class", "happy", "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "explaining happy" in stdout
+    _assert_png(out)
+
+
+def test_explain_cli_bigger_photo_without_detector(tmp_path, tiny_model_file, capsys):
+    out = tmp_path / "big.png"
+    code = main(["explain", str(_face_png(tmp_path, 120)), "--detector", "none", "--model", str(tiny_model_file),
+                 "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "central 120x120 square" in stdout
+    _assert_png(out)
+
+
+def test_explain_cli_bad_input(tmp_path, tiny_model_file, capsys):
+    face = str(_face_png(tmp_path))
+    cases = [
+        (["--class", "bored"], "bored"),
+        (["--layer", "features.99"], "features.99"),
+        (["--method", "guided-backprop", "--layer", "features.0"], "drop --layer"),
+    ]
+    for extra, message in cases:
+        code = main(["explain", face, "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png"), *extra])
+        _, err = capsys.readouterr()
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    code = main(["explain", str(broken), "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png")])
+    _, err = capsys.readouterr()
+    assert code == 2 and "broken.png" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_visualize_filters_cli(tmp_path, tiny_model_file, fer_root, capsys):
+    out = tmp_path / "filters.png"
+    code = main(["visualize-filters", "--model", str(tiny_model_file), "--filters", "4", "--steps", "5",
+                 "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "features.8" in stdout and "weight norm" in stdout
+    _assert_png(out)
+    code = main(["visualize-filters", "--model", str(tiny_model_file), "--layer", "features.4", "--filters", "4",
+                 "--steps", "5", "--data", str(fer_root), "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert stdout.startswith("features.4:") and "mean activation on 14 publictest faces" in stdout
+    _assert_png(out)

