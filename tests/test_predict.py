@@ -22,14 +22,14 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 @pytest.fixture
 def photo(tmp_path):
-    canvas, boxes = compose(2)
+    canvas, _ = compose(2)
     path = tmp_path / "two.jpg"
     cv2.imwrite(str(path), canvas)
     return path
 
 
 def test_json_is_the_only_thing_on_stdout(capsys, tiny_model_file, photo):
-    status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--json")
+    status, out, _ = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--json")
     assert status == 0
     rows = json.loads(out)
     assert len(rows) == 2 and all(list(r) == list(COLUMNS) for r in rows)
@@ -160,7 +160,7 @@ def test_export_onnx(capsys, tiny_model_file, tmp_path):
 
 
 def test_demo_writes_picture_and_rows(capsys, tiny_model_file, tmp_path):
-    status, out, _ = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "demo")
+    status, _, _ = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "demo")
     assert status == 0
     picture = cv2.imread(str(tmp_path / "demo" / "demo.jpg"))
     assert picture is not None and picture.shape[1] > picture.shape[0]

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -28,7 +27,6 @@ import training_support  # noqa: F401  (registers the "test_small" model)
 from conftest import synthetic_faces, write_class_folders
 from ferkit.app.cli import main
 from ferkit.data.augment import AugmentConfig
-from ferkit.data.classes import CLASSES
 from ferkit.models import create_model
 from ferkit.models.io import load_model_file
 from ferkit.training import TrainConfig, TrainingError, train
@@ -472,6 +470,43 @@ def test_run_killed_mid_epoch_resumes_to_exactly_the_same_weights(tmp_path):
     assert drop_time(resumed["history"]) == drop_time(expected["history"])
 
 
+def test_ctrl_c_mid_epoch_exits_130_and_the_run_resumes_exactly(fer_root, tmp_path, monkeypatch, capsys):
+    """Ctrl-C (KeyboardInterrupt) at the 5th step of epoch 2: one line, status 130, the epoch-1
+    checkpoint intact; ``--resume`` then ends where an uninterrupted run ends."""
+    loop = sys.modules["ferkit.training.train"]  # the module (the package's ``train`` is the function)
+
+    argv = ["train", "--data", str(fer_root), "--model", "tiny", "--model-option", "width=8", "--epochs", "2",
+            "--batch-size", "8", "--threads", "1", "--mixup", "0.5"]
+    assert main([*argv, "--out", str(tmp_path / "reference")]) == 0
+    real_lr_at = loop.lr_at
+
+    def interrupt_at_step_12(schedule, base_lr, step, *args):
+        if step == 12:  # 8 steps per epoch: inside epoch 2
+            raise KeyboardInterrupt
+        return real_lr_at(schedule, base_lr, step, *args)
+
+    monkeypatch.setattr(loop, "lr_at", interrupt_at_step_12)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "ferkit: interrupted"
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+    assert not list((tmp_path / "run").glob(".*.tmp"))
+    monkeypatch.setattr(loop, "lr_at", real_lr_at)
+    assert main(["train", "--resume", str(tmp_path / "run")]) == 0
+    assert_same_tensors(weights(tmp_path / "run"), weights(tmp_path / "reference"))
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path):
+    from ferkit.training.checkpoint import save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1, "model": {"w": torch.ones(2)}})
+    with pytest.raises(Exception):
+        save_checkpoint(path, {"epoch": 2, "model": {"w": torch.zeros(2)}, "bad": lambda: None})  # unpicklable
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
 # ----------------------------------------------------------------------------- CLI bad input
 
 
@@ -509,6 +544,10 @@ def test_unknown_model_and_optimizer_list_the_choices(finished_run, tmp_path, ca
                                    "--optimizer", "lion"], "lion", "sgd, adam, adamax, adamw, radam")
     expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
                                    "--schedule", "step"], "step", "onecycle")
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
+                                   "--model-option", "depth=3"], "tiny", "depth")
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
+                                   "--freeze", "40"], "--freeze 40")
     assert not out.exists()  # names are checked before anything is written
 
 

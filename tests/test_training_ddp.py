@@ -1,7 +1,8 @@
 """``ferkit train`` under ``torchrun --nproc_per_node=2`` (DDP, gloo on CPU).
 
-One torchrun job runs two trainings through the CLI (the process group is set up and torn down
-by each), and every process saves the weights its model ended with (the test model remembers
+One torchrun job runs two trainings through the CLI (the first sets up and tears down its own
+process group, the second runs in a group the launcher made), and every process saves the weights
+its model ended with (the test model remembers
 its instances, see ``training_support``), so the test can compare the ranks with each other and
 with a one-process run of the same global batch.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -29,15 +31,24 @@ LAUNCHER = textwrap.dedent("""
     import json, os, sys
     sys.path.insert(0, {tests!r})
     import torch
+    import torch.distributed as dist
     import training_support
     from ferkit.app.cli import main
 
     runs, dump = json.loads(sys.argv[1]), sys.argv[2]
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     for index, argv in enumerate(runs):
+        if index:
+            # The first run set up and tore down its own group on torchrun's store; a second group
+            # in the same process gets a fresh store (reusing torchrun's races on stale keys).
+            dist.init_process_group("gloo", init_method=f"file://{{dump}}/store{{index}}", rank=rank,
+                                    world_size=world)
         code = main(argv)
         if code:
             sys.exit(code)
-        torch.save(training_support.BUILT[-1].state_dict(), f"{{dump}}/run{{index}}_rank{{os.environ['RANK']}}.pt")
+        torch.save(training_support.BUILT[-1].state_dict(), f"{{dump}}/run{{index}}_rank{{rank}}.pt")
+    if dist.is_initialized():
+        dist.destroy_process_group()
 """)
 
 # The same global batch of 16 (8 per process), no augmentation so both runs see the same pixels.
@@ -66,13 +77,20 @@ def ddp_job(tmp_path_factory):
     dump = base / "dump"
     dump.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FERKIT_CACHE_DIR": str(base / "cache")}
-    result = subprocess.run(
+    # Its own session, so a hung job (a collective that never completes) is killed with its workers.
+    proc = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(base / "launch.py"), json.dumps(runs), str(dump)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return base, data, result
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun job hung; its output:\n{stderr[-3000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
+    return base, data, subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def rank_weights(base: Path, run: int) -> tuple[dict, dict]:

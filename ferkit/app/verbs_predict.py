@@ -76,6 +76,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="inference engine (default auto: onnxruntime when available)")
     p.add_argument("--detect-size", type=int, default=None, metavar="PIXELS",
                    help="search for faces in a copy downscaled to this long side (default 1280; 320 is fast)")
+    p.add_argument("--no-align", action="store_true", help="do not rotate crops to level the eyes (RetinaFace)")
     p.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="in video, detect on one processed frame in N and reuse the boxes between (default 1)")
 
@@ -137,9 +138,12 @@ class _TextOut:
 
     def __init__(self, stream: TextIO):
         self.stream, self.count = stream, 0
+        self.video = False  # set per source: frames are only named for videos and cameras
 
     def write(self, row: dict) -> None:
-        where = row["source"] + (f" frame {row['frame']} ({row['time_s']:.2f}s)" if row.get("frame") else "")
+        where = row["source"]
+        if self.video and row.get("time_s") is not None:
+            where += f" frame {row['frame']} ({row['time_s']:.2f}s)"
         if row.get("error"):
             text = f"{where}: error: {row['error']}"
         elif row.get("emotion") is None:
@@ -161,7 +165,7 @@ class _TextOut:
 # -- annotation targets -------------------------------------------------------------------------
 def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
     """Where each item's annotated output goes: ``("file", {0: path})`` or ``("dir", {index: path})``."""
-    from ..vision.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from ..vision.sources import IMAGE_EXTENSIONS
 
     target = Path(out)
     single = len(items) == 1 and not target.is_dir() and target.suffix != ""
@@ -182,8 +186,7 @@ def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
             name, n = f"{stem}_{n}.annotated{suffix}", n + 1
         used.add(name)
         plan[i] = target / name
-    if any(Path(str(i.name)).suffix.lower() in VIDEO_EXTENSIONS for i in items) or plan:
-        target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     return "dir", plan
 
 
@@ -217,7 +220,7 @@ def predict_command(args: argparse.Namespace) -> int:
     from ..vision.sources import expand_sources
 
     items = expand_sources(args.source)
-    plan_kind, plan = _annotation_plan(args.annotate, items) if args.annotate else ("none", {})
+    plan = _annotation_plan(args.annotate, items)[1] if args.annotate else {}
     show = False
     if args.show:
         problem = gui_problem()
@@ -227,7 +230,8 @@ def predict_command(args: argparse.Namespace) -> int:
             show = True
     recognizer = EmotionRecognizer(args.model, detector="none" if args.no_detect else args.detector, tta=args.tta,
                                    smooth=args.smooth, min_face=args.min_face, backend=args.backend,
-                                   detect_size=args.detect_size, detect_every=args.detect_every)
+                                   detect_size=args.detect_size, detect_every=args.detect_every,
+                                   align=not args.no_align)
     sink = _JsonOut(sys.stdout) if args.json else _CsvOut(args.csv) if args.csv else _TextOut(sys.stdout)
     failed = 0
     try:
@@ -259,6 +263,7 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
         frames_bar = None
         processed = 0
         error = None
+        sink.video = item.kind in ("video", "camera")
         try:
             for _, result, error in recognizer.iter_item(item, args.every):
                 for row in result_rows(item.name, result, error):
@@ -343,7 +348,7 @@ def demo_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
                             tta="none", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
-                            json=False,
+                            no_align=False, json=False,
                             csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"), show=False, every=1,
                             max_frames=None, no_progress=True)
     status = predict_command(ns)

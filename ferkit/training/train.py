@@ -123,7 +123,9 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
     """Train (or resume) the run described by ``config``; returns the summary dict.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up here (gloo on CPU, nccl
-    on GPU) unless the caller already did, and torn down again at the end.
+    on GPU) unless the caller already did, and torn down again at the end.  A process that trains
+    more than once should set up the group itself: a second group on torchrun's store can race
+    with the first one's stale keys.
     """
     try:
         config.validate()
@@ -274,7 +276,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
         epoch_started = time.time()
         # Transfer learning (seed 004): frozen blocks until unfreeze_epoch, then all at a lower rate.
         unfrozen = bool(config.unfreeze_epoch) and epoch >= config.unfreeze_epoch
-        if train_model is None:
+        if train_model is None or unfrozen != was_unfrozen:
             set_frozen(frozen_blocks, frozen=not unfrozen)
             # DDP reduces the gradients of the parameters that needed them when it was built.
             train_model = nn.parallel.DistributedDataParallel(model) if distributed else model
@@ -349,7 +351,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             # slice: take rank 0's, so every process continues from the model rank 0 saves.
             for module in (model, ema.module if ema is not None else None):
                 for buffer in (module.buffers() if module is not None else ()):
-                    pass
+                    dist.broadcast(buffer, 0)
         eval_model = ema.module if ema is not None else model
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                "train_acc": correct / max(seen, 1), "val_loss": None, "val_acc": None}

@@ -63,7 +63,7 @@ def draw_panel(faces: Sequence, height: int, columns: int | None = None) -> np.n
             cv2.putText(panel, name, (x0, y + 11), FONT, 0.4, (220, 220, 220), 1, cv2.LINE_AA)
             bar_x, bar_w = x0 + 62, PANEL_WIDTH - 62 - 58
             cv2.rectangle(panel, (bar_x, y + 2), (bar_x + bar_w, y + 12), (70, 70, 70), -1)
-            cv2.rectangle(panel, (bar_x, y + 2), (bar_x + int(round(bar_w * p)), y + 12), _color(name), -1)
+            cv2.rectangle(panel, (bar_x, y + 2), (bar_x + round(bar_w * p), y + 12), _color(name), -1)
             cv2.putText(panel, f"{p:5.1%}", (bar_x + bar_w + 4, y + 11), FONT, 0.38, (220, 220, 220), 1,
                         cv2.LINE_AA)
     return panel
@@ -86,9 +86,9 @@ def annotate(image: np.ndarray, faces: Sequence, columns: int | None = None) -> 
         bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=interpolation)
     else:
         bgr = bgr.copy()
-    thickness = max(2, int(round(bgr.shape[0] / 300)))
+    thickness = max(2, round(bgr.shape[0] / 300))
     for i, face in enumerate(faces):
-        x, y, w, h = (int(round(v * scale)) for v in face.box)
+        x, y, w, h = (round(v * scale) for v in face.box)
         color = _color(face.emotion)
         cv2.rectangle(bgr, (x, y), (x + w, y + h), color, thickness)
         text = f"{_label(face, i)} {face.emotion}"

@@ -68,8 +68,8 @@ def crop_face(gray: np.ndarray, det: Detection, framing: Framing = Framing(), *,
     factor = side / size
     if factor > 2:
         half = side * (abs(math.cos(angle)) + abs(math.sin(angle))) / 2 + 2
-        x0, y0 = int(math.floor(cx - half)), int(math.floor(cy - half))
-        x1, y1 = int(math.ceil(cx + half)), int(math.ceil(cy + half))
+        x0, y0 = math.floor(cx - half), math.floor(cy - half)
+        x1, y1 = math.ceil(cx + half), math.ceil(cy + half)
         roi = _padded_roi(gray, x0, y0, x1, y1)
         shrink = 1.0 / (factor / 1.5)
         roi = cv2.resize(roi, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)

@@ -57,12 +57,12 @@ class HaarDetector:
         # The cascade's cost grows with the pixel count; large photos are searched downscaled.
         scale = min(1.0, self.max_side / max(gray.shape))
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        min_size = max(12, int(round(self.min_face * scale)))
+        min_size = max(12, round(self.min_face * scale))
         boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                               minSize=(min_size, min_size))
         out = []
         for x, y, w, h in (boxes if len(boxes) else []):
-            out.append(Detection(tuple(int(round(v / scale)) for v in (x, y, w, h))))
+            out.append(Detection(tuple(round(v / scale) for v in (x, y, w, h))))
         return out
 
 

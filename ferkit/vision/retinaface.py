@@ -101,6 +101,6 @@ class RetinaFaceDetector:
             x, y, w, h = boxes[i] / scale
             if min(w, h) < self.min_face:
                 continue
-            out.append(Detection((int(round(x)), int(round(y)), int(round(w)), int(round(h))), float(scores[i]),
+            out.append(Detection((round(float(x)), round(float(y)), round(float(w)), round(float(h))), float(scores[i]),
                                  (points[i] / scale).astype(np.float32)))
         return out

@@ -148,12 +148,14 @@ class VideoReader:
 
 
 def _open_camera(index: int) -> cv2.VideoCapture:
-    # OpenCV prints warnings to stderr when a camera index does not exist; silence them.
-    previous = cv2.getLogLevel() if hasattr(cv2, "getLogLevel") else None
+    # OpenCV logs warnings to stderr when a camera index does not exist; ferkit reports it as
+    # a row, so silence them while opening.
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    previous = logging.getLogLevel() if logging is not None else None
     try:
-        if previous is not None:
-            cv2.setLogLevel(0)
+        if logging is not None:
+            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
         return cv2.VideoCapture(index)
     finally:
-        if previous is not None:
-            cv2.setLogLevel(previous)
+        if logging is not None:
+            logging.setLogLevel(previous)

@@ -1,0 +1,80 @@
+"""Ship a trained run as one of the package's models (``ferkit/weights/NAME.safetensors``).
+
+    python scripts/ship_model.py RUN_DIR NAME [--command "ferkit train ..."]
+
+Writes the run's best weights in float16 (half the size; they load as float32), then
+evaluates *the shipped file* on PublicTest with each test-time augmentation and stores those
+figures, the training wall time and the command in the file's metadata, which
+``ferkit evaluate``, ``GET /api/model`` and the README table read.  PublicTest is the
+validation split the run selected on; PrivateTest is withheld and scored from outside.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+from ferkit.data import load_fer2013
+from ferkit.evaluation import evaluate_split
+from ferkit.models.hub import WEIGHTS_DIR
+from ferkit.models.io import load_model_file, save_model_file
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} (no GPU)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--data", default="../shared/fer2013")
+    parser.add_argument("--command", default="", help="the exact training command, for the record")
+    args = parser.parse_args()
+
+    source = load_model_file(args.run / "best.safetensors")
+    summary_path = args.run / "summary.json"
+    history = json.loads((args.run / "history.json").read_text())
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    config = json.loads((args.run / "config.json").read_text())
+    meta = {
+        "run": args.run.name,
+        "epoch": source.meta.get("epoch"),
+        "epochs_run": len(history),
+        "epochs_planned": config.get("epochs"),
+        "train_seconds": round(sum(r["seconds"] for r in history)),
+        "train_machine": machine(),
+        "train_command": args.command,
+        "train_config": config,
+        "finished": bool(summary),
+    }
+    target = WEIGHTS_DIR / f"{args.name}.safetensors"
+    save_model_file(target, source.model, name=source.name, options=source.options, normalizer=source.normalizer,
+                    classes=source.classes, temperature=source.temperature, meta=meta, half=True)
+
+    shipped = load_model_file(target)
+    split = load_fer2013(args.data)["publictest"]
+    for tta in ("none", "flip", "tencrop"):
+        result = evaluate_split([shipped], split, split_name="publictest", tta=tta).metrics
+        meta[f"publictest_acc_{tta}"] = round(result["accuracy"], 4)
+        meta[f"publictest_macro_f1_{tta}"] = round(result["macro_f1"], 4)
+        print(f"{args.name}: PublicTest tta={tta:<8} accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
+    save_model_file(target, shipped.model, name=shipped.name, options=shipped.options, normalizer=shipped.normalizer,
+                    classes=shipped.classes, temperature=shipped.temperature, meta=meta, half=True)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), trained {meta['train_seconds'] / 60:.0f} min "
+          f"over {meta['epochs_run']} epochs")
+
+
+if __name__ == "__main__":
+    main()
