@@ -16,7 +16,7 @@ from ferkit.models import count_parameters, create_model, model_info, model_name
 from ferkit.models.adapter import InputAdapter
 from ferkit.models.io import ModelFileError, load_model_file, load_pretrained, save_model_file
 from ferkit.models.superres import ESPCN
-from ferkit.training.train import model_blocks, set_frozen
+from ferkit.training.loop import model_blocks, set_frozen
 
 TRANSFER = ["resnet18", "resnet50", "vgg11", "vgg16", "efficientnet_b1"]
 

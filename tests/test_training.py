@@ -473,7 +473,7 @@ def test_run_killed_mid_epoch_resumes_to_exactly_the_same_weights(tmp_path):
 def test_ctrl_c_mid_epoch_exits_130_and_the_run_resumes_exactly(fer_root, tmp_path, monkeypatch, capsys):
     """Ctrl-C (KeyboardInterrupt) at the 5th step of epoch 2: one line, status 130, the epoch-1
     checkpoint intact; ``--resume`` then ends where an uninterrupted run ends."""
-    loop = sys.modules["ferkit.training.train"]  # the module (the package's ``train`` is the function)
+    loop = sys.modules["ferkit.training.loop"]
 
     argv = ["train", "--data", str(fer_root), "--model", "tiny", "--model-option", "width=8", "--epochs", "2",
             "--batch-size", "8", "--threads", "1", "--mixup", "0.5"]

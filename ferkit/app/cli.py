@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from ..data.augment import AugmentConfig
+    from ..data.augment_config import AugmentConfig
     from ..training.config import TrainConfig
 
     p = sub.add_parser("train", help="train a model on FER2013",

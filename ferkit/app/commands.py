@@ -52,7 +52,7 @@ def list_models_command(args: argparse.Namespace) -> int:
 def train_command(args: argparse.Namespace) -> int:
     import os
 
-    from ..data.augment import AugmentConfig
+    from ..data.augment_config import AugmentConfig
     from ..training import TrainConfig, train
     from ..training.config import config_differences
 

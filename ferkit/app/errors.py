@@ -14,7 +14,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from ..data.images import ImageDecodeError
     from ..models.io import ModelFileError
     from ..training.checkpoint import CheckpointError
-    from ..training.train import TrainingError
+    from ..training.loop import TrainingError
 
     return (UsageError, DataError, ImageDecodeError, ModelFileError, CheckpointError, TrainingError,
             FileNotFoundError, PermissionError, IsADirectoryError)

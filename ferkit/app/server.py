@@ -31,8 +31,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .settings import DEFAULT_MAX_UPLOAD_MB
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-DEFAULT_MAX_UPLOAD_MB = 10.0
 # Raw bodies may be sent with any of these types; anything else that is not multipart is refused
 # with 415 before it is read (a JSON or text body is a client mistake, not an image).
 RAW_IMAGE_TYPES = ("image/", "application/octet-stream")

@@ -9,7 +9,7 @@ from .errors import UsageError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's verbs to the ferkit parser."""
-    from .server import DEFAULT_MAX_UPLOAD_MB
+    from .settings import DEFAULT_MAX_UPLOAD_MB
 
     p = sub.add_parser("serve", help="web page and REST API for emotion recognition",
                        description="Serve a page (photo or camera) and a REST API (POST /api/predict, "

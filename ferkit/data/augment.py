@@ -1,6 +1,6 @@
 """On-the-fly augmentation of whole batches, with independent random parameters per image.
 
-One ``affine_grid`` + ``grid_sample`` call applies flip, shift (seed 000: 10%), rotation,
+One affine sampling grid + ``grid_sample`` call applies flip, shift (seed 000: 10%), rotation,
 zoom and the random crop (seed 001: 44x44 from 48x48) to the whole batch at once; random
 erasing is a broadcast mask.  Plain torch ops: no per-pixel Python loops, no extra library.
 
@@ -11,22 +11,13 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .augment_config import AugmentConfig
 
-@dataclass
-class AugmentConfig:
-    flip: bool = True
-    shift: float = 0.1  # fraction of the side, each direction
-    rotate: float = 10.0  # degrees, each direction
-    scale: float = 0.1  # zoom in or out by up to this fraction
-    crop: int = 44  # output side; 48 keeps the full face
-    erase_p: float = 0.5  # probability of one erased rectangle per image
-    erase_min: int = 8
-    erase_max: int = 20
+__all__ = ["AugmentConfig", "BatchAugmenter", "center_crop", "ten_crop", "tta_views"]
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..data.augment import AugmentConfig
+from ..data.augment_config import AugmentConfig
 
 # Validation selects the best epoch, so it must be a held-out split that is never trained on;
 # PrivateTest is the final test and must not steer training either.
@@ -60,6 +60,7 @@ class TrainConfig:
     val_split: str = "publictest"  # publictest | none
     limit_train: int = 0  # use only N training faces, a seeded random subset (quick runs, tests)
     limit_val: int = 0
+    skip_bad: bool = False  # skip unreadable images / bad CSV rows (each reported) instead of stopping
 
     def to_dict(self) -> dict:
         return asdict(self)

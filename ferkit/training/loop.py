@@ -174,9 +174,11 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
 
     # ---------------------------------------------------------------- data (training split only)
     try:
-        dataset = load_fer2013(config.data)
+        dataset = load_fer2013(config.data, skip_bad=config.skip_bad)
     except DataError as exc:
         raise TrainingError(str(exc)) from None
+    for problem in dataset.problems:
+        say(f"skipped: {problem}")
     if "training" not in dataset.splits:
         raise TrainingError(f"{config.data}: no training split (found: {', '.join(dataset.splits)}); expected a "
                             "train/ folder, Training_* file names or a CSV Usage column")

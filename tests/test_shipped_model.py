@@ -1,0 +1,61 @@
+"""The model shipped inside the package: loads offline and recognises real FER2013 faces."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from conftest import real_faces
+from ferkit.models.hub import SHIPPED, load_model, shipped_path
+from ferkit.models.inference import predict_probs
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the shipped model tried to use the network")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_default_model_is_shipped_small_and_loads_offline(no_network):
+    path = shipped_path("default")
+    assert path.is_file(), f"{path} is missing"
+    assert path.stat().st_size <= 25 * 1024 * 1024
+    loaded = load_model("default")
+    assert loaded.classes == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert loaded.meta.get("publictest_acc_none", 0) > 0.5  # the figure measured when it was shipped
+
+
+def test_default_model_classifies_real_faces_well_above_chance(no_network):
+    faces, labels = real_faces(per_class=6)  # 42 PublicTest faces (never trained on), 6 per class
+    loaded = load_model("default")
+    probs = predict_probs(loaded.model, loaded.normalizer, faces, temperature=loaded.temperature)
+    accuracy = float((probs.argmax(1) == labels).mean())
+    assert accuracy >= 0.40, f"accuracy {accuracy:.2f} on real faces (chance is 0.14)"
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+
+
+def test_recognizer_uses_shipped_model_on_the_demo_photo(no_network):
+    from ferkit import EmotionRecognizer
+    from ferkit.vision.recognizer import Face
+
+    rec = EmotionRecognizer()
+    faces = rec.predict(str(shipped_path("default").parents[1] / "assets" / "portraits.jpg"))
+    assert len(faces) >= 2  # three portraits; Haar (the fallback detector) misses the third
+    assert all(isinstance(f, Face) and f.emotion in f.scores for f in faces)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_name_resolves_or_says_it_is_missing(name):
+    from ferkit.models.io import ModelFileError
+
+    if shipped_path(name).exists():
+        assert load_model(name).parameters > 0
+    else:
+        with pytest.raises(ModelFileError, match="missing from this installation"):
+            load_model(name)
