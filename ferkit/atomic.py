@@ -12,12 +12,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+def temp_beside(path: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder (so ``os.replace`` onto ``path`` is atomic),
+    with the permissions a normally created file gets; returns (descriptor, name).
+
+    For writers that stream (CSV rows, video frames) and rename when complete.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600
+    return handle, tmp
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    path = Path(path)
+    handle, tmp = temp_beside(path)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(handle, "wb") as out:
             write(out)
             out.flush()

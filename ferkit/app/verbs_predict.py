@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TextIO
 
@@ -106,11 +105,11 @@ class _CsvOut:
     """Streams rows into a temporary file that replaces FILE only when complete (atomic)."""
 
     def __init__(self, path: str):
+        from ..atomic import temp_beside
         from ..vision.rows import write_csv_header
 
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        handle, self.tmp = temp_beside(self.path)
         self.file = os.fdopen(handle, "w", encoding="utf-8", newline="")
         write_csv_header(self.file)
         self.count = 0

@@ -7,14 +7,13 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, temp_beside
 from ..data.classes import CLASSES
 
 # BGR colours, one per class; the dominant emotion's colour also draws the face's box.
@@ -128,9 +127,7 @@ class VideoAnnotator:
     def write(self, frame: np.ndarray, faces: Sequence) -> None:
         picture = annotate(frame, sorted(faces, key=lambda f: (f.track is None, f.track)), columns=1)
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.",
-                                                suffix=self.path.suffix)
+            handle, self.tmp = temp_beside(self.path, suffix=self.path.suffix)
             os.close(handle)
             self.size = (picture.shape[1], picture.shape[0])
             self.writer = cv2.VideoWriter(self.tmp, self.fourcc, self.fps, self.size)
