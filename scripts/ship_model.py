@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--data", default="../shared/fer2013")
     parser.add_argument("--command", default="", help="the exact training command, for the record")
+    parser.add_argument("--tta", default="none,flip,tencrop", help="test-time views to evaluate (comma-separated)")
     args = parser.parse_args()
 
     source = load_model_file(args.run / "best.safetensors")
@@ -65,7 +66,7 @@ def main() -> None:
 
     shipped = load_model_file(target)
     split = load_fer2013(args.data)["publictest"]
-    for tta in ("none", "flip", "tencrop"):
+    for tta in args.tta.split(","):
         result = evaluate_split([shipped], split, split_name="publictest", tta=tta).metrics
         meta[f"publictest_acc_{tta}"] = round(result["accuracy"], 4)
         meta[f"publictest_macro_f1_{tta}"] = round(result["macro_f1"], 4)
