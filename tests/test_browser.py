@@ -24,7 +24,7 @@ import pytest
 from conftest import real_faces
 from ferkit.data.classes import CLASSES
 from ferkit.vision.detect import HaarDetector
-from test_server import compose_photo, encode
+from test_server import encode, photo_with_one_face
 
 CHROMIUM = os.environ.get("FERKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -135,13 +135,7 @@ def _content_length(data: bytes) -> int:
 @pytest.fixture(scope="module")
 def face_photo(tmp_path_factory) -> np.ndarray:
     """A composed 320 x 320 photo whose face the Haar detector finds."""
-    detector = HaarDetector()
-    faces, _ = real_faces(per_class=2)
-    for face in faces:
-        photo = compose_photo(face)
-        if len(detector.detect(photo)) == 1:
-            return photo
-    pytest.fail("the Haar detector found no face in any composed FER2013 photo")
+    return photo_with_one_face(HaarDetector().detect)
 
 
 def test_live_server_refuses_a_declared_oversize_body_before_it_is_sent(server):

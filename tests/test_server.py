@@ -56,15 +56,20 @@ def recognizer(model_path) -> EmotionRecognizer:
     return EmotionRecognizer(model=model_path, detector="haar")
 
 
-@pytest.fixture(scope="module")
-def face_photo(recognizer) -> np.ndarray:
-    """A composed photo in which the Haar detector finds exactly one face."""
+def photo_with_one_face(detect) -> np.ndarray:
+    """The first composed FER2013 photo in which ``detect`` finds exactly one face."""
     faces, _ = real_faces(per_class=2)
     for face in faces:
         photo = compose_photo(face)
-        if len(recognizer.detect(photo)) == 1:
+        if len(detect(photo)) == 1:
             return photo
     pytest.fail("the Haar detector found no face in any composed FER2013 photo")
+
+
+@pytest.fixture(scope="module")
+def face_photo(recognizer) -> np.ndarray:
+    """A composed photo in which the Haar detector finds exactly one face."""
+    return photo_with_one_face(recognizer.detect)
 
 
 @pytest.fixture(scope="module")
