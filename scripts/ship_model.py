@@ -2,8 +2,9 @@
 
     python scripts/ship_model.py RUN_DIR NAME [--command "ferkit train ..."]
 
-Writes the run's best weights in float16 (half the size; they load as float32), then
-evaluates *the shipped file* on PublicTest with each test-time augmentation and stores those
+Writes the run's best weights in float16 (half the size; they load as float32), fits a
+temperature on PublicTest (``ferkit calibrate``; it never changes the centre-view prediction),
+then evaluates *the shipped file* on PublicTest with each test-time augmentation and stores those
 figures, the training wall time and the command in the file's metadata, which
 ``ferkit evaluate``, ``GET /api/model`` and the README table read.  PublicTest is the
 validation split the run selected on; PrivateTest is withheld and scored from outside.
@@ -16,7 +17,7 @@ import platform
 from pathlib import Path
 
 from ferkit.data import load_fer2013
-from ferkit.evaluation import evaluate_split
+from ferkit.evaluation import calibrate_model, evaluate_split
 from ferkit.models.hub import WEIGHTS_DIR
 from ferkit.models.io import load_model_file, save_model_file
 
@@ -66,6 +67,11 @@ def main() -> None:
 
     shipped = load_model_file(target)
     split = load_fer2013(args.data)["publictest"]
+    calibration = calibrate_model(shipped, split)
+    shipped.temperature = calibration.temperature
+    meta["calibration"] = {"split": "publictest", **calibration.to_dict()}
+    print(f"{args.name}: temperature {calibration.temperature:.3f}; ECE {calibration.ece_before:.4f} -> "
+          f"{calibration.ece_after:.4f} ({calibration.ece_after_heldout:.4f} with T fitted on the other half)")
     for tta in args.tta.split(","):
         result = evaluate_split([shipped], split, split_name="publictest", tta=tta).metrics
         meta[f"publictest_acc_{tta}"] = round(result["accuracy"], 4)

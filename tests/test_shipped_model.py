@@ -22,22 +22,35 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-def test_default_model_is_shipped_small_and_loads_offline(no_network):
-    path = shipped_path("default")
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_is_small_and_loads_offline(no_network, name):
+    path = shipped_path(name)
     assert path.is_file(), f"{path} is missing"
     assert path.stat().st_size <= 25 * 1024 * 1024
-    loaded = load_model("default")
+    loaded = load_model(name)
     assert loaded.classes == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert loaded.meta.get("publictest_acc_none", 0) > 0.5  # the figure measured when it was shipped
+    assert 0.2 < loaded.temperature < 5  # calibrated when shipped (1.0 would also pass: T near 1 is plausible)
 
 
-def test_default_model_classifies_real_faces_well_above_chance(no_network):
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_classifies_real_faces_well_above_chance(no_network, name):
     faces, labels = real_faces(per_class=6)  # 42 PublicTest faces (never trained on), 6 per class
-    loaded = load_model("default")
+    loaded = load_model(name)
     probs = predict_probs(loaded.model, loaded.normalizer, faces, temperature=loaded.temperature)
     accuracy = float((probs.argmax(1) == labels).mean())
-    assert accuracy >= 0.40, f"accuracy {accuracy:.2f} on real faces (chance is 0.14)"
+    assert accuracy >= 0.40, f"{name}: accuracy {accuracy:.2f} on real faces (chance is 0.14)"
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
+
+
+def test_fast_model_is_selected_by_name_in_the_python_api(no_network):
+    from ferkit import EmotionRecognizer
+
+    faces, labels = real_faces(per_class=6)
+    rec = EmotionRecognizer(model="fast", detector="haar")
+    assert rec.loaded.name == "vgg_fer_fast"
+    probs = rec.classify(faces)
+    assert probs.shape == (42, 7) and float((probs.argmax(1) == labels).mean()) >= 0.40
 
 
 def test_recognizer_uses_shipped_model_on_the_demo_photo(no_network):
@@ -50,12 +63,10 @@ def test_recognizer_uses_shipped_model_on_the_demo_photo(no_network):
     assert all(isinstance(f, Face) and f.emotion in f.scores for f in faces)
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_every_shipped_name_resolves_or_says_it_is_missing(name):
+def test_a_missing_shipped_file_says_so(monkeypatch, tmp_path):
+    import ferkit.models.hub as hub
     from ferkit.models.io import ModelFileError
 
-    if shipped_path(name).exists():
-        assert load_model(name).parameters > 0
-    else:
-        with pytest.raises(ModelFileError, match="missing from this installation"):
-            load_model(name)
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ModelFileError, match="'fast' is missing from this installation"):
+        load_model("fast")

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -382,6 +383,71 @@ def test_pretrained_weights_frozen_backbone_then_fine_tuning(fer_root, tmp_path)
     assert any(not torch.equal(final[k], source[k]) for k in backbone if k.endswith("weight"))
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history[0]["lr"] == pytest.approx(0.05) and history[1]["lr"] == pytest.approx(0.005)
+
+
+def test_a_ferkit_model_file_is_accepted_as_pretrained_weights(fer_root, tmp_path):
+    """One run can start from another run's best.safetensors (weights under "model." beside the
+    normaliser): the new run begins from exactly those weights."""
+    config = quick_config(fer_root, tmp_path / "first", epochs=1)
+    run(config)
+    source = load_model_file(tmp_path / "first" / "best.safetensors").model.state_dict()
+    second = quick_config(fer_root, tmp_path / "second", pretrained=str(tmp_path / "first" / "best.safetensors"),
+                          epochs=1, lr=1e-12, optimizer="sgd", momentum=0.0)
+    _, messages = run(second)
+    assert any("new: none" in m for m in messages)
+    continued = weights(tmp_path / "second")
+    for key, value in source.items():
+        if value.is_floating_point() and "running" not in key:
+            assert torch.allclose(continued[key], value, atol=1e-6), key
+
+
+def _constant_teacher(path: Path, favourite: int) -> Path:
+    """A model file whose network gives every face the class ``favourite`` with probability ~1."""
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models.io import save_model_file
+
+    model = create_model("tiny", width=8)
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-10.0)
+        last.bias[favourite] = 10.0
+    save_model_file(path, model, name="tiny", options={"width": 8}, normalizer=Normalizer.identity())
+    return path
+
+
+def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path):
+    """With the whole target from a teacher that always says "fear", the student learns to say
+    "fear" on faces whose labels say otherwise; with none of it, it learns the labels."""
+    from ferkit.data import load_fer2013
+    from ferkit.models.inference import predict_probs
+    from ferkit.training.distill import teacher_probabilities
+
+    teacher = _constant_teacher(tmp_path / "teacher.safetensors", favourite=2)
+    faces = load_fer2013(fer_root).splits["training"].images
+    probs = teacher_probabilities(str(teacher), faces)
+    assert probs.shape == (len(faces), 7) and probs.argmax(1).tolist() == [2] * len(faces)
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+
+    answers = {}
+    for weight in (1.0, 0.0):
+        out = tmp_path / f"student_{weight}"
+        config = quick_config(fer_root, out, distill=str(teacher), distill_weight=weight, epochs=15, lr=0.03,
+                              label_smoothing=0.0, augment=NO_AUGMENT, val_split="none")
+        _, messages = run(config)
+        assert any("distilling from" in m and "agrees with 14.3%" in m for m in messages)
+        student = load_model_file(out / "best.safetensors")
+        answers[weight] = predict_probs(student.model, student.normalizer, faces).argmax(1)
+    labels = load_fer2013(fer_root).splits["training"].labels
+    assert (answers[1.0] == 2).mean() > 0.9
+    assert (answers[0.0] == labels).mean() > 0.6
+
+
+def test_a_missing_teacher_is_a_one_line_error(fer_root, tmp_path, capsys):
+    code = main(["train", "--data", str(fer_root), "--model", "tiny", "--out", str(tmp_path / "run"),
+                 "--distill", str(tmp_path / "nope.safetensors"), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "nope.safetensors" in err[0] and "--distill" in err[0]
 
 
 def test_pretrained_file_for_another_architecture_is_a_clear_error(fer_root, tmp_path, capsys):

@@ -164,9 +164,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     loaded = load_model(args.model)
     name, split = select_split(load_fer2013(args.data), args.split)
     result = calibrate_model(loaded, split)
-    meta = {**loaded.meta, "calibration": {"split": name, "n": result.n, "ece_before": result.ece_before,
-                                           "ece_after": result.ece_after, "nll_before": result.nll_before,
-                                           "nll_after": result.nll_after}}
+    meta = {**loaded.meta, "calibration": {"split": name, **result.to_dict()}}
     save_model_file(target, loaded.model, name=loaded.name, options=loaded.options, normalizer=loaded.normalizer,
                     classes=loaded.classes, temperature=result.temperature, meta=meta, half=_stored_half(source))
     if args.json:
@@ -174,7 +172,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
         return 0
     print(f"temperature {result.previous_temperature:.3g} -> {result.temperature:.4f} (fitted on {name}, "
           f"{result.n:,} faces)")
-    print(f"ECE (15 bins) {result.ece_before:.4f} -> {result.ece_after:.4f}   "
+    print(f"ECE (15 bins) {result.ece_before:.4f} -> {result.ece_after:.4f} "
+          f"({result.ece_after_heldout:.4f} with T fitted on the other half)   "
           f"NLL {result.nll_before:.4f} -> {result.nll_after:.4f}")
     print(f"wrote {target}")
     return 0

@@ -113,13 +113,19 @@ def load_model_file(path: str | Path) -> LoadedModel:
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A plain state dict from a ``.safetensors`` file or a ``weights_only`` torch file."""
+    """A plain state dict from a ``.safetensors`` file (a ferkit model file included, so one run can
+    start from another's weights) or a ``weights_only`` torch file."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such weights file")
     try:
         if path.suffix == ".safetensors":
-            return st_load(path.read_bytes())
+            state = st_load(path.read_bytes())
+            if any(k.startswith("normalizer.") for k in state):
+                # a ferkit model file: its network weights sit under "model.", beside the normaliser
+                state = {k[len("model."):]: v.float() if v.is_floating_point() else v
+                         for k, v in state.items() if k.startswith("model.")}
+            return state
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files raise many types; all mean the same here
         raise ModelFileError(f"{path}: unreadable weights file ({str(exc).splitlines()[0][:150]})") from None

@@ -20,13 +20,19 @@ def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
 
 class VGGFer(nn.Module):
     def __init__(self, num_classes: int = 7, widths: tuple[int, ...] = (32, 64, 128, 256), fc: int = 2048,
-                 dropout: float = 0.3, input_size: int = 44, in_channels: int = 1):
+                 dropout: float = 0.3, input_size: int = 44, in_channels: int = 1,
+                 convs: tuple[int, ...] | None = None):
         super().__init__()
+        convs = tuple(convs) if convs is not None else (2,) * len(widths)
+        if len(convs) != len(widths) or min(convs) < 1:
+            raise ValueError(f"convs {convs} must give one count >= 1 per stage of widths {tuple(widths)}")
         layers: list[nn.Module] = []
         cin = in_channels
-        for width in widths:
-            layers += conv_bn_relu(cin, width) + conv_bn_relu(width, width) + [nn.MaxPool2d(2)]
-            cin = width
+        for width, count in zip(widths, convs):
+            for _ in range(count):
+                layers += conv_bn_relu(cin, width)
+                cin = width
+            layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         side = input_size
         for _ in widths:
@@ -52,4 +58,14 @@ def vgg_fer(num_classes: int = 7, **options) -> nn.Module:
 def vgg_fer_wide(num_classes: int = 7, **options) -> nn.Module:
     """VGG-style network at 1.5x width (48-96-192-384): more accuracy per epoch, slower."""
     options.setdefault("widths", (48, 96, 192, 384))
+    return VGGFer(num_classes, **options)
+
+
+@register_model("vgg_fer_fast", input_size=44, source="ferkit (narrow VGG-style, for video and weak CPUs)")
+def vgg_fer_fast(num_classes: int = 7, **options) -> nn.Module:
+    """Narrow VGG-style network (16-32-64-128, one conv in the first stage, FC 512): about 0.8M
+    parameters and 4.5x the ONNX throughput of ``vgg_fer``; the shipped ``fast`` model's architecture."""
+    options.setdefault("widths", (16, 32, 64, 128))
+    options.setdefault("convs", (1, 2, 2, 2))
+    options.setdefault("fc", 512)
     return VGGFer(num_classes, **options)

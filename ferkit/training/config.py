@@ -42,6 +42,9 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(a, a) parameter for mixup; 0 = off
     cutmix: float = 0.0  # Beta(a, a) parameter for cutmix; 0 = off
     mix_prob: float = 0.5  # chance a batch gets mixup or cutmix when either is on
+    distill: str = ""  # teacher model (shipped name, run directory or model file) to distil from; "" = off
+    distill_weight: float = 0.5  # share of the teacher's probabilities in each face's target
+    distill_temperature: float = 1.0  # softens the teacher's probabilities (Hinton et al. 2015)
     # data
     normalize: str = "global"  # global | pixel
     equalize: bool = False
@@ -103,6 +106,8 @@ class TrainConfig:
             (self.early_stopping >= 0, "early stopping must be 0 (off) or a number of epochs"),
             (self.center_loss >= 0 and self.center_lr >= 0, "center loss weight and rate must not be negative"),
             (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
+            (0 <= self.distill_weight <= 1 and self.distill_temperature > 0,
+             "distillation weight must be in [0, 1] and its temperature positive"),
             (self.unfreeze_epoch >= 0 and self.unfreeze_lr_factor > 0, "bad unfreeze settings"),
             (not self.unfreeze_epoch or self.freeze, "--unfreeze-epoch needs --freeze"),
             (self.limit_train >= 0 and self.limit_val >= 0 and self.threads >= 0, "limits and threads must not be negative"),

@@ -38,10 +38,11 @@ from ..data.classes import CLASSES
 from ..data.preprocess import Normalizer
 from ..models import count_parameters, create_model
 from ..models.inference import predict_logits
-from ..models.io import load_pretrained, save_model_file
+from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
 from .ema import ModelEMA
+from .distill import distilled_targets, teacher_probabilities
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
 from .optim import create_optimizer
 from .report import plot_curves, write_history
@@ -197,6 +198,15 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             keep = np.sort(np.random.default_rng(config.seed).permutation(len(val_labels))[:config.limit_val])
             val_faces, val_labels = val_faces[keep], val_labels[keep]
 
+    teacher = None
+    if config.distill:  # on the raw faces: the teacher applies its own normalisation
+        try:
+            teacher = torch.from_numpy(teacher_probabilities(config.distill, train_faces, config.distill_temperature))
+        except ModelFileError as exc:
+            raise TrainingError(f"--distill: {exc}") from None
+        agreement = float((teacher.argmax(1).numpy() == train_labels).mean())
+        say(f"distilling from {config.distill}: teacher agrees with {agreement:.1%} of the training labels")
+
     normalizer = Normalizer.fit(train_faces, config.normalize, config.equalize)
     train_faces = normalizer.prepare(train_faces)  # histogram equalisation once, not per batch
 
@@ -309,6 +319,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             x = augmenter(normalizer(torch.from_numpy(train_faces[batch_idx]).unsqueeze(1)))
             y = torch.from_numpy(train_labels[batch_idx])
             targets = torch.nn.functional.one_hot(y, len(CLASSES)).float()
+            if teacher is not None:
+                targets = distilled_targets(targets, teacher[batch_idx], config.distill_weight)
             x, targets = mix_batch(x, targets, config, gen)
             if distributed:
                 mine = slice(rank * per_rank, (rank + 1) * per_rank)
