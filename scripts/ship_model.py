@@ -36,6 +36,24 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} (no GPU)"
 
 
+def earlier_runs(config: dict) -> list[dict]:
+    """The runs this one continued from (``--pretrained`` pointing at a run's best.safetensors),
+    newest first, so the shipped file records the whole training, not only its last leg."""
+    runs, pretrained = [], config.get("pretrained")
+    while pretrained:
+        path = Path(pretrained)
+        run_dir = path.parent if path.is_file() else path
+        if not (run_dir / "history.json").exists() or not (run_dir / "config.json").exists():
+            runs.append({"pretrained": str(path), "note": "not a run directory; its training is not counted"})
+            break
+        history = json.loads((run_dir / "history.json").read_text())
+        earlier = json.loads((run_dir / "config.json").read_text())
+        runs.append({"run": run_dir.name, "epochs_run": len(history),
+                     "train_seconds": round(sum(r["seconds"] for r in history)), "train_config": earlier})
+        pretrained = earlier.get("pretrained")
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -61,6 +79,9 @@ def main() -> None:
         "train_config": config,
         "finished": bool(summary),
     }
+    meta["continued_from"] = earlier_runs(config)
+    meta["train_seconds_total"] = meta["train_seconds"] + sum(r.get("train_seconds", 0) for r in meta["continued_from"])
+    meta["epochs_total"] = meta["epochs_run"] + sum(r.get("epochs_run", 0) for r in meta["continued_from"])
     target = WEIGHTS_DIR / f"{args.name}.safetensors"
     save_model_file(target, source.model, name=source.name, options=source.options, normalizer=source.normalizer,
                     classes=source.classes, temperature=source.temperature, meta=meta, half=True)
@@ -79,8 +100,8 @@ def main() -> None:
         print(f"{args.name}: PublicTest tta={tta:<8} accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
     save_model_file(target, shipped.model, name=shipped.name, options=shipped.options, normalizer=shipped.normalizer,
                     classes=shipped.classes, temperature=shipped.temperature, meta=meta, half=True)
-    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), trained {meta['train_seconds'] / 60:.0f} min "
-          f"over {meta['epochs_run']} epochs")
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), trained {meta['train_seconds_total'] / 60:.0f} min "
+          f"over {meta['epochs_total']} epochs in {1 + len(meta['continued_from'])} run(s)")
 
 
 if __name__ == "__main__":
