@@ -23,10 +23,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from inference_speed import _timed  # benchmarks/ is on sys.path when a script in it runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fer2013"
@@ -98,12 +99,8 @@ def publictest() -> tuple[np.ndarray, np.ndarray]:
 
 
 def timed(fn, seconds: float, min_calls: int = 3) -> float:
-    times, start = [], time.perf_counter()
-    while len(times) < min_calls or time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds per call (the same timing as ``inference_speed.py``)."""
+    return statistics.median(_timed(fn, seconds, min_calls))
 
 
 def ferkit_side(spec: str, faces: np.ndarray, labels: np.ndarray, threads: int, seconds: float) -> dict:

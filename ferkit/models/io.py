@@ -89,6 +89,13 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return header, tensors
 
 
+def network_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's state dict from a model file's tensors (stored under "model.", beside the
+    normaliser; float16 files come back as float32)."""
+    return {k[len("model."):]: v.float() if v.is_floating_point() else v
+            for k, v in tensors.items() if k.startswith("model.")}
+
+
 def load_model_file(path: str | Path) -> LoadedModel:
     header, tensors = read_model_file(path)
     options = dict(header.get("options", {}))
@@ -97,8 +104,7 @@ def load_model_file(path: str | Path) -> LoadedModel:
         model = create_model(header["name"], num_classes=len(classes), **options)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot build model {header.get('name')!r} ({exc})") from None
-    state = {k[len("model."):]: v.float() if v.is_floating_point() else v
-             for k, v in tensors.items() if k.startswith("model.")}
+    state = network_weights(tensors)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -122,9 +128,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             state = st_load(path.read_bytes())
             if any(k.startswith("normalizer.") for k in state):
-                # a ferkit model file: its network weights sit under "model.", beside the normaliser
-                state = {k[len("model."):]: v.float() if v.is_floating_point() else v
-                         for k, v in state.items() if k.startswith("model.")}
+                state = network_weights(state)  # a ferkit model file
             return state
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files raise many types; all mean the same here
