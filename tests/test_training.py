@@ -443,6 +443,19 @@ def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path):
     assert (answers[0.0] == labels).mean() > 0.6
 
 
+def test_a_teacher_with_other_classes_is_a_one_line_error(fer_root, tmp_path, capsys):
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models.io import save_model_file
+
+    teacher = tmp_path / "ten.safetensors"
+    save_model_file(teacher, create_model("tiny", num_classes=10, width=8), name="tiny", options={"width": 8},
+                    normalizer=Normalizer.identity(), classes=[f"c{i}" for i in range(10)])
+    code = main(["train", "--data", str(fer_root), "--model", "tiny", "--out", str(tmp_path / "run"),
+                 "--distill", str(teacher), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "ten.safetensors" in err[0] and "classes" in err[0]
+
+
 def test_a_missing_teacher_is_a_one_line_error(fer_root, tmp_path, capsys):
     code = main(["train", "--data", str(fer_root), "--model", "tiny", "--out", str(tmp_path / "run"),
                  "--distill", str(tmp_path / "nope.safetensors"), "--epochs", "1"])

@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.classes import CLASSES
 from ..models.hub import load_model
+from ..models.io import ModelFileError
 from ..models.inference import predict_probs
 
 
@@ -20,6 +22,9 @@ def teacher_probabilities(teacher: str, faces: np.ndarray, temperature: float = 
     """N x C probabilities of the ``teacher`` model (shipped name, run directory or model file) on
     N x 48 x 48 uint8 faces, softened by ``temperature`` on top of the teacher's calibrated one."""
     loaded = load_model(teacher)
+    if list(loaded.classes) != list(CLASSES):
+        raise ModelFileError(f"{loaded.path}: the teacher's classes ({', '.join(loaded.classes)}) are not the "
+                             f"seven FER2013 classes in their order")
     return predict_probs(loaded.model, loaded.normalizer, faces, tta="flip",
                          temperature=temperature * loaded.temperature).astype(np.float32)
 

@@ -41,8 +41,8 @@ from ..models.inference import predict_logits
 from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
-from .ema import ModelEMA
 from .distill import distilled_targets, teacher_probabilities
+from .ema import ModelEMA
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
 from .optim import create_optimizer
 from .report import plot_curves, write_history
