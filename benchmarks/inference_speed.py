@@ -1,7 +1,8 @@
 """Inference speed on this CPU: classification throughput and latency, and end-to-end video.
 
 Prints, for each model (the shipped ``default`` and ``fast`` models when present, else the
-``--model`` files given) and each backend (PyTorch, ONNX Runtime):
+``--model`` files given) and each backend (PyTorch, ONNX Runtime, and ONNX Runtime on the
+model's int8 graph when it has one):
 
 * batched classification throughput (faces/s, batches of 256; target > 1,000),
 * batch-1 latency (ms per face, median; target < 2 ms),
@@ -55,10 +56,13 @@ def _timed(fn, seconds: float, min_calls: int = 3) -> list[float]:
 def classification(spec: str, seconds: float) -> dict[str, tuple[float, float]]:
     from ferkit.models.hub import load_model
     from ferkit.vision.backends import TorchBackend
+    from ferkit.vision.int8 import load_int8_graph
     from ferkit.vision.onnx import OnnxBackend, onnx_available
 
     loaded = load_model(spec)
     backends = [TorchBackend(loaded)] + ([OnnxBackend(loaded)] if onnx_available() else [])
+    if _has_int8(spec):
+        backends.append(OnnxBackend(loaded, load_int8_graph(loaded), name="int8"))
     batch, single = _faces(256), _faces(1)
     results = {}
     for backend in backends:
@@ -89,6 +93,15 @@ def make_video(path: Path, frames: int) -> None:
     writer.release()
 
 
+def _has_int8(spec: str) -> bool:
+    from ferkit.models.hub import load_model
+    from ferkit.vision.int8 import int8_path
+    from ferkit.vision.onnx import onnx_available
+
+    loaded = load_model(spec)
+    return onnx_available() and bool(loaded.path) and int8_path(loaded).is_file()
+
+
 def end_to_end(spec: str, video: Path, frames: int) -> None:
     from ferkit.vision import retinaface
     from ferkit.vision.recognizer import EmotionRecognizer
@@ -100,6 +113,9 @@ def end_to_end(spec: str, video: Path, frames: int) -> None:
                                                                                    detect_size=320)),
                      ("retinaface, detect every 3rd frame at 320x180, boxes reused between",
                       dict(detector="retinaface", detect_size=320, detect_every=3))]
+        if _has_int8(spec):
+            settings.append(("retinaface, detect every 3rd frame at 320x180, boxes reused between, int8 classifier",
+                             dict(detector="retinaface", detect_size=320, detect_every=3, backend="int8")))
     settings += [("haar, detect every frame at 640x360", dict(detector="haar")),
                  ("haar, detect every 3rd frame at 320x180, boxes reused between",
                   dict(detector="haar", detect_size=320, detect_every=3))]

@@ -5,7 +5,8 @@
 Writes the run's best weights in float16 (half the size; they load as float32), fits a
 temperature on PublicTest (``ferkit calibrate``; it never changes the centre-view prediction),
 then evaluates *the shipped file* on PublicTest with each test-time augmentation and stores those
-figures, the training wall time and the command in the file's metadata, which
+figures, the training wall time and the command in the file's metadata, and writes the int8
+graph beside it (``NAME.int8.onnx``, calibrated on training faces) with its PublicTest accuracy, which
 ``ferkit evaluate``, ``GET /api/model`` and the README table read.  PublicTest is the
 validation split the run selected on; PrivateTest is withheld and scored from outside.
 """
@@ -20,6 +21,8 @@ from ferkit.data import load_fer2013
 from ferkit.evaluation import calibrate_model, evaluate_split
 from ferkit.models.hub import WEIGHTS_DIR
 from ferkit.models.io import load_model_file, save_model_file
+from ferkit.vision.int8 import make_int8_graph
+from ferkit.vision.onnx import OnnxBackend
 
 
 def machine() -> str:
@@ -98,6 +101,14 @@ def main() -> None:
         meta[f"publictest_acc_{tta}"] = round(result["accuracy"], 4)
         meta[f"publictest_macro_f1_{tta}"] = round(result["macro_f1"], 4)
         print(f"{args.name}: PublicTest tta={tta:<8} accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}")
+    # The int8 graph beside it (--backend int8), calibrated on training faces, scored on PublicTest.
+    graph, agreement, _ = make_int8_graph(shipped, args.data, target.with_suffix(".int8.onnx"))
+    int8 = evaluate_split([shipped], split, split_name="publictest",
+                          classifiers=[OnnxBackend(shipped, graph, name="int8").probs]).metrics
+    meta["int8"] = {"publictest_acc_none": round(int8["accuracy"], 4), "publictest_macro_f1_none": round(int8["macro_f1"], 4),
+                    "same_top_emotion_as_float": round(agreement, 4)}
+    print(f"{args.name}: int8 graph PublicTest accuracy {int8['accuracy']:.4f}  macro-F1 {int8['macro_f1']:.4f}; "
+          f"same top emotion as float on {agreement:.1%} of held-out training faces")
     save_model_file(target, shipped.model, name=shipped.name, options=shipped.options, normalizer=shipped.normalizer,
                     classes=shipped.classes, temperature=shipped.temperature, meta=meta, half=True)
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), trained {meta['train_seconds_total'] / 60:.0f} min "

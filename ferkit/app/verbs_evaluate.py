@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="extend", nargs="+", metavar="NAME_OR_PATH",
                    help="shipped name, model file or run directory; several form an ensemble (default: default)")
     p.add_argument("--tta", choices=TTA_CHOICES, default="none", help="test-time views to average (default none)")
+    p.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
+                   help="inference engine (default torch; int8 scores the model's quantised graph)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write figures and report.md into DIR")
     p.set_defaults(run=evaluate_command)
@@ -79,14 +81,21 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
 
     specs = args.model or ["default"]
-    result = evaluate(args.data, split=args.split, models=specs, tta=args.tta)
+    backend = None
+    if args.backend != "torch":
+        from ..vision.backends import create_backend
+
+        backend = lambda loaded: create_backend(loaded, args.backend).probs  # noqa: E731
+    result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend)
     if args.report:
         report = _write_report(Path(args.report), result, specs)
         print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "backend": args.backend}))
         return 0
     _print_summary(result)
+    if args.backend != "torch":
+        print(f"backend: {args.backend}")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch.nn as nn
@@ -89,31 +89,39 @@ def check_input_size(loaded: LoadedModel, face_size: int) -> None:
                              f"{face_size}x{face_size}")
 
 
+Classifier = Callable[[np.ndarray, str], np.ndarray]  # (uint8 faces, tta) -> probabilities, like a backend's probs
+
+
 def ensemble_probs(models: Sequence[LoadedModel], faces: np.ndarray, *, tta: str = "none",
-                   batch_size: int = 256) -> np.ndarray:
+                   batch_size: int = 256, classifiers: Sequence[Classifier] | None = None) -> np.ndarray:
     """Class probabilities (N x 7, data class order) averaged over models and test-time views.
 
     Each model's stored temperature (see ``ferkit calibrate``) scales its logits first.
+    ``classifiers`` (one per model) run the models another way, e.g. an ONNX or int8 backend;
+    by default each runs in PyTorch.
     """
     if not models:
         raise ValueError("no model to evaluate")
     if tta not in TTA_MODES:
         raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
     total = np.zeros((len(faces), len(CLASSES)), dtype=np.float64)
-    for loaded in models:
+    for i, loaded in enumerate(models):
         columns = class_columns(loaded)
         check_input_size(loaded, faces.shape[-1])
-        probs = predict_probs(loaded.model, loaded.normalizer, faces, tta=tta, temperature=loaded.temperature,
-                              batch_size=batch_size)
+        if classifiers is not None:
+            probs = classifiers[i](faces, tta)
+        else:
+            probs = predict_probs(loaded.model, loaded.normalizer, faces, tta=tta, temperature=loaded.temperature,
+                                  batch_size=batch_size)
         total += probs[:, columns]
     return (total / len(models)).astype(np.float32)
 
 
 def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: str = "", tta: str = "none",
-                   specs: Sequence[str] = ()) -> Evaluation:
+                   specs: Sequence[str] = (), classifiers: Sequence[Classifier] | None = None) -> Evaluation:
     if len(split) == 0:
         raise DataError(f"split {split_name!r} has no faces to evaluate")
-    probs = ensemble_probs(models, split.images, tta=tta)
+    probs = ensemble_probs(models, split.images, tta=tta, classifiers=classifiers)
     metrics = classification_metrics(split.labels, probs.argmax(axis=1), CLASSES)
     metrics["ece"] = expected_calibration_error(probs, split.labels)
     return Evaluation(metrics, probs, split.labels, split_name, tta, list(models),
@@ -121,14 +129,16 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
 
 
 def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Sequence[str | os.PathLike] = ("default",),
-             tta: str = "none") -> Evaluation:
+             tta: str = "none", backend: Callable[[LoadedModel], Classifier] | None = None) -> Evaluation:
     """Load ``data`` (any form the loader accepts) and ``models`` (shipped names, model files or
     run directories) and evaluate them as one ensemble on ``split``."""
     if tta not in TTA_MODES:
         raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
     name, chosen = select_split(load_fer2013(data), split)
-    return evaluate_split(loaded, chosen, split_name=name, tta=tta, specs=[str(s) for s in models])
+    classifiers = [backend(m) for m in loaded] if backend is not None else None
+    return evaluate_split(loaded, chosen, split_name=name, tta=tta, specs=[str(s) for s in models],
+                          classifiers=classifiers)
 
 
 def describe_model(loaded: LoadedModel) -> dict:

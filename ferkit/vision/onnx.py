@@ -89,10 +89,11 @@ def cached_onnx(loaded: LoadedModel) -> bytes:
 class OnnxBackend:
     name = "onnx"
 
-    def __init__(self, loaded: LoadedModel, graph: bytes | None = None, threads: int | None = None):
+    def __init__(self, loaded: LoadedModel, graph: bytes | None = None, threads: int | None = None,
+                 name: str = "onnx"):
         import onnxruntime as ort
 
-        self.loaded = loaded
+        self.loaded, self.name = loaded, name
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # The per-call thread pool start-up costs more than it gains for single faces.

@@ -1,0 +1,143 @@
+"""int8 ONNX graphs of a ferkit model, for the ``int8`` backend.
+
+Static quantisation with ONNX Runtime: int8 weights (per output channel) and uint8 activations
+whose ranges are measured on real training faces.  Two choices matter on this project's CPU
+(``benchmarks/inference_engines.py``):
+
+* ``reduce_range`` (7-bit weights).  Without VNNI, x86 multiplies uint8 by int8 with an
+  instruction that saturates its 16-bit sums; full-range weights then flip about one prediction
+  in eight on ``vgg_fer``, reduced range about one in a hundred.
+* QDQ format with ``quant_pre_process`` (shape inference and graph fusion first), which gives
+  ONNX Runtime's fused int8 convolutions.
+
+Calibration needs faces, and the package cannot ship FER2013's, so the graph is made once
+(``ferkit export --int8 --data FER2013``, or ``scripts/ship_model.py`` for the shipped models)
+and stored beside its model file as ``<stem>.int8.onnx``.  It records a SHA-256 of the network
+weights it was made from, so a retrained model never runs with a stale graph (the temperature and
+normaliser are applied outside the graph, so re-calibrating a model does not invalidate it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_write_bytes
+from ..data.augment import tta_views
+from ..models.io import LoadedModel
+from .onnx import export_onnx
+
+CALIBRATION_FACES = 512
+
+
+class Int8GraphError(ValueError):
+    """The int8 graph for a model is missing or was made from another model file."""
+
+
+def weights_digest(loaded: LoadedModel) -> str:
+    """SHA-256 of the network's weights (names and float32 values), independent of file metadata."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(loaded.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def int8_path(loaded: LoadedModel) -> Path:
+    """Where a model's int8 graph lives: beside its file (``best.safetensors`` -> ``best.int8.onnx``)."""
+    if not loaded.path:
+        raise Int8GraphError(f"{loaded.name}: a model not loaded from a file has no int8 graph")
+    return Path(loaded.path).with_suffix(".int8.onnx")
+
+
+def network_inputs(loaded: LoadedModel, faces: np.ndarray) -> np.ndarray:
+    """uint8 faces N x 48 x 48 -> the graph's input (normalised centre views, N x 1 x S x S)."""
+    x = loaded.normalizer(torch.from_numpy(np.ascontiguousarray(loaded.normalizer.prepare(faces))).unsqueeze(1))
+    return np.ascontiguousarray(tta_views(x, loaded.input_size, "none")[0].numpy(), dtype=np.float32)
+
+
+def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str | Path | None = None, *,
+                  reduce_range: bool = True) -> bytes:
+    """The model as an int8 ONNX graph, activation ranges measured on ``calibration_faces``
+    (uint8 N x 48 x 48, training faces, never the evaluation split); written to ``path`` if given.
+    ``reduce_range=False`` is there for the benchmark that shows why it is on."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    inputs = network_inputs(loaded, calibration_faces)
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"faces": inputs[i:i + 64]} for i in range(0, len(inputs), 64)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        float_graph, prepared, int8_graph = (Path(tmp) / n for n in ("model.onnx", "prepared.onnx", "int8.onnx"))
+        export_onnx(loaded, float_graph)
+        quant_pre_process(str(float_graph), str(prepared))
+        quantize_static(str(prepared), str(int8_graph), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(int8_graph))
+    meta = {"ferkit_name": loaded.name, "classes": json.dumps(list(loaded.classes)),
+            "input_size": str(loaded.input_size), "weights_sha256": weights_digest(loaded),
+            "quantization": f"static QDQ: int8 weights per channel{' (reduced range)' * reduce_range}, "
+                            "uint8 activations",
+            "calibration_faces": str(len(calibration_faces))}
+    del proto.metadata_props[:]  # the quantiser may or may not carry the float graph's entries over
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = proto.SerializeToString()
+    if path is not None:
+        atomic_write_bytes(path, data)
+    return data
+
+
+def load_int8_graph(loaded: LoadedModel) -> bytes:
+    """The int8 graph stored beside the model file, checked to be made from that very file."""
+    import onnx
+
+    path = int8_path(loaded)
+    if not path.is_file():
+        raise Int8GraphError(f"{path}: no int8 graph for this model; make it with "
+                             f"`ferkit export --model {loaded.path} --int8 --data FER2013_PATH`")
+    data = path.read_bytes()
+    try:
+        props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    except Exception as exc:  # a damaged file names itself, not a protobuf traceback
+        raise Int8GraphError(f"{path}: not a readable ONNX graph ({type(exc).__name__})") from None
+    if props.get("weights_sha256") != weights_digest(loaded):
+        raise Int8GraphError(f"{path}: made from other weights than {Path(loaded.path).name}'s; "
+                             "re-create it with `ferkit export --int8`")
+    return data
+
+
+def calibration_set(data: str | Path, count: int = CALIBRATION_FACES, seed: int = 0) -> np.ndarray:
+    """``count`` faces drawn at random from the training split of a FER2013 copy."""
+    from ..data import load_fer2013
+
+    train = load_fer2013(data)["train"]
+    rng = np.random.default_rng(seed)
+    return train.images[rng.choice(len(train), size=min(count, len(train)), replace=False)]
+
+
+def make_int8_graph(loaded: LoadedModel, data: str | Path, out: str | Path | None = None) -> tuple[bytes, float, int]:
+    """Quantise ``loaded`` calibrated on 512 training faces of ``data`` and write it to ``out``
+    (default: beside the model file).  Returns the graph, the share of other training faces on
+    which it gives the float model's top emotion, and how many faces that share was measured on."""
+    from .onnx import OnnxBackend
+
+    faces = calibration_set(data, count=2 * CALIBRATION_FACES, seed=0)
+    half = min(CALIBRATION_FACES, len(faces) // 2)
+    calibration, check = faces[:half], faces[half:]
+    graph = quantize_int8(loaded, calibration, out if out is not None else int8_path(loaded))
+    int8_top = OnnxBackend(loaded, graph, name="int8").probs(check, "none").argmax(1)
+    float_top = OnnxBackend(loaded).probs(check, "none").argmax(1)
+    return graph, float((int8_top == float_top).mean()) if len(check) else float("nan"), len(check)

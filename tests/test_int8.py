@@ -1,0 +1,90 @@
+"""The int8 backend: ``ferkit export --int8`` makes a quantised graph beside the model file,
+``--backend int8`` runs it, and a missing or stale graph is a one-line error."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import real_faces, synthetic_faces
+from test_predict import photo, run  # noqa: F401 (photo is a fixture)
+
+from ferkit.models.hub import SHIPPED, load_model
+from ferkit.vision.backends import create_backend
+from ferkit.vision.int8 import Int8GraphError, int8_path, quantize_int8
+
+
+def _int8_initializers(path) -> int:
+    return sum(t.data_type == onnx.TensorProto.INT8 for t in onnx.load(str(path)).graph.initializer)
+
+
+def test_export_int8_writes_a_quantised_graph_that_the_backend_runs(capsys, tiny_model_file, fer_root):
+    status, out, err = run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root)
+    assert status == 0, err
+    graph = tiny_model_file.with_suffix(".int8.onnx")
+    assert graph.is_file() and "same top emotion as the float model" in out
+    assert _int8_initializers(graph) >= 3  # the tiny net's three convolutions and its classifier hold int8 weights
+    loaded = load_model(tiny_model_file)
+    int8 = create_backend(loaded, "int8")
+    assert int8.name == "int8"
+    faces, _ = synthetic_faces(32, seed=5)
+    p8, p32 = int8.probs(faces, "none"), create_backend(loaded, "onnx").probs(faces, "none")
+    assert p8.shape == (32, 7) and np.allclose(p8.sum(1), 1, atol=1e-4)
+    assert np.abs(p8 - p32).max() < 0.05  # quantisation error, not a different model
+    assert int8.probs(faces[:4], "tencrop").shape == (4, 7)
+
+
+def test_predict_with_int8_backend(capsys, tiny_model_file, fer_root, photo):  # noqa: F811
+    assert run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root)[0] == 0
+    status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",
+                           "--backend", "int8", "--json")
+    assert status == 0, err
+    assert out.count('"emotion"') == 2
+
+
+def test_int8_backend_without_a_graph_is_a_one_line_error(capsys, tiny_model_file, photo):  # noqa: F811
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--backend", "int8")
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "no int8 graph" in err and "ferkit export" in err
+
+
+def test_export_int8_needs_data(capsys, tiny_model_file):
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--int8")
+    assert status == 2 and "--data" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_graph_made_from_other_weights_is_refused(tiny_model_file):
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.io import save_model_file
+
+    loaded = load_model(tiny_model_file)
+    quantize_int8(loaded, synthetic_faces(16)[0], int8_path(loaded))
+    assert create_backend(loaded, "int8").name == "int8"
+    torch.manual_seed(1)  # "retrain": new weights in the same file
+    save_model_file(tiny_model_file, create_model("tiny"), name="tiny", options={}, normalizer=Normalizer.identity())
+    with pytest.raises(Int8GraphError, match="other weights"):
+        create_backend(load_model(tiny_model_file), "int8")
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_int8_graph_matches_its_float_model_on_real_faces(name):
+    faces, labels = real_faces(per_class=6)  # 42 PublicTest faces
+    loaded = load_model(name)
+    assert int8_path(loaded).is_file(), f"the shipped model {name!r} has no int8 graph"
+    p8 = create_backend(loaded, "int8").probs(faces, "none")
+    p32 = create_backend(loaded, "onnx").probs(faces, "none")
+    assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.9
+    assert (p8.argmax(1) == labels).mean() >= 0.40
+
+
+def test_evaluate_scores_the_int8_graph(capsys, tiny_model_file, fer_root):
+    import json
+
+    assert run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root)[0] == 0
+    status, out, err = run(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--backend", "int8",
+                           "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["backend"] == "int8" and result["n"] == 14 and 0 <= result["accuracy"] <= 1
