@@ -1,5 +1,6 @@
 """ferkit's shipped classifiers against the `fer` package's mini-Xception, measured in one run.
 
+ferkit's models run in ONNX Runtime, in float32 and on their int8 graphs (``--backend int8``).
 For each side: batched classification throughput (faces/s, batches of 256), batch-1 latency
 (ms per face, median), and accuracy on FER2013 PublicTest (centre view, no TTA) when
 ``../shared/fer2013`` is there. Both sides get the same number of threads.
@@ -103,12 +104,15 @@ def timed(fn, seconds: float, min_calls: int = 3) -> float:
     return statistics.median(_timed(fn, seconds, min_calls))
 
 
-def ferkit_side(spec: str, faces: np.ndarray, labels: np.ndarray, threads: int, seconds: float) -> dict:
+def ferkit_side(spec: str, faces: np.ndarray, labels: np.ndarray, threads: int, seconds: float,
+                int8: bool = False) -> dict:
     from ferkit.models.hub import load_model
+    from ferkit.vision.int8 import load_int8_graph
     from ferkit.vision.onnx import OnnxBackend
 
     loaded = load_model(spec)
-    backend = OnnxBackend(loaded, threads=threads)
+    graph = load_int8_graph(loaded) if int8 else None
+    backend = OnnxBackend(loaded, graph, threads=threads)
     batch, single = faces[:256], faces[:1]
     backend.probs(batch, "none")
     predictions = np.concatenate([backend.probs(faces[i:i + 256], "none") for i in range(0, len(faces), 256)])
@@ -136,6 +140,11 @@ def main() -> int:
     rows = {}
     for spec in args.models.split(","):
         rows[f"ferkit {spec} (ONNX Runtime)"] = ferkit_side(spec, faces, labels, args.threads, args.seconds)
+        try:
+            rows[f"ferkit {spec} (ONNX Runtime int8)"] = ferkit_side(spec, faces, labels, args.threads, args.seconds,
+                                                                     int8=True)
+        except ValueError as error:  # a model without an int8 graph beside it: say so, measure the rest
+            print(f"ferkit {spec}: no int8 row ({error})")
     if args.fer_python:
         with tempfile.TemporaryDirectory() as tmp:
             np.savez(Path(tmp) / "faces.npz", faces=faces, labels=labels)

@@ -88,3 +88,8 @@ def test_evaluate_scores_the_int8_graph(capsys, tiny_model_file, fer_root):
     assert status == 0, err
     result = json.loads(out)
     assert result["backend"] == "int8" and result["n"] == 14 and 0 <= result["accuracy"] <= 1
+
+
+def test_serve_with_int8_backend_and_no_graph_is_a_one_line_error(capsys, tiny_model_file):
+    status, _, err = run(capsys, "serve", "--model", tiny_model_file, "--backend", "int8", "--port", "0")
+    assert status == 2 and "no int8 graph" in err and len(err.strip().splitlines()) == 1

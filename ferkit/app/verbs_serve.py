@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or none (each image is one cropped face)")
     p.add_argument("--tta", default="none",
                    help="test-time augmentation: none (default), flip (2x the cost) or tencrop (10x)")
+    p.add_argument("--backend", default="auto",
+                   help="inference engine: auto (default), onnx, torch, or int8 (the model's quantised graph)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest accepted upload in MB; bigger requests get 413 (default {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -44,14 +46,15 @@ def serve_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
     from ..vision.recognizer import EmotionRecognizer
 
-    recognizer = EmotionRecognizer(model=args.model, detector=args.detector, tta=args.tta)
+    recognizer = EmotionRecognizer(model=args.model, detector=args.detector, tta=args.tta, backend=args.backend)
     app = create_app(recognizer, max_upload_mb=args.max_upload_mb)
     if not is_loopback(args.host):
         print(f"ferkit: warning: listening on {args.host}: anyone who can reach this machine can use the server",
               file=sys.stderr)
     where = f"http://{_url_host(args.host)}:{args.port}/" if args.port else f"a free port of {args.host}"
     info = recognizer.info
-    print(f"ferkit: serving model {info['name']} (detector {info.get('detector', args.detector)}) on {where} "
+    print(f"ferkit: serving model {info['name']} (detector {info.get('detector', args.detector)}, "
+          f"backend {info['backend']}) on {where} "
           "(Ctrl+C to stop)", file=sys.stderr, flush=True)
     # One worker process: the model is loaded once and inference runs in its threadpool.
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
