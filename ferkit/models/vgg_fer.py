@@ -64,7 +64,8 @@ def vgg_fer_wide(num_classes: int = 7, **options) -> nn.Module:
 @register_model("vgg_fer_fast", input_size=44, source="ferkit (narrow VGG-style, for video and weak CPUs)")
 def vgg_fer_fast(num_classes: int = 7, **options) -> nn.Module:
     """Narrow VGG-style network (16-32-64-128, one conv in the first stage, FC 512): about 0.8M
-    parameters and 4.5x the ONNX throughput of ``vgg_fer``; the shipped ``fast`` model's architecture."""
+    parameters and about 4.5x the ONNX Runtime throughput of ``vgg_fer`` (``benchmarks/inference_engines.py``);
+    the shipped ``fast`` model's architecture."""
     options.setdefault("widths", (16, 32, 64, 128))
     options.setdefault("convs", (1, 2, 2, 2))
     options.setdefault("fc", 512)
