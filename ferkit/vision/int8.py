@@ -24,12 +24,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
 from ..models.io import LoadedModel
-from .onnx import export_onnx
+from .onnx import export_onnx, normalised
 
 CALIBRATION_FACES = 512
 
@@ -56,8 +55,8 @@ def int8_path(loaded: LoadedModel) -> Path:
 
 def network_inputs(loaded: LoadedModel, faces: np.ndarray) -> np.ndarray:
     """uint8 faces N x 48 x 48 -> the graph's input (normalised centre views, N x 1 x S x S)."""
-    x = loaded.normalizer(torch.from_numpy(np.ascontiguousarray(loaded.normalizer.prepare(faces))).unsqueeze(1))
-    return np.ascontiguousarray(tta_views(x, loaded.input_size, "none")[0].numpy(), dtype=np.float32)
+    return np.ascontiguousarray(tta_views(normalised(loaded, faces), loaded.input_size, "none")[0].numpy(),
+                                dtype=np.float32)
 
 
 def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str | Path | None = None, *,

@@ -86,6 +86,12 @@ def cached_onnx(loaded: LoadedModel) -> bytes:
     return data
 
 
+def normalised(loaded: LoadedModel, faces: np.ndarray) -> torch.Tensor:
+    """uint8 faces N x 48 x 48 -> the model's normalised input N x 1 x 48 x 48 (before cropping to views)."""
+    prepared = loaded.normalizer.prepare(faces)
+    return loaded.normalizer(torch.from_numpy(np.ascontiguousarray(prepared)).unsqueeze(1))
+
+
 class OnnxBackend:
     name = "onnx"
 
@@ -105,9 +111,7 @@ class OnnxBackend:
         lm = self.loaded
         parts = []
         for start in range(0, len(faces), batch_size):
-            chunk = lm.normalizer.prepare(faces[start:start + batch_size])
-            x = lm.normalizer(torch.from_numpy(np.ascontiguousarray(chunk)).unsqueeze(1))
-            views = tta_views(x, lm.input_size, tta)
+            views = tta_views(normalised(lm, faces[start:start + batch_size]), lm.input_size, tta)
             flat = views.reshape(-1, *views.shape[2:]).numpy()
             out = self.session.run(None, {"faces": np.ascontiguousarray(flat, dtype=np.float32)})[0]
             parts.append(out.reshape(views.shape[0], views.shape[1], -1))
