@@ -19,6 +19,7 @@ Numbers depend on the machine and its load: re-measure on an idle machine before
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -56,13 +57,12 @@ def _timed(fn, seconds: float, min_calls: int = 3) -> list[float]:
 def classification(spec: str, seconds: float) -> dict[str, tuple[float, float]]:
     from ferkit.models.hub import load_model
     from ferkit.vision.backends import TorchBackend
-    from ferkit.vision.int8 import load_int8_graph
     from ferkit.vision.onnx import OnnxBackend, onnx_available
 
     loaded = load_model(spec)
     backends = [TorchBackend(loaded)] + ([OnnxBackend(loaded)] if onnx_available() else [])
-    if _has_int8(spec):
-        backends.append(OnnxBackend(loaded, load_int8_graph(loaded), name="int8"))
+    if _int8_graph(spec) is not None:
+        backends.append(OnnxBackend(loaded, _int8_graph(spec), name="int8"))
     batch, single = _faces(256), _faces(1)
     results = {}
     for backend in backends:
@@ -93,13 +93,20 @@ def make_video(path: Path, frames: int) -> None:
     writer.release()
 
 
-def _has_int8(spec: str) -> bool:
+@functools.lru_cache(maxsize=None)
+def _int8_graph(spec: str) -> bytes | None:
+    """The model's int8 graph, or None (said once) when it has none or a stale one."""
     from ferkit.models.hub import load_model
-    from ferkit.vision.int8 import int8_path
+    from ferkit.vision.int8 import load_int8_graph
     from ferkit.vision.onnx import onnx_available
 
-    loaded = load_model(spec)
-    return onnx_available() and bool(loaded.path) and int8_path(loaded).is_file()
+    if not onnx_available():
+        return None
+    try:
+        return load_int8_graph(load_model(spec))
+    except ValueError as error:
+        print(f"  (no int8 rows: {error})")
+        return None
 
 
 def end_to_end(spec: str, video: Path, frames: int) -> None:
@@ -113,7 +120,7 @@ def end_to_end(spec: str, video: Path, frames: int) -> None:
                                                                                    detect_size=320)),
                      ("retinaface, detect every 3rd frame at 320x180, boxes reused between",
                       dict(detector="retinaface", detect_size=320, detect_every=3))]
-        if _has_int8(spec):
+        if _int8_graph(spec) is not None:
             settings.append(("retinaface, detect every 3rd frame at 320x180, boxes reused between, int8 classifier",
                              dict(detector="retinaface", detect_size=320, detect_every=3, backend="int8")))
     settings += [("haar, detect every frame at 640x360", dict(detector="haar")),

@@ -34,7 +34,7 @@ CALIBRATION_FACES = 512
 
 
 class Int8GraphError(ValueError):
-    """The int8 graph for a model is missing or was made from another model file."""
+    """The int8 graph for a model is missing, unreadable, or made from other weights."""
 
 
 def weights_digest(loaded: LoadedModel) -> str:
