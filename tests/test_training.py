@@ -416,7 +416,8 @@ def _constant_teacher(path: Path, favourite: int) -> Path:
     return path
 
 
-def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path):
+@pytest.mark.parametrize("mode", ["clean", "online"])
+def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path, mode):
     """With the whole target from a teacher that always says "fear", the student learns to say
     "fear" on faces whose labels say otherwise; with none of it, it learns the labels."""
     from ferkit.data import load_fer2013
@@ -433,14 +434,54 @@ def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path):
     for weight in (1.0, 0.0):
         out = tmp_path / f"student_{weight}"
         config = quick_config(fer_root, out, distill=str(teacher), distill_weight=weight, epochs=15, lr=0.03,
-                              label_smoothing=0.0, augment=NO_AUGMENT, val_split="none")
+                              label_smoothing=0.0, augment=NO_AUGMENT, val_split="none", distill_mode=mode)
         _, messages = run(config)
-        assert any("distilling from" in m and "agrees with 14.3%" in m for m in messages)
+        expected = "agrees with 14.3%" if mode == "clean" else "on every augmented batch (ONNX Runtime)"
+        assert any("distilling from" in m and expected in m for m in messages)
         student = load_model_file(out / "best.safetensors")
         answers[weight] = predict_probs(student.model, student.normalizer, faces).argmax(1)
     labels = load_fer2013(fer_root).splits["training"].labels
     assert (answers[1.0] == 2).mean() > 0.9
     assert (answers[0.0] == labels).mean() > 0.6
+
+
+def test_online_teacher_sees_the_students_view_in_its_own_normalisation(tmp_path):
+    """The student's input, normalised the student's way, reaches the teacher normalised the
+    teacher's way; ONNX Runtime and PyTorch give the same probabilities, at the teacher's temperature."""
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models.io import save_model_file
+    from ferkit.training.distill import OnlineTeacher
+
+    torch.manual_seed(0)
+    model = create_model("tiny", width=8).eval()
+    teacher_norm = Normalizer(torch.full((1, 1), 0.5), torch.full((1, 1), 0.25))
+    path = tmp_path / "teacher.safetensors"
+    save_model_file(path, model, name="tiny", options={"width": 8}, normalizer=teacher_norm, temperature=2.0)
+    student_norm = Normalizer(torch.full((1, 1), 0.4), torch.full((1, 1), 0.2))
+    faces = torch.randint(0, 256, (6, 1, 48, 48), generator=torch.Generator().manual_seed(1)).to(torch.uint8)
+    with torch.no_grad():
+        expected = torch.softmax(model(teacher_norm(faces)) / 2.0, dim=1)
+
+    teacher = OnlineTeacher(str(path), student_norm, input_size=48)
+    assert teacher.session is not None
+    assert torch.allclose(teacher(student_norm(faces)), expected, atol=1e-5)
+    teacher.session = None  # the PyTorch path, used when ONNX Runtime is missing
+    assert torch.allclose(teacher(student_norm(faces)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("problem", ["pixel", "size"])
+def test_online_teacher_refuses_inputs_it_cannot_map(tmp_path, problem):
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models.io import ModelFileError, save_model_file
+    from ferkit.training.distill import OnlineTeacher
+
+    path = tmp_path / "teacher.safetensors"
+    save_model_file(path, create_model("tiny", width=8), name="tiny", options={"width": 8},
+                    normalizer=Normalizer.identity())
+    student = Normalizer(torch.full((48, 48), 0.5), torch.full((48, 48), 0.25)) if problem == "pixel" \
+        else Normalizer.identity()
+    with pytest.raises(ModelFileError, match="global" if problem == "pixel" else "48 px"):
+        OnlineTeacher(str(path), student, input_size=48 if problem == "pixel" else 44)
 
 
 def test_a_teacher_with_other_classes_is_a_one_line_error(fer_root, tmp_path, capsys):

@@ -45,6 +45,7 @@ class TrainConfig:
     distill: str = ""  # teacher model (shipped name, run directory or model file) to distil from; "" = off
     distill_weight: float = 0.5  # share of the teacher's probabilities in each face's target
     distill_temperature: float = 1.0  # softens the teacher's probabilities (Hinton et al. 2015)
+    distill_mode: str = "clean"  # clean: teacher on each clean face, once | online: on every augmented batch
     # data
     normalize: str = "global"  # global | pixel
     equalize: bool = False
@@ -92,6 +93,7 @@ class TrainConfig:
         model_info(self.model)  # unknown names list the registered models
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
                    "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
+                   "distill_mode": ("clean", "online"),
                    "val_split": VALIDATION_SPLITS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -41,7 +41,7 @@ from ..models.inference import predict_logits
 from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
-from .distill import distilled_targets, teacher_probabilities
+from .distill import OnlineTeacher, distilled_targets, teacher_probabilities
 from .ema import ModelEMA
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
 from .optim import create_optimizer
@@ -199,7 +199,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             val_faces, val_labels = val_faces[keep], val_labels[keep]
 
     teacher = None
-    if config.distill:  # on the raw faces: the teacher applies its own normalisation
+    if config.distill and config.distill_mode == "clean":  # raw faces: the teacher applies its own normalisation
         try:
             teacher = torch.from_numpy(teacher_probabilities(config.distill, train_faces, config.distill_temperature))
         except ModelFileError as exc:
@@ -220,6 +220,15 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
     augment_config = config.augment
     if augment_config.crop != input_size:
         augment_config = type(augment_config)(**{**augment_config.__dict__, "crop": input_size})
+    online_teacher = None
+    if config.distill and config.distill_mode == "online":
+        try:
+            online_teacher = OnlineTeacher(config.distill, normalizer, input_size, config.distill_temperature,
+                                           config.threads)
+        except ModelFileError as exc:
+            raise TrainingError(f"--distill: {exc}") from None
+        say(f"distilling from {config.distill} on every augmented batch "
+            f"({'ONNX Runtime' if online_teacher.session is not None else 'PyTorch'})")
     if config.pretrained and state is None:
         fresh = load_pretrained(model, config.pretrained, head_prefixes=head_prefixes(model))
         say(f"pretrained weights from {config.pretrained}; new: {', '.join(fresh) or 'none'}")
@@ -325,6 +334,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             if distributed:
                 mine = slice(rank * per_rank, (rank + 1) * per_rank)
                 x, y, targets = x[mine], y[mine], targets[mine]
+            if online_teacher is not None:  # on the very (mixed) views the student gets
+                targets = distilled_targets(targets, online_teacher(x), config.distill_weight)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
 

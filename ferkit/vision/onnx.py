@@ -10,9 +10,7 @@ Exported graphs are cached in ``$FERKIT_CACHE_DIR/onnx`` under the model file's 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +20,7 @@ from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
 from ..data.cache import default_cache_dir
 from ..models.io import LoadedModel
-
-OPSET = 17
+from ..models.onnx_export import OPSET, export_onnx  # noqa: F401  (re-exported)
 
 
 def onnx_available() -> bool:
@@ -32,41 +29,6 @@ def onnx_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def export_onnx(loaded: LoadedModel, path: str | Path | None = None) -> bytes:
-    """The model as ONNX bytes (batch dimension dynamic); also written to ``path`` if given."""
-    model = loaded.model.eval()
-    size = loaded.input_size
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter needs no onnxscript; its deprecation warning is not for users.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.zeros(1, 1, size, size), buffer, input_names=["faces"],
-                          output_names=["logits"], dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
-    data = _with_metadata(buffer.getvalue(), loaded)
-    if path is not None:
-        atomic_write_bytes(path, data)
-    return data
-
-
-def _with_metadata(data: bytes, loaded: LoadedModel) -> bytes:
-    import json
-
-    import onnx
-
-    proto = onnx.load_from_string(data)
-    meta = {"ferkit_name": loaded.name, "classes": json.dumps(list(loaded.classes)),
-            "input_size": str(loaded.input_size), "temperature": str(loaded.temperature),
-            "normalizer_mean": json.dumps(loaded.normalizer.mean.tolist()),
-            "normalizer_std": json.dumps(loaded.normalizer.std.tolist()),
-            "equalize": str(bool(loaded.normalizer.equalize)),
-            "input": "faces: N x 1 x S x S float32, (pixel / 255 - mean) / std; output logits N x C"}
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    return proto.SerializeToString()
 
 
 def cached_onnx(loaded: LoadedModel) -> bytes:
