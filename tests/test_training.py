@@ -463,10 +463,35 @@ def test_online_teacher_sees_the_students_view_in_its_own_normalisation(tmp_path
         expected = torch.softmax(model(teacher_norm(faces)) / 2.0, dim=1)
 
     teacher = OnlineTeacher(str(path), student_norm, input_size=48)
-    assert teacher.session is not None
+    assert teacher.engine == "ONNX Runtime"
     assert torch.allclose(teacher(student_norm(faces)), expected, atol=1e-5)
-    teacher.session = None  # the PyTorch path, used when ONNX Runtime is missing
+    teacher.members[0].session = None  # the PyTorch path, used when ONNX Runtime is missing
+    assert teacher.engine == "PyTorch"
     assert torch.allclose(teacher(student_norm(faces)), expected, atol=1e-5)
+
+
+def test_an_ensemble_teacher_averages_its_members(fer_root, tmp_path):
+    """``a+b`` distils from the mean of two teachers' probabilities, online and on clean faces:
+    one teacher says "fear", the other "sad", so each gets half of every face's target."""
+    from ferkit.data import load_fer2013
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models.io import ModelFileError
+    from ferkit.training.distill import OnlineTeacher, teacher_probabilities
+
+    fear = _constant_teacher(tmp_path / "fear.safetensors", favourite=2)
+    sad = _constant_teacher(tmp_path / "sad.safetensors", favourite=4)
+    spec = f"{fear}+{sad}"
+    faces = load_fer2013(fer_root).splits["training"].images[:5]
+    expected = np.zeros((5, 7), dtype=np.float32)
+    expected[:, [2, 4]] = 0.5
+    assert np.allclose(teacher_probabilities(spec, faces), expected, atol=1e-4)
+
+    online = OnlineTeacher(spec, Normalizer.identity(), input_size=48)
+    assert len(online.members) == 2
+    x = Normalizer.identity()(torch.from_numpy(faces[:, None]))
+    assert torch.allclose(online(x), torch.from_numpy(expected), atol=1e-4)
+    with pytest.raises(ModelFileError, match="empty teacher name"):
+        teacher_probabilities(f"{fear}+", faces)
 
 
 @pytest.mark.parametrize("problem", ["pixel", "size"])

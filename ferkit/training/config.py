@@ -42,7 +42,7 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(a, a) parameter for mixup; 0 = off
     cutmix: float = 0.0  # Beta(a, a) parameter for cutmix; 0 = off
     mix_prob: float = 0.5  # chance a batch gets mixup or cutmix when either is on
-    distill: str = ""  # teacher model (shipped name, run directory or model file) to distil from; "" = off
+    distill: str = ""  # teacher (shipped name, run directory or model file; a+b = ensemble) to distil from; "" = off
     distill_weight: float = 0.5  # share of the teacher's probabilities in each face's target
     distill_temperature: float = 1.0  # softens the teacher's probabilities (Hinton et al. 2015)
     distill_mode: str = "clean"  # clean: teacher on each clean face, once | online: on every augmented batch

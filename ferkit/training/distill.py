@@ -11,8 +11,14 @@ Two ways to get the teacher's probabilities (``--distill-mode``):
   and consistent").  A crop that cuts off the mouth, or a mix of two faces, gets the teacher's
   actual uncertainty instead of a confident label.  It costs a teacher forward pass per image
   (about 38 s an epoch for ``vgg_fer`` with ONNX Runtime on this CPU).
+
+The teacher may be an ensemble, ``--distill default+runs/b60``: its members' probabilities are
+averaged, as ``ferkit evaluate --model default runs/b60`` averages them (seed 001 fuses two networks
+this way), so the student learns from a teacher better than either member.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,13 +29,32 @@ from ..models.hub import load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
 
+TEACHER_SEPARATOR = "+"
+
+
+def teacher_names(spec: str) -> list[str]:
+    """The teachers in ``spec``: one model, or several joined by ``+`` (``default+runs/b60``), an
+    ensemble whose probabilities are averaged.  A file or directory named with a ``+`` is one teacher."""
+    if Path(spec).exists():
+        return [spec]
+    names = [name.strip() for name in spec.split(TEACHER_SEPARATOR)]
+    if not all(names):
+        raise ModelFileError(f"{spec!r}: empty teacher name (join several teachers with '{TEACHER_SEPARATOR}')")
+    return names
+
 
 def teacher_probabilities(teacher: str, faces: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """N x C probabilities of the ``teacher`` model (shipped name, run directory or model file) on
-    N x 48 x 48 uint8 faces, softened by ``temperature`` on top of the teacher's calibrated one."""
-    loaded = _load_teacher(teacher)
-    return predict_probs(loaded.model, loaded.normalizer, faces, tta="flip",
-                         temperature=temperature * loaded.temperature).astype(np.float32)
+    """N x C probabilities of the ``teacher`` (shipped name, run directory or model file; several
+    joined by ``+`` are averaged) on N x 48 x 48 uint8 faces, softened by ``temperature`` on top
+    of each teacher's calibrated one."""
+    total = None
+    names = teacher_names(teacher)
+    for name in names:
+        loaded = _load_teacher(name)
+        probs = predict_probs(loaded.model, loaded.normalizer, faces, tta="flip",
+                              temperature=temperature * loaded.temperature).astype(np.float32)
+        total = probs if total is None else total + probs
+    return total / len(names)
 
 
 def _load_teacher(teacher: str) -> LoadedModel:
@@ -41,11 +66,26 @@ def _load_teacher(teacher: str) -> LoadedModel:
 
 
 class OnlineTeacher:
-    """The teacher's probabilities on a batch of the student's (normalised, augmented) inputs.
+    """The teacher's probabilities on a batch of the student's (normalised, augmented) inputs; for
+    an ensemble (``a+b``), the mean of its members' probabilities."""
 
-    The student's input is mapped to the teacher's normalisation, which is exact when both are
-    affine with one mean and std ("global"): augmentation then commutes with the mapping.  The
-    forward pass runs in ONNX Runtime when it is installed, PyTorch otherwise.
+    def __init__(self, teacher: str, student_normalizer: Normalizer, input_size: int,
+                 temperature: float = 1.0, threads: int = 0):
+        self.members = [_OnlineMember(name, student_normalizer, input_size, temperature, threads)
+                        for name in teacher_names(teacher)]
+
+    @property
+    def engine(self) -> str:
+        return "ONNX Runtime" if all(m.session is not None for m in self.members) else "PyTorch"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(0)
+
+
+class _OnlineMember:
+    """One teacher model.  The student's input is mapped to the teacher's normalisation, which is
+    exact when both are affine with one mean and std ("global"): augmentation then commutes with the
+    mapping.  The forward pass runs in ONNX Runtime when it is installed, PyTorch otherwise.
     """
 
     def __init__(self, teacher: str, student_normalizer: Normalizer, input_size: int,

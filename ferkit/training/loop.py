@@ -227,8 +227,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
                                            config.threads)
         except ModelFileError as exc:
             raise TrainingError(f"--distill: {exc}") from None
-        say(f"distilling from {config.distill} on every augmented batch "
-            f"({'ONNX Runtime' if online_teacher.session is not None else 'PyTorch'})")
+        say(f"distilling from {config.distill} on every augmented batch ({online_teacher.engine})")
     if config.pretrained and state is None:
         fresh = load_pretrained(model, config.pretrained, head_prefixes=head_prefixes(model))
         say(f"pretrained weights from {config.pretrained}; new: {', '.join(fresh) or 'none'}")
