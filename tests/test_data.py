@@ -113,12 +113,36 @@ def test_real_fer2013_files(tmp_path):
     ((9, pixels(10), "Training"), "emotion 9 is outside 0..6"),
     ((3, pixels(10), "Validation"), "unknown Usage 'Validation'"),
     ((3, pixels(300), "Training"), "outside 0..255"),
+    ((3, "1 " * 2303 + "99999999999999999999999", "Training"), "non-integer"),  # too big for int64
 ])
 def test_bad_csv_rows_name_file_and_row(tmp_path, row, message):
     path = write_csv(tmp_path / "f.csv", [(0, pixels(1), "Training"), row])
     with pytest.raises(DataError) as info:
         load_fer2013(path)
     assert f"{path}:3" in str(info.value) and message in str(info.value)
+
+
+def test_a_row_that_is_not_utf8_is_named_and_can_be_skipped(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(("emotion,pixels,Usage\n0," + pixels(1) + ",Training\n").encode()
+                     + b"\xe9\xe8," + pixels(1).encode() + b",Training\n")
+    with pytest.raises(DataError, match=f"{path}:3: emotion"):
+        load_fer2013(path)
+    data = load_fer2013(path, skip_bad=True)
+    assert len(data["training"]) == 1 and ":3:" in data.problems[0]
+
+
+def test_a_folder_that_is_not_a_class_can_be_skipped(tmp_path):
+    root = tmp_path / "d"
+    faces, labels = synthetic_faces(7)
+    write_class_folders(root, faces, labels)
+    (root / "__MACOSX").mkdir()
+    (root / "__MACOSX" / "._x.png").write_bytes(b"\0\0")
+    with pytest.raises(DataError, match="__MACOSX: unknown class folder"):
+        load_fer2013(root)
+    data = load_fer2013(root, skip_bad=True)
+    assert sum(len(split) for split in data.splits.values()) == 7
+    assert any("__MACOSX: unknown class folder" in p for p in data.problems)
 
 
 def test_csv_missing_column(tmp_path):
@@ -209,10 +233,13 @@ def test_second_load_comes_from_cache_and_changes_invalidate_it(fer_root, monkey
     assert (third["training"].images == 7).all(axis=(1, 2)).any()
 
 
-def test_damaged_cache_entry_is_rebuilt(fer_root):
+@pytest.mark.parametrize("damage", ["garbage", "zip header", "cut short"])
+def test_damaged_cache_entry_is_rebuilt(fer_root, damage):
     load_fer2013(fer_root)
     entry = next(Path(os.environ["FERKIT_CACHE_DIR"]).glob("*.npz"))
-    entry.write_bytes(b"garbage")
+    whole = entry.read_bytes()
+    entry.write_bytes({"garbage": b"garbage", "zip header": b"PK\x03\x04" + b"\0" * 60,
+                       "cut short": whole[: len(whole) // 2]}[damage])
     assert len(load_fer2013(fer_root)["training"]) == 70
 
 

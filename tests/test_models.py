@@ -257,3 +257,28 @@ def test_ferkit_models_lists_every_model(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["sepconv"]["paper_params"] == 2_720_439
     assert rows["sepconv"]["params"] == count_parameters(create_model("sepconv"))
+
+
+@pytest.mark.parametrize("damage", ["no name", "header not an object", "no normaliser", "bad options"])
+def test_a_model_file_with_a_damaged_header_is_a_model_file_error(tmp_path, damage):
+    """Hand-edited or foreign safetensors files fail with one message naming the file."""
+    import json as json_module
+
+    from safetensors.torch import save as st_save
+
+    from ferkit.models.io import FORMAT
+
+    model = create_model("tiny", width=8)
+    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    if damage != "no normaliser":
+        tensors.update({f"normalizer.{k}": v for k, v in Normalizer.identity().state_dict().items()})
+    header = {"format": FORMAT, "name": "tiny", "options": {"width": 8}}
+    if damage == "no name":
+        del header["name"]
+    if damage == "bad options":
+        header["options"] = ["width", 8]
+    text = json_module.dumps([1, 2]) if damage == "header not an object" else json_module.dumps(header)
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(st_save(tensors, metadata={"ferkit": text}))
+    with pytest.raises(ModelFileError, match="damaged.safetensors"):
+        load_model_file(path)

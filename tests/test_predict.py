@@ -167,3 +167,93 @@ def test_demo_writes_picture_and_rows(capsys, tiny_model_file, tmp_path):
     with open(tmp_path / "demo" / "demo.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) >= 2 and all(r["emotion"] for r in rows)  # the shipped photo has several faces
+
+
+def test_a_picture_no_face_fits_in_and_an_empty_folder_are_rows_not_tracebacks(capsys, tiny_model_file, photo,
+                                                                                tmp_path):
+    """A valid 1 x 3000 strip once made the detector's resize raise and lost the whole batch; an
+    empty folder once vanished from the output."""
+    cv2.imwrite(str(tmp_path / "strip.png"), np.full((1, 3000, 3), 90, np.uint8))
+    (tmp_path / "empty").mkdir()
+    for detector in ("haar", "retinaface"):
+        status, out, err = run(capsys, "predict", photo, tmp_path / "strip.png", tmp_path / "empty",
+                               "--model", tiny_model_file, "--detector", detector, "--json")
+        rows = json.loads(out)
+        assert status == 1 and "Traceback" not in err
+        by_source = {r["source"].rsplit("/", 1)[-1]: r for r in rows}
+        assert by_source["strip.png"]["error"] is None and by_source["strip.png"]["face"] is None
+        assert "no image or video" in by_source["empty"]["error"]
+        assert sum(r["source"].endswith("two.jpg") for r in rows) == 2
+
+
+def test_a_source_whose_annotation_cannot_be_written_is_an_error_row(capsys, tiny_model_file, photo, tmp_path):
+    """The rows of the other sources survive; the failing one names its problem."""
+    second = tmp_path / "again.jpg"
+    second.write_bytes(photo.read_bytes())
+    out_dir = tmp_path / "annotated"
+    out_dir.mkdir()
+    (out_dir / "two.annotated.jpg").mkdir()  # a folder where the annotated picture must go
+    status, out, err = run(capsys, "predict", photo, second, "--model", tiny_model_file, "--detector", "haar",
+                           "--annotate", out_dir, "--csv", tmp_path / "rows.csv")
+    assert status == 1 and "Traceback" not in err and "1 of 2 source(s) failed" in err
+    with open(tmp_path / "rows.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    failed = [r for r in rows if r["error"]]
+    assert len(failed) == 1 and failed[0]["source"].endswith("two.jpg")
+    assert sum(r["source"].endswith("again.jpg") and r["emotion"] != "" for r in rows) == 2
+    assert (out_dir / "again.annotated.jpg").is_file()
+
+
+def test_ctrl_c_marks_the_sources_not_finished(capsys, tiny_model_file, photo, tmp_path, monkeypatch):
+    from ferkit.vision.recognizer import EmotionRecognizer
+
+    calls = []
+    original = EmotionRecognizer.iter_item
+
+    def interrupt_second(self, item, every):
+        calls.append(item.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        yield from original(self, item, every)
+
+    monkeypatch.setattr(EmotionRecognizer, "iter_item", interrupt_second)
+    others = [tmp_path / f"copy{i}.jpg" for i in range(2)]
+    for other in others:
+        other.write_bytes(photo.read_bytes())
+    status, _, err = run(capsys, "predict", photo, *others, "--model", tiny_model_file, "--detector", "haar",
+                         "--csv", tmp_path / "rows.csv")
+    assert status == 1 and "2 of 3 source(s) not finished" in err
+    with open(tmp_path / "rows.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["two.jpg", "two.jpg", "copy0.jpg", "copy1.jpg"]
+    assert all("interrupted" in r["error"] for r in rows[2:])
+
+
+def test_writing_where_a_folder_is_in_the_way_is_a_one_line_error(capsys, tiny_model_file, photo, tmp_path):
+    (tmp_path / "file").write_text("x")
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",
+                         "--csv", tmp_path / "file" / "rows.csv")
+    assert status == 2 and err.startswith("ferkit: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_for_other_classes_is_refused_in_one_line(capsys, photo, tmp_path):
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.io import save_model_file
+
+    path = tmp_path / "five.safetensors"
+    save_model_file(path, create_model("tiny", num_classes=5, width=8), name="tiny", options={"width": 8},
+                    normalizer=Normalizer.identity(), classes=[f"c{i}" for i in range(5)])
+    status, _, err = run(capsys, "predict", photo, "--model", path, "--detector", "haar", "--json")
+    assert status == 2 and "five.safetensors" in err and "seven FER2013" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_export_refuses_a_graph_that_disagrees_with_pytorch(capsys, tiny_model_file, tmp_path, monkeypatch):
+    from ferkit.vision import onnx as vision_onnx
+
+    honest = vision_onnx.OnnxBackend.probs
+    monkeypatch.setattr(vision_onnx.OnnxBackend, "probs", lambda self, faces, tta: honest(self, faces, tta)[:, ::-1])
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx", "--out", tmp_path / "x.onnx")
+    assert status == 2 and "not written" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.onnx").exists()

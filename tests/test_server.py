@@ -150,7 +150,7 @@ def test_predict_multipart_finds_the_face(client, face_photo):
     response = client.post("/api/predict", files={"file": ("face.jpg", encode(face_photo), "image/jpeg")})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == "tiny" and body["ms"] >= 0
+    assert body["model"] == "tiny" and body["ms"] > 0
     assert (body["width"], body["height"]) == (face_photo.shape[1], face_photo.shape[0])
     assert len(body["faces"]) == 1
     assert_face(body["faces"][0])
@@ -333,6 +333,50 @@ def test_inference_does_not_block_other_requests():
     assert results["predict"].status_code == 200
 
 
+def test_at_most_max_concurrent_images_are_analysed_at_once():
+    """Each decoded photo may take ~100 MB: the others wait instead of piling up in memory."""
+
+    class Counting(_ControlledRecognizer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock, self.running, self.most = threading.Lock(), 0, 0
+
+        def predict(self, image):
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            self.release.wait(timeout=0.2)  # long enough for the other requests to arrive
+            with self.lock:
+                self.running -= 1
+            return []
+
+    stub = Counting()
+    png = encode(np.zeros((32, 32), np.uint8), ".png")
+    with TestClient(create_app(stub, max_concurrent=1)) as client:
+        codes = []
+        threads = [threading.Thread(target=lambda: codes.append(client.post(
+            "/api/predict", content=png, headers={"Content-Type": "image/png"}).status_code)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert codes == [200, 200, 200] and stub.most == 1
+
+
+def test_a_loopback_server_refuses_other_host_names():
+    """DNS rebinding: a page served as evil.example whose name now points at 127.0.0.1 sends
+    ``Host: evil.example``; the server bound to this machine answers only its own names."""
+    stub = _ControlledRecognizer()
+    stub.release.set()
+    app = create_app(stub, allowed_hosts=("localhost", "127.0.0.1", "::1"))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        assert client.get("/api/health").status_code == 200
+        for host in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
+            assert client.get("/api/health", headers={"Host": host}).status_code == 200, host
+        assert_error(client.get("/api/health", headers={"Host": "evil.example:8000"}), 400, "host")
+        assert_error(client.get("/", headers={"Host": "evil.example"}), 400, "host")
+
+
 def test_unexpected_errors_are_500_json_and_the_server_goes_on():
     stub = _ControlledRecognizer()
     stub.release.set()
@@ -390,3 +434,18 @@ def test_error_body_is_valid_json_for_every_status(client):
                      client.post("/api/predict", content=b"", headers={"Content-Type": "image/png"})):
         body = json.loads(response.text)
         assert isinstance(body["error"], str) and "\n" not in body["error"]
+
+
+@pytest.mark.parametrize("host, evil_answered", [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_serve_verb_checks_host_names_when_bound_to_loopback(tiny_model_file, capsys, monkeypatch, host,
+                                                              evil_answered):
+    import uvicorn
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    assert cli_main(["serve", "--model", str(tiny_model_file), "--detector", "haar", "--host", host]) == 0
+    assert started["host"] == host
+    with TestClient(started["app"], base_url=f"http://{host}:8000") as client:
+        assert client.get("/api/health").status_code == 200
+        evil = client.get("/api/health", headers={"Host": "evil.example"})
+        assert (evil.status_code == 200) == evil_answered

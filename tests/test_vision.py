@@ -129,6 +129,11 @@ def test_image_input_kinds_agree(recognizer, tmp_path):
         assert np.allclose([f.confidence for f in faces], [f.confidence for f in reference], atol=1e-5)
     with pytest.raises(TypeError):
         recognizer.predict(12.5)
+    # PIL images in modes PNG cannot store are converted directly, not through a PNG round trip.
+    cmyk = recognizer.predict(rgb.convert("CMYK"))
+    assert [f.box for f in cmyk] == [f.box for f in reference]
+    assert len(recognizer.predict(Image.fromarray(cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY).astype(np.float32),
+                                                  mode="F"))) == len(reference)
 
 
 def test_classify_matches_the_model(tiny_model_file):

@@ -17,7 +17,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from ..training.loop import TrainingError
 
     return (UsageError, DataError, ImageDecodeError, ModelFileError, CheckpointError, TrainingError,
-            FileNotFoundError, PermissionError, IsADirectoryError)
+            OSError)  # a missing or unwritable path, an existing file where a folder must go, a full disk...
 
 
 def run_safely(action: Callable[[], int | None], prog: str = "ferkit") -> int:

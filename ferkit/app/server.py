@@ -14,12 +14,13 @@ keep being answered).
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +32,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .settings import DEFAULT_MAX_UPLOAD_MB
+from .settings import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_UPLOAD_MB
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Raw bodies may be sent with any of these types; anything else that is not multipart is refused
@@ -97,14 +98,19 @@ _PREDICT_BODY = {
 }
 
 
-def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> FastAPI:
+def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, *,
+               max_concurrent: int = DEFAULT_MAX_CONCURRENT, allowed_hosts: Sequence[str] | None = None) -> FastAPI:
     """The ferkit web application around an ``EmotionRecognizer`` (or a model spec to build one).
 
     The recognizer is built here, not on first request, so a bad ``--model`` fails at start-up
-    with a one-line message instead of on every request.
+    with a one-line message instead of on every request.  At most ``max_concurrent`` images are
+    decoded and classified at once.  With ``allowed_hosts``, a request whose ``Host`` header names
+    another host gets 400 (``ferkit serve`` sets it to this machine's names when bound to loopback).
     """
     if max_upload_mb <= 0 or not math.isfinite(max_upload_mb):
         raise ValueError(f"max upload size must be a positive number of MB, got {max_upload_mb}")
+    if max_concurrent < 1:
+        raise ValueError(f"max concurrent predictions must be at least 1, got {max_concurrent}")
     recognizer = _as_recognizer(recognizer_or_model)
     info = recognizer.info
     limit = int(max_upload_mb * 1024 * 1024)
@@ -116,6 +122,17 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
                   description="Facial expression recognition: faces, their emotion and the seven class scores.")
     app.state.recognizer = recognizer
     app.state.max_upload_bytes = limit
+    busy = asyncio.Semaphore(max_concurrent)
+    hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
+
+    if hosts is not None:
+        @app.middleware("http")
+        async def _check_host(request: Request, call_next):
+            host = _host_name(request.headers.get("host", ""))
+            if host not in hosts:
+                return JSONResponse({"error": f"unexpected Host header {host!r}: this server answers "
+                                              f"{', '.join(sorted(hosts))}"}, status_code=400)
+            return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -147,9 +164,10 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
               tags=["api"], summary="Find the faces in an image and classify their expression")
     async def predict(request: Request) -> dict:
         data = await _read_image_upload(request, limit)
-        start = time.perf_counter()
-        image, faces = await run_in_threadpool(_analyse, recognizer, data)
-        ms = (time.perf_counter() - start) * 1000.0
+        async with busy:
+            start = time.perf_counter()
+            image, faces = await run_in_threadpool(_analyse, recognizer, data)
+            ms = (time.perf_counter() - start) * 1000.0
         return {"faces": [face.to_dict() for face in faces], "model": model_out["name"], "ms": round(ms, 2),
                 "width": int(image.shape[1]), "height": int(image.shape[0])}
 
@@ -299,6 +317,14 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+def _host_name(header: str) -> str:
+    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``::1``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def is_loopback(host: str) -> bool:

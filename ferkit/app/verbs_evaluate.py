@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -117,6 +116,7 @@ def _write_report(out: Path, result, specs: list[str]) -> Path:
 
 def _plot_run_curves(run: Path, target: Path) -> bool:
     """Plot the run's history.json afresh (the run may still be training); fall back to its curves.png."""
+    from ..atomic import atomic_write_bytes
     from ..training.report import plot_curves
 
     try:
@@ -127,7 +127,7 @@ def _plot_run_curves(run: Path, target: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"ferkit: warning: {run / 'history.json'}: cannot plot ({exc})", file=sys.stderr)
     if (run / "curves.png").is_file():
-        shutil.copyfile(run / "curves.png", target)
+        atomic_write_bytes(target, (run / "curves.png").read_bytes())
         return True
     return False
 
@@ -204,9 +204,7 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
 
     Detection lives in the vision layer, which the explain layer must not import; so it is
     done here, in the application layer."""
-    import cv2
-
-    from ..data.images import FACE_SIZE, to_gray
+    from ..data.images import FACE_SIZE, to_face_size, to_gray
 
     gray = np.array(to_gray(image))  # a writable copy: decoded images may be read-only views
     if gray.shape == (FACE_SIZE, FACE_SIZE):
@@ -226,8 +224,7 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     square = gray[top:top + side, left:left + side]
-    interpolation = cv2.INTER_AREA if side > FACE_SIZE else cv2.INTER_LINEAR
-    face = cv2.resize(square, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+    face = to_face_size(square)
     why = "no face detected" if detector != "none" else "detector none"
     return face, f"{why}: using the central {side}x{side} square of the image"
 

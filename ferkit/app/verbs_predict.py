@@ -242,7 +242,7 @@ def predict_command(args: argparse.Namespace) -> int:
     failed = 0
     try:
         failed = _run(recognizer, items, args, sink, plan, show)
-    except BaseException:
+    except BaseException:  # not a failing source (those are rows) but e.g. a full disk: no half-written FILE
         sink.abort()
         raise
     sink.close()
@@ -254,68 +254,28 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, show: bool) -> int:
+    """Process every source; each one's rows go to ``sink``.  A source that fails, or whose
+    annotated copy cannot be written, gets an error row and the rest still run; Ctrl+C gives each
+    source not yet done an "interrupted" row, so every input is accounted for in the output."""
     from tqdm import tqdm
 
-    from ..vision.annotate import Timeline, VideoAnnotator, annotate, write_image
-    from ..vision.recognizer import result_rows
+    from ..vision.rows import face_row
 
     failed = 0
     progress = tqdm(total=len(items), unit="source", file=sys.stderr, leave=False,
                     disable=args.no_progress or len(items) < 2 or None)
     for index, item in enumerate(items):
-        out = plan.get(index)
-        video_out: VideoAnnotator | None = None
-        timeline = Timeline(recognizer.classes) if out is not None and item.kind in ("video", "camera") else None
-        frames_bar = None
-        processed = 0
-        error = None
-        sink.video = item.kind in ("video", "camera")
         try:
-            for _, result, error in recognizer.iter_item(item, args.every):
-                for row in result_rows(item.name, result, error):
-                    sink.write(row)
-                if result is None:
-                    continue
-                processed += 1
-                if item.kind in ("video", "camera"):
-                    if frames_bar is None:
-                        total = (result.frames + args.every - 1) // args.every if result.frames else None
-                        if args.max_frames:
-                            total = min(total, args.max_frames) if total else args.max_frames
-                        frames_bar = tqdm(total=total, unit="frame", file=sys.stderr, leave=False,
-                                          desc=Path(str(item.name)).name,
-                                          disable=args.no_progress or (total is not None and total < 30) or None)
-                    frames_bar.update(1)
-                    if out is not None:
-                        if video_out is None:
-                            video_out = VideoAnnotator(out, (result.fps or 25.0) / args.every)
-                        video_out.write(result.image, result.faces)
-                        timeline.add(result.time_s, result.faces)
-                    if show:
-                        _show(annotate(result.image, result.faces, columns=1))
-                    if args.max_frames and processed >= args.max_frames:
-                        break
-                elif out is not None:
-                    write_image(out, annotate(result.image, result.faces))
+            ok = _run_item(recognizer, item, args, sink, plan.get(index), show)
         except KeyboardInterrupt:
-            if item.kind != "camera":
-                if video_out is not None:
-                    video_out.abort()
-                raise
-            # Ctrl+C ends a camera session normally: outputs so far are kept.
-        except BaseException:
-            if video_out is not None:
-                video_out.abort()
-            raise
-        finally:
-            if frames_bar is not None:
-                frames_bar.close()
-        if video_out is not None:
-            video_out.close()
-        if timeline is not None:
-            timeline.save(timeline_path(out), title=str(item.name))
-        if error:
-            failed += 1
+            for rest in items[index:]:
+                sink.write(face_row(rest.name, 0, None, None, None, "interrupted (Ctrl+C) before it was finished"))
+            print(f"ferkit: interrupted; {len(items) - index} of {len(items)} source(s) not finished", file=sys.stderr)
+            return failed + len(items) - index
+        except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
+            sink.write(face_row(item.name, 0, None, None, None, f"{type(exc).__name__}: {exc}"))
+            ok = False
+        failed += not ok
         progress.update(1)
     progress.close()
     if show:
@@ -323,6 +283,67 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
 
         cv2.destroyAllWindows()
     return failed
+
+
+def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None, show: bool) -> bool:
+    """One source's rows (and annotated copy when ``out``); False when it failed."""
+    from tqdm import tqdm
+
+    from ..vision.annotate import Timeline, VideoAnnotator, annotate, write_image
+    from ..vision.recognizer import result_rows
+
+    video = item.kind in ("video", "camera")
+    video_out: VideoAnnotator | None = None
+    timeline = Timeline(recognizer.classes) if out is not None and video else None
+    frames_bar = None
+    processed = 0
+    error = None
+    sink.video = video
+    try:
+        for _, result, error in recognizer.iter_item(item, args.every):
+            for row in result_rows(item.name, result, error):
+                sink.write(row)
+            if result is None:
+                continue
+            processed += 1
+            if video:
+                if frames_bar is None:
+                    total = (result.frames + args.every - 1) // args.every if result.frames else None
+                    if args.max_frames:
+                        total = min(total, args.max_frames) if total else args.max_frames
+                    frames_bar = tqdm(total=total, unit="frame", file=sys.stderr, leave=False,
+                                      desc=Path(str(item.name)).name,
+                                      disable=args.no_progress or (total is not None and total < 30) or None)
+                frames_bar.update(1)
+                if out is not None:
+                    if video_out is None:
+                        video_out = VideoAnnotator(out, (result.fps or 25.0) / args.every)
+                    video_out.write(result.image, result.faces)
+                    timeline.add(result.time_s, result.faces)
+                if show:
+                    _show(annotate(result.image, result.faces, columns=1))
+                if args.max_frames and processed >= args.max_frames:
+                    break
+            elif out is not None:
+                write_image(out, annotate(result.image, result.faces))
+    except KeyboardInterrupt:
+        if item.kind != "camera":
+            if video_out is not None:
+                video_out.abort()
+            raise
+        # Ctrl+C ends a camera session normally: outputs so far are kept.
+    except BaseException:
+        if video_out is not None:
+            video_out.abort()
+        raise
+    finally:
+        if frames_bar is not None:
+            frames_bar.close()
+    if video_out is not None:
+        video_out.close()
+    if timeline is not None:
+        timeline.save(timeline_path(out), title=str(item.name))
+    return not error
 
 
 def _show(picture) -> None:
@@ -333,9 +354,13 @@ def _show(picture) -> None:
         raise KeyboardInterrupt
 
 
+EXPORT_TOLERANCE = 1e-4  # float32 ONNX and PyTorch agree to about 1e-6 on probabilities
+
+
 def export_command(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..atomic import atomic_write_bytes
     from ..models.hub import load_model
     from ..vision.backends import TorchBackend
     from ..vision.onnx import OnnxBackend, export_onnx
@@ -345,10 +370,14 @@ def export_command(args: argparse.Namespace) -> int:
         return _export_int8(loaded, args)
     if not args.out:
         raise UsageError("export needs --out FILE")
-    data = export_onnx(loaded, args.out)
-    # Check the file: the same faces through both engines must give the same probabilities.
+    data = export_onnx(loaded)
+    # Check the graph before writing it: the same faces through both engines must give the same probabilities.
     faces = np.random.default_rng(0).integers(0, 256, size=(8, 48, 48), dtype=np.uint8)
     diff = float(np.abs(OnnxBackend(loaded, data).probs(faces, "none") - TorchBackend(loaded).probs(faces, "none")).max())
+    if not diff <= EXPORT_TOLERANCE:
+        raise UsageError(f"{args.out}: not written: the ONNX graph's probabilities differ from PyTorch's by {diff:.2e} "
+                         f"(more than {EXPORT_TOLERANCE:.0e})")
+    atomic_write_bytes(args.out, data)
     print(f"wrote {args.out} ({len(data) / 1e6:.2f} MB, {loaded.name}); max probability difference "
           f"ONNX vs PyTorch on 8 faces: {diff:.2e}")
     return 0

@@ -39,6 +39,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server import create_app, is_loopback
+    from .settings import LOOPBACK_NAMES
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
@@ -47,8 +48,10 @@ def serve_command(args: argparse.Namespace) -> int:
     from ..vision.recognizer import EmotionRecognizer
 
     recognizer = EmotionRecognizer(model=args.model, detector=args.detector, tta=args.tta, backend=args.backend)
-    app = create_app(recognizer, max_upload_mb=args.max_upload_mb)
-    if not is_loopback(args.host):
+    loopback = is_loopback(args.host)
+    app = create_app(recognizer, max_upload_mb=args.max_upload_mb,
+                     allowed_hosts=LOOPBACK_NAMES + (args.host,) if loopback else None)
+    if not loopback:
         print(f"ferkit: warning: listening on {args.host}: anyone who can reach this machine can use the server",
               file=sys.stderr)
     where = f"http://{_url_host(args.host)}:{args.port}/" if args.port else f"a free port of {args.host}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -50,7 +52,7 @@ def cached_load(signature: Signature, skip_bad: bool, load: Callable, *, enabled
                     for name in meta["splits"]
                 }
             return FER2013(splits, meta["problems"], meta["converted"])
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
             pass  # damaged entry: fall through and rebuild it
     dataset = load()
     meta = {

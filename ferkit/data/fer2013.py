@@ -104,7 +104,8 @@ def load_fer2013(
     else:
         layout = _folder_layout(root)
         base = str(root.resolve())
-        signature = [(f"{base}|{p}", size, mtime) for _, _, files in layout for p, _, size, mtime in files]
+        signature = [(f"{base}|{p}", size, mtime) for _, _, files in layout for p, _, size, mtime in files or []]
+        signature += [(f"{base}|{folder}|not a class", 0, 0) for _, folder, files in layout if files is None]
         loader = lambda: _load_folders(root, layout, skip_bad)  # noqa: E731
     result = cached_load(signature, skip_bad, loader, enabled=cache, cache_dir=cache_dir)
     if result.converted:
@@ -130,7 +131,8 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
         problems.append(message)
 
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        # Bytes that are not UTF-8 become U+FFFD, so their row fails to parse and is reported by number.
+        handle = open(path, newline="", encoding="utf-8-sig", errors="replace")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     with handle:
@@ -160,7 +162,7 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
                 pixel_text = row.get("pixels") or ""
                 try:
                     pixels = np.array(pixel_text.split(), dtype=np.int64)
-                except ValueError:
+                except (ValueError, OverflowError):
                     bad(f"{where}: pixels contain non-integer values")
                     continue
                 if pixels.size != FACE_SIZE * FACE_SIZE:
@@ -183,8 +185,9 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
 
 # ----------------------------------------------------------------------------- folders
 
-# (split hint from the folder, folder path, [(file, class index, size, mtime_ns)]) per class folder.
-_Layout = list[tuple[str | None, Path, list[tuple[str, int, int, int]]]]
+# (split hint from the folder, folder path, [(file, class index, size, mtime_ns)]) per class folder;
+# None instead of the files for a folder that is not named after a class (reported when loading).
+_Layout = list[tuple[str | None, Path, list[tuple[str, int, int, int]] | None]]
 
 
 def _folder_layout(root: Path) -> _Layout:
@@ -215,8 +218,9 @@ def _class_folders(parent: Path, hint: str | None) -> _Layout:
     layout: _Layout = []
     for folder in _subdirs(parent):
         index = class_index(folder.name)
-        if index is None:
-            raise DataError(f"{folder}: unknown class folder (expected one of {', '.join(CLASSES)})")
+        if index is None:  # e.g. __MACOSX after unzipping, or a class FER2013 does not have
+            layout.append((hint, folder, None))
+            continue
         # os.scandir gives file type and stat without extra system calls per file: listing the
         # 32k files of FER2013 must stay fast, since it happens on every (cached) load.
         with os.scandir(folder) as entries:
@@ -227,8 +231,8 @@ def _class_folders(parent: Path, hint: str | None) -> _Layout:
                     files.append((entry.path, index, stat.st_size, stat.st_mtime_ns))
         files.sort()  # plain strings: sorting Path objects costs seconds on 32k files
         layout.append((hint, folder, files))
-    if not layout:
-        raise DataError(f"{parent}: no class folders found")
+    if not any(files is not None for _, _, files in layout):
+        raise DataError(f"{parent}: no class folders found (expected folders named {', '.join(CLASSES)})")
     return layout
 
 
@@ -245,6 +249,9 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool) -> FER2013:
         problems.append(message)
 
     for hint, folder, files in layout:
+        if files is None:
+            bad(f"{folder}: unknown class folder (expected one of {', '.join(CLASSES)})")
+            continue
         if not files:
             bad(f"{folder}: empty class folder")
             continue

@@ -51,12 +51,28 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
         raise
     except FileNotFoundError:
         raise ImageDecodeError("no such file") from None
+    except PermissionError:
+        raise ImageDecodeError("permission denied") from None
+    except IsADirectoryError:
+        raise ImageDecodeError("a folder, not an image file") from None
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image or unsupported format") from None
     except Image.DecompressionBombError:
         raise ImageDecodeError("image too large") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image ({exc})") from None
+
+
+def pil_to_array(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode -> uint8 gray H x W or BGR H x W x 3, upright by its EXIF orientation."""
+    if image.width * image.height == 0:
+        raise ImageDecodeError("empty image")
+    try:
+        return _to_array(ImageOps.exif_transpose(image))
+    except ImageDecodeError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"cannot convert the {image.mode} image ({exc})") from None
 
 
 def _to_array(image: Image.Image) -> np.ndarray:
@@ -88,12 +104,24 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+def rescale(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` resized by ``scale`` (area averaging when it shrinks), each side at least one pixel:
+    cv2's ``fx``/``fy`` would round a 1 x 3000 strip down to nothing and raise."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def to_face_size(gray: np.ndarray) -> np.ndarray:
+    """A gray picture of any size as a 48x48 face (area averaging when it shrinks)."""
+    if gray.shape == (FACE_SIZE, FACE_SIZE):
+        return np.ascontiguousarray(gray)
+    interpolation = cv2.INTER_AREA if min(gray.shape) > FACE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+
+
 def decode_face(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
     """A 48x48 grayscale face from an image file, and whether it had to be converted."""
     image = read_image(path)
     converted = image.ndim != 2 or image.shape != (FACE_SIZE, FACE_SIZE)
-    gray = to_gray(image)
-    if gray.shape != (FACE_SIZE, FACE_SIZE):
-        interpolation = cv2.INTER_AREA if min(gray.shape) > FACE_SIZE else cv2.INTER_LINEAR
-        gray = cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
-    return np.ascontiguousarray(gray), converted
+    return to_face_size(to_gray(image)), converted

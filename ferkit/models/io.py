@@ -82,8 +82,10 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         header_len = int.from_bytes(raw[:8], "little")
         metadata = json.loads(raw[8:8 + header_len]).get("__metadata__", {})
         header = json.loads(metadata["ferkit"])
-    except (SafetensorError, KeyError, ValueError, json.JSONDecodeError) as exc:
+    except (SafetensorError, KeyError, ValueError, AttributeError, TypeError) as exc:
         raise ModelFileError(f"{path}: not a ferkit model file ({str(exc)[:120]})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("name"), str):
+        raise ModelFileError(f"{path}: not a ferkit model file (its header names no model)")
     if header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: unsupported model format {header.get('format')!r}")
     return header, tensors
@@ -98,11 +100,13 @@ def network_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 def load_model_file(path: str | Path) -> LoadedModel:
     header, tensors = read_model_file(path)
-    options = dict(header.get("options", {}))
+    options = header.get("options", {})
     classes = header.get("classes", list(CLASSES))
+    if not isinstance(options, dict) or not isinstance(classes, list) or not classes:
+        raise ModelFileError(f"{path}: bad model header (options must be an object, classes a non-empty list)")
     try:
         model = create_model(header["name"], num_classes=len(classes), **options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: cannot build model {header.get('name')!r} ({exc})") from None
     state = network_weights(tensors)
     try:
@@ -111,9 +115,11 @@ def load_model_file(path: str | Path) -> LoadedModel:
         raise ModelFileError(f"{path}: weights do not fit {header['name']} ({str(exc).splitlines()[0]})") from None
     model.input_size = int(header.get("input_size", getattr(model, "input_size", 48)))
     model.eval()
-    normalizer = Normalizer.from_state_dict(
-        {k[len("normalizer."):]: v for k, v in tensors.items() if k.startswith("normalizer.")}
-    )
+    try:
+        normalizer = Normalizer.from_state_dict(
+            {k[len("normalizer."):]: v for k, v in tensors.items() if k.startswith("normalizer.")})
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: missing or bad normalisation ({exc})") from None
     return LoadedModel(model, normalizer, header["name"], options, list(classes),
                        float(header.get("temperature", 1.0)), header.get("meta", {}), str(path))
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes, temp_beside
 from ..data.classes import CLASSES
+from ..data.images import rescale
 
 # BGR colours, one per class; the dominant emotion's colour also draws the face's box.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -81,8 +82,7 @@ def annotate(image: np.ndarray, faces: Sequence, columns: int | None = None) -> 
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
     scale = display_scale(bgr.shape[0])
     if scale != 1.0:
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=interpolation)
+        bgr = rescale(bgr, scale)
     else:
         bgr = bgr.copy()
     thickness = max(2, round(bgr.shape[0] / 300))

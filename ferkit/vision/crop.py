@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..data.images import FACE_SIZE, to_gray
+from ..data.images import FACE_SIZE, rescale, to_gray
 from .detect import Detection
 
 
@@ -72,7 +72,7 @@ def crop_face(gray: np.ndarray, det: Detection, framing: Framing = Framing(), *,
         x1, y1 = math.ceil(cx + half), math.ceil(cy + half)
         roi = _padded_roi(gray, x0, y0, x1, y1)
         shrink = 1.0 / (factor / 1.5)
-        roi = cv2.resize(roi, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        roi = rescale(roi, shrink)
         sx, sy = roi.shape[1] / (x1 - x0), roi.shape[0] / (y1 - y0)
         gray_in, cx, cy, side = roi, (cx - x0) * sx, (cy - y0) * sy, side * sx
     else:

@@ -16,7 +16,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from ..data.images import to_gray
+from ..data.images import rescale, to_gray
 
 DETECTORS = ("auto", "retinaface", "haar")
 
@@ -56,7 +56,7 @@ class HaarDetector:
         gray = to_gray(image)
         # The cascade's cost grows with the pixel count; large photos are searched downscaled.
         scale = min(1.0, self.max_side / max(gray.shape))
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        small = rescale(gray, scale) if scale < 1 else gray
         min_size = max(12, round(self.min_face * scale))
         boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                               minSize=(min_size, min_size))

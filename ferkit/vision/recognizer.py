@@ -12,7 +12,6 @@ In video, faces keep a track id across frames and their probabilities are smooth
 """
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..data.classes import CLASSES
-from ..data.images import FACE_SIZE, ImageDecodeError, read_image, to_gray
+from ..data.images import FACE_SIZE, ImageDecodeError, pil_to_array, read_image, to_face_size, to_gray
 from .crop import FRAMINGS, Framing, crop_faces
 from .detect import Detection, create_detector
 from .rows import Rows, face_row
@@ -83,6 +82,7 @@ class EmotionRecognizer:
                  smooth: float = 0.5, min_face: int = 20, *, backend: str = "auto", align: bool = True,
                  detect_size: int | None = None, detect_every: int = 1):
         from ..models.hub import load_model
+        from ..models.io import ModelFileError
 
         if tta not in TTA_CHOICES:
             raise ValueError(f"unknown test-time augmentation {tta!r}: choose none, flip or tencrop")
@@ -91,6 +91,9 @@ class EmotionRecognizer:
         if int(min_face) < 1:
             raise ValueError(f"min_face={min_face}: must be at least 1 pixel")
         self.loaded = load_model(model)
+        if sorted(self.loaded.classes) != sorted(CLASSES):  # rows and the panel have one column per FER2013 class
+            raise ModelFileError(f"{self.loaded.path or model}: classes {', '.join(self.loaded.classes)} are not "
+                                 f"the seven FER2013 emotions ({', '.join(CLASSES)})")
         self.tta, self.smooth, self.min_face, self.align = tta, float(smooth), int(min_face), align
         self.detector_name = detector.lower()
         if int(detect_every) < 1:
@@ -136,6 +139,8 @@ class EmotionRecognizer:
         if self.detector is None:
             return [Detection((0, 0, array.shape[1], array.shape[0]))]
         height, width = array.shape[:2]
+        if min(height, width) < self.min_face:  # no face of the smallest size fits in the picture
+            return []
         found = [d for d in self.detector.detect(array)
                  if min(_clip(d.box, width, height)[2:]) >= self.min_face]
         return sorted(found, key=lambda d: (d.box[0], d.box[1]))
@@ -202,6 +207,9 @@ class EmotionRecognizer:
         if item.kind == "missing":
             yield item, None, "no such file or directory"
             return
+        if item.kind == "empty":
+            yield item, None, "folder holds no image or video"
+            return
         if item.kind in ("image", "unknown"):
             try:
                 array = read_image(item.target)
@@ -215,14 +223,24 @@ class EmotionRecognizer:
             except OSError as exc:
                 yield item, None, exc.strerror or str(exc)
                 return
-            yield item, FrameResult(0, 0.0, self._faces(array, self._detect(array)), array), None
+            try:
+                faces = self._faces(array, self._detect(array))
+            except Exception as exc:  # noqa: BLE001 - one picture that breaks must not stop the batch
+                yield item, None, f"cannot process the image ({type(exc).__name__}: {exc})"
+                return
+            yield item, FrameResult(0, 0.0, faces, array), None
             return
+        frames = 0
         try:
             reader = VideoReader(item.target, every=every)
             for result in self.track_frames(reader):
+                frames += 1
                 yield item, result, None
         except SourceError as exc:
             yield item, None, str(exc)
+        except Exception as exc:  # noqa: BLE001 - the frames before it are kept; the next source still runs
+            where = f"after {frames} frame(s)" if frames else "at the first frame"
+            yield item, None, f"video stopped {where} ({type(exc).__name__}: {exc})"
 
     def predict_many(self, sources: Any, every: int = 1) -> Rows:
         """Tidy rows (one per face per frame; one per face-less frame or failed source)."""
@@ -250,9 +268,7 @@ def load_image(image: Any) -> np.ndarray:
             name = "image bytes" if isinstance(image, (bytes, bytearray, memoryview)) else os.fspath(image)
             raise ImageDecodeError(f"{name}: {exc}") from None
     if hasattr(image, "mode") and hasattr(image, "save"):  # a PIL image, without importing PIL here
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return read_image(buffer.getvalue())
+        return pil_to_array(image)
     if isinstance(image, np.ndarray):
         return _normalise_array(image)
     raise TypeError(f"cannot read an image from {type(image).__name__}: give a path, bytes, PIL image or array")
@@ -286,11 +302,7 @@ def _as_crops(crops: np.ndarray | list) -> np.ndarray:
         return np.ascontiguousarray(crops)
     out = []
     for crop in (crops if not (isinstance(crops, np.ndarray) and crops.ndim == 2) else [crops]):
-        gray = to_gray(_normalise_array(np.asarray(crop)))
-        if gray.shape != (FACE_SIZE, FACE_SIZE):
-            interpolation = cv2.INTER_AREA if min(gray.shape) > FACE_SIZE else cv2.INTER_LINEAR
-            gray = cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
-        out.append(gray)
+        out.append(to_face_size(to_gray(_normalise_array(np.asarray(crop)))))
     return np.stack(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
 
 

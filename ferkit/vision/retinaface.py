@@ -16,6 +16,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..data.images import rescale
 from .detect import Detection, DetectorError
 
 # From the biubug6 "mobile0.25" configuration.
@@ -81,7 +82,7 @@ class RetinaFaceDetector:
         bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
         scale = min(1.0, self.max_side / max(bgr.shape[:2]))
         if scale < 1:
-            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            bgr = rescale(bgr, scale)
         height, width = bgr.shape[:2]
         blob = (bgr.astype(np.float32) - MEAN_BGR).transpose(2, 0, 1)[None]
         loc, conf, landmarks = self.session.run(None, {"input": np.ascontiguousarray(blob)})

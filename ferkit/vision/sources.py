@@ -29,7 +29,9 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class SourceItem:
-    kind: str  # "image", "video", "unknown" (an explicit file with another extension), "camera" or "missing"
+    # "image", "video", "unknown" (an explicit file with another extension), "camera", "missing",
+    # or "empty" (a folder with no image or video in it)
+    kind: str
     name: str  # shown in the ``source`` column
     target: str | int  # path or camera index
 
@@ -65,6 +67,8 @@ def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
             found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
                            and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
             items.extend(SourceItem(kind_of(p), str(p), str(p)) for p in found)
+            if not found:  # still one row, so the folder is accounted for in the output
+                items.append(SourceItem("empty", str(path), str(path)))
         elif path.exists():
             items.append(SourceItem(kind_of(path), str(path), str(path)))
         elif glob.has_magic(str(source)):
