@@ -107,6 +107,22 @@ def test_evaluate_json_contract(fer_root, tiny_model_file, capsys):
     assert np.trace(matrix) == int(np.sum(predictions == split.labels))
 
 
+def test_skip_bad_evaluates_the_rest_and_says_what_it_left_out(fer_root, tiny_model_file, capsys):
+    victim = sorted((fer_root / "test").rglob("PublicTest_*"))[0]
+    victim.write_bytes(b"not a png")
+    code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--json")
+    assert code == 2 and victim.name in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--json",
+                             "--skip-bad")
+    result = json.loads(out)
+    assert code == 0 and result["n"] == 13
+    assert len(result["skipped"]) == 1 and victim.name in result["skipped"][0]
+    assert "skipped 1 bad item(s)" in err and victim.name in err
+    code, _, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", tiny_model_file, "--skip-bad",
+                           "--out", fer_root.parent / "calibrated.safetensors")
+    assert code == 0 and "skipped 1 bad item(s)" in err
+
+
 def test_evaluate_text_summary_and_other_split(fer_root, tiny_model_file, capsys):
     code, out, _ = run_cli(capsys, "evaluate", "--data", fer_root, "--split", "training", "--model", tiny_model_file)
     assert code == 0

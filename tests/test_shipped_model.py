@@ -30,7 +30,10 @@ def test_shipped_model_is_small_and_loads_offline(no_network, name):
     loaded = load_model(name)
     assert loaded.classes == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert loaded.meta.get("publictest_acc_none", 0) > 0.5  # the figure measured when it was shipped
-    assert 0.2 < loaded.temperature < 5  # calibrated when shipped (1.0 would also pass: T near 1 is plausible)
+    calibration = loaded.meta.get("calibration", {})  # fitted when shipped, and the fit is what is used
+    assert calibration.get("split") == "publictest" and calibration.get("n", 0) > 1000
+    assert loaded.temperature == pytest.approx(calibration["temperature"]) and 0.2 < loaded.temperature < 5
+    assert calibration["nll_after"] <= calibration["nll_before"]  # temperature scaling minimises the NLL
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

@@ -385,6 +385,26 @@ def test_pretrained_weights_frozen_backbone_then_fine_tuning(fer_root, tmp_path)
     assert history[0]["lr"] == pytest.approx(0.05) and history[1]["lr"] == pytest.approx(0.005)
 
 
+def test_unfreeze_keep_leaves_the_first_blocks_frozen_in_phase_two(fer_root, tmp_path):
+    """Seed 004 fine-tunes with its first layers still frozen: ``--unfreeze-keep 2`` keeps tiny's
+    first convolution and its batch norm as in the file while the later blocks train."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(7)
+    source = create_model("tiny", width=8).state_dict()
+    pretrained = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in source.items()}, str(pretrained))
+    config = quick_config(fer_root, tmp_path / "run", pretrained=str(pretrained), freeze=-1, unfreeze_epoch=1,
+                          unfreeze_keep=2, epochs=2, optimizer="sgd", lr=0.05)
+    train(config)
+    final = weights(tmp_path / "run")
+    for key in ("features.0.weight", "features.1.weight", "features.1.running_mean"):
+        assert torch.equal(final[key], source[key]), key
+    assert not torch.equal(final["features.4.weight"], source["features.4.weight"])
+    with pytest.raises(TrainingError, match="unfreeze-keep 12"):
+        train(config.replace(out=str(tmp_path / "too_many"), unfreeze_keep=12))
+
+
 def test_a_ferkit_model_file_is_accepted_as_pretrained_weights(fer_root, tmp_path):
     """One run can start from another run's best.safetensors (weights under "model." beside the
     normaliser): the new run begins from exactly those weights."""

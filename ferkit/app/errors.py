@@ -20,6 +20,18 @@ def expected_errors() -> tuple[type[BaseException], ...]:
             OSError)  # a missing or unwritable path, an existing file where a folder must go, a full disk...
 
 
+def report_skipped(problems: list[str], data: object, shown: int = 5) -> None:
+    """One stderr line per skipped item (the first ``shown``), so a result computed without them says so."""
+    if not problems:
+        return
+    print(f"ferkit: skipped {len(problems)} bad item(s) in {data}:", file=sys.stderr)
+    for problem in problems[:shown]:
+        print(f"  {problem}", file=sys.stderr)
+    if len(problems) > shown:
+        print(f"  ... and {len(problems) - shown} more (ferkit data stats {data} --skip-bad lists them all)",
+              file=sys.stderr)
+
+
 def run_safely(action: Callable[[], int | None], prog: str = "ferkit") -> int:
     try:
         return int(action() or 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import UsageError, report_skipped
 
 TTA_CHOICES = ("none", "flip", "tencrop")
 METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inference engine (default torch; int8 scores the model's quantised graph)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write figures and report.md into DIR")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable faces or rows (each listed) "
+                   "instead of stopping")
     p.set_defaults(run=evaluate_command)
 
     p = sub.add_parser("calibrate", help="fit temperature scaling on PublicTest and store it in the model",
@@ -45,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH")
     p.add_argument("--out", metavar="FILE", help="model file to write (default: overwrite the given model file)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable faces or rows (each listed) "
+                   "instead of stopping")
     p.set_defaults(run=calibrate_command)
 
     p = sub.add_parser("explain", help="Grad-CAM / guided backpropagation picture for one face",
@@ -70,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=100, help="gradient-ascent steps (default 100)")
     p.add_argument("--data", help="rank filters by mean activation on faces from this dataset")
     p.add_argument("--split", help="split of --data to use (default publictest)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable faces or rows (each listed) "
+                   "instead of stopping")
     p.set_defaults(run=visualize_filters_command)
 
 
@@ -85,7 +91,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         from ..vision.backends import create_backend
 
         backend = lambda loaded: create_backend(loaded, args.backend).probs  # noqa: E731
-    result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend)
+    result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend, skip_bad=args.skip_bad)
+    report_skipped(result.skipped, args.data)
     if args.report:
         report = _write_report(Path(args.report), result, specs)
         print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
@@ -171,7 +178,9 @@ def calibrate_command(args: argparse.Namespace) -> int:
         raise UsageError(f"{source} is a shipped model: give --out FILE to write the calibrated copy elsewhere")
     target = Path(args.out) if args.out else source
     loaded = load_model(args.model)
-    name, split = select_split(load_fer2013(args.data), args.split)
+    dataset = load_fer2013(args.data, skip_bad=args.skip_bad)
+    report_skipped(dataset.problems, args.data)
+    name, split = select_split(dataset, args.split)
     result = calibrate_model(loaded, split)
     meta = {**loaded.meta, "calibration": {"split": name, **result.to_dict()}}
     save_model_file(target, loaded.model, name=loaded.name, options=loaded.options, normalizer=loaded.normalizer,
@@ -286,7 +295,9 @@ def visualize_filters_command(args: argparse.Namespace) -> int:
         from ..data import load_fer2013
         from ..evaluation import select_split
 
-        name, split = select_split(load_fer2013(args.data), args.split)
+        dataset = load_fer2013(args.data, skip_bad=args.skip_bad)
+        report_skipped(dataset.problems, args.data)
+        name, split = select_split(dataset, args.split)
         faces = split.images[:256]  # enough faces for a stable mean activation, cheap on a CPU
         inputs = model_input(loaded.normalizer, faces, loaded.input_size)
         ranking = f"mean activation on {len(faces)} {name} faces"

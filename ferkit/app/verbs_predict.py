@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--int8", action="store_true",
                    help="quantise to int8, calibrated on training faces from --data (for --backend int8)")
     p.add_argument("--data", metavar="PATH", help="FER2013 copy whose training faces calibrate --int8")
+    p.add_argument("--skip-bad", action="store_true", help="with --int8: leave out unreadable training faces")
     p.add_argument("--out", metavar="FILE",
                    help="output file (required without --int8; with it, default beside the model file, "
                         "where --backend int8 looks)")
@@ -389,7 +390,7 @@ def _export_int8(loaded, args: argparse.Namespace) -> int:
     if not args.data:
         raise UsageError("--int8 needs --data: a FER2013 copy whose training faces calibrate the activation ranges")
     out = Path(args.out) if args.out else int8_path(loaded)
-    graph, agreement, checked = make_int8_graph(loaded, args.data, out)
+    graph, agreement, checked = make_int8_graph(loaded, args.data, out, skip_bad=args.skip_bad)
     print(f"wrote {out} ({len(graph) / 1e6:.2f} MB, {loaded.name}, int8, calibrated on training faces); "
           f"same top emotion as the float model on {agreement:.1%} of {checked} other training faces")
     if out != int8_path(loaded):

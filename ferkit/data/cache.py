@@ -12,7 +12,10 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .fer2013 import FER2013
 
 import numpy as np
 
@@ -34,8 +37,8 @@ def cache_key(signature: Signature, skip_bad: bool) -> str:
     return hashlib.sha256(f"{_FORMAT_VERSION}|{skip_bad}\n{text}".encode()).hexdigest()[:32]
 
 
-def cached_load(signature: Signature, skip_bad: bool, load: Callable, *, enabled: bool = True,
-                cache_dir: str | os.PathLike | None = None):
+def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER2013"], *, enabled: bool = True,
+                cache_dir: str | os.PathLike | None = None) -> "FER2013":
     """Return ``load()``'s dataset, from the cache when the sources have not changed."""
     from .fer2013 import FER2013, Split
 

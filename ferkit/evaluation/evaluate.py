@@ -38,13 +38,14 @@ class Evaluation:
     models: list[LoadedModel] = field(default_factory=list)
     specs: list[str] = field(default_factory=list)
     faces: np.ndarray | None = field(default=None, repr=False)  # the split's faces, for reports
+    skipped: list[str] = field(default_factory=list)  # bad items left out of the data (skip_bad), each named
 
     @property
     def predictions(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
     def to_dict(self) -> dict:
-        return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split}
+        return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped}
 
 
 def select_split(dataset: FER2013, name: str | None = None) -> tuple[str, Split]:
@@ -129,16 +130,21 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
 
 
 def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Sequence[str | os.PathLike] = ("default",),
-             tta: str = "none", backend: Callable[[LoadedModel], Classifier] | None = None) -> Evaluation:
+             tta: str = "none", backend: Callable[[LoadedModel], Classifier] | None = None,
+             skip_bad: bool = False) -> Evaluation:
     """Load ``data`` (any form the loader accepts) and ``models`` (shipped names, model files or
-    run directories) and evaluate them as one ensemble on ``split``."""
+    run directories) and evaluate them as one ensemble on ``split``.  With ``skip_bad``, unreadable
+    items are left out and listed in ``Evaluation.skipped`` instead of stopping the evaluation."""
     if tta not in TTA_MODES:
         raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
-    name, chosen = select_split(load_fer2013(data), split)
+    dataset = load_fer2013(data, skip_bad=skip_bad)
+    name, chosen = select_split(dataset, split)
     classifiers = [backend(m) for m in loaded] if backend is not None else None
-    return evaluate_split(loaded, chosen, split_name=name, tta=tta, specs=[str(s) for s in models],
-                          classifiers=classifiers)
+    result = evaluate_split(loaded, chosen, split_name=name, tta=tta, specs=[str(s) for s in models],
+                            classifiers=classifiers)
+    result.skipped = list(dataset.problems)
+    return result
 
 
 def describe_model(loaded: LoadedModel) -> dict:

@@ -5,6 +5,7 @@ pooling.  It trains in seconds on a CPU, which keeps the test suite fast.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from .registry import register_model
@@ -24,7 +25,7 @@ class TinyCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(4 * width, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 

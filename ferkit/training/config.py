@@ -60,6 +60,7 @@ class TrainConfig:
     freeze: int = 0  # freeze the first N blocks; negative counts from the end (-1 = all but the head)
     unfreeze_epoch: int = 0  # epoch (0-based) from which frozen blocks train too (0 = never)
     unfreeze_lr_factor: float = 0.1  # the rate is multiplied by this once unfrozen
+    unfreeze_keep: int = 0  # blocks (of the frozen ones, from the input) that stay frozen after unfreeze_epoch
     seed: int = 0
     val_split: str = "publictest"  # publictest | none
     limit_train: int = 0  # use only N training faces, a seeded random subset (quick runs, tests)
@@ -110,7 +111,9 @@ class TrainConfig:
             (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
             (0 <= self.distill_weight <= 1 and self.distill_temperature > 0,
              "distillation weight must be in [0, 1] and its temperature positive"),
-            (self.unfreeze_epoch >= 0 and self.unfreeze_lr_factor > 0, "bad unfreeze settings"),
+            (self.unfreeze_epoch >= 0 and self.unfreeze_lr_factor > 0 and self.unfreeze_keep >= 0,
+             "bad unfreeze settings"),
+            (not self.unfreeze_keep or self.unfreeze_epoch, "--unfreeze-keep needs --unfreeze-epoch"),
             (not self.unfreeze_epoch or self.freeze, "--unfreeze-epoch needs --freeze"),
             (self.limit_train >= 0 and self.limit_val >= 0 and self.threads >= 0, "limits and threads must not be negative"),
         ]

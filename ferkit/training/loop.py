@@ -237,6 +237,9 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
     if config.freeze and (abs(config.freeze) >= len(blocks) or all(id(p) in frozen_ids for p in model.parameters())):
         raise TrainingError(f"--freeze {config.freeze}: {config.model} has {len(blocks)} blocks and "
                             "nothing would be left to train")
+    if config.unfreeze_keep >= max(len(frozen_blocks), 1):
+        raise TrainingError(f"--unfreeze-keep {config.unfreeze_keep}: only {len(frozen_blocks)} block(s) are frozen, "
+                            "so nothing would be unfrozen")
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     center_loss = features = None
@@ -294,10 +297,13 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             stopped_early = True
             break
         epoch_started = time.time()
-        # Transfer learning (seed 004): frozen blocks until unfreeze_epoch, then all at a lower rate.
+        # Transfer learning (seed 004): frozen blocks until unfreeze_epoch, then all but the first
+        # ``unfreeze_keep`` of them train, at a lower rate.
         unfrozen = bool(config.unfreeze_epoch) and epoch >= config.unfreeze_epoch
+        still_frozen = frozen_blocks[:config.unfreeze_keep] if unfrozen else frozen_blocks
         if train_model is None or unfrozen != was_unfrozen:
-            set_frozen(frozen_blocks, frozen=not unfrozen)
+            set_frozen(frozen_blocks, frozen=False)
+            set_frozen(still_frozen, frozen=True)
             # DDP reduces the gradients of the parameters that needed them when it was built.
             train_model = nn.parallel.DistributedDataParallel(model) if distributed else model
             was_unfrozen = unfrozen
@@ -309,7 +315,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
         augmenter = BatchAugmenter(augment_config, gen)
         order = balanced_indices(train_labels, config.balance, np.random.default_rng([config.seed, epoch]))
         model.train()
-        for block in (frozen_blocks if not unfrozen else []):
+        for block in still_frozen:
             block.eval()  # frozen means frozen: batch-norm statistics keep their pretrained values too
         seen = correct = 0
         loss_sum = 0.0

@@ -7,12 +7,22 @@ prediction in a hundred differs from the float model's, so it is a choice, never
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel
 
 BACKENDS = ("auto", "torch", "onnx", "int8")
+
+
+class Backend(Protocol):
+    """What the recognizer needs of an engine: its name and N x C probabilities for N uint8 faces."""
+
+    name: str
+
+    def probs(self, faces: np.ndarray, tta: str) -> np.ndarray: ...
 
 
 class TorchBackend:
@@ -26,7 +36,7 @@ class TorchBackend:
         return predict_probs(lm.model, lm.normalizer, faces, tta=tta, temperature=lm.temperature)
 
 
-def create_backend(loaded: LoadedModel, name: str = "auto"):
+def create_backend(loaded: LoadedModel, name: str = "auto") -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     if name == "torch":

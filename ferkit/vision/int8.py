@@ -118,22 +118,24 @@ def load_int8_graph(loaded: LoadedModel) -> bytes:
     return data
 
 
-def calibration_set(data: str | Path, count: int = CALIBRATION_FACES, seed: int = 0) -> np.ndarray:
+def calibration_set(data: str | Path, count: int = CALIBRATION_FACES, seed: int = 0,
+                    skip_bad: bool = False) -> np.ndarray:
     """``count`` faces drawn at random from the training split of a FER2013 copy."""
     from ..data import load_fer2013
 
-    train = load_fer2013(data)["train"]
+    train = load_fer2013(data, skip_bad=skip_bad)["train"]
     rng = np.random.default_rng(seed)
     return train.images[rng.choice(len(train), size=min(count, len(train)), replace=False)]
 
 
-def make_int8_graph(loaded: LoadedModel, data: str | Path, out: str | Path | None = None) -> tuple[bytes, float, int]:
+def make_int8_graph(loaded: LoadedModel, data: str | Path, out: str | Path | None = None,
+                    skip_bad: bool = False) -> tuple[bytes, float, int]:
     """Quantise ``loaded`` calibrated on 512 training faces of ``data`` and write it to ``out``
     (default: beside the model file).  Returns the graph, the share of other training faces on
     which it gives the float model's top emotion, and how many faces that share was measured on."""
     from .onnx import OnnxBackend
 
-    faces = calibration_set(data, count=2 * CALIBRATION_FACES, seed=0)
+    faces = calibration_set(data, count=2 * CALIBRATION_FACES, seed=0, skip_bad=skip_bad)
     half = min(CALIBRATION_FACES, len(faces) // 2)
     calibration, check = faces[:half], faces[half:]
     graph = quantize_int8(loaded, calibration, out if out is not None else int8_path(loaded))

@@ -10,7 +10,10 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import pandas
 
 from ..atomic import atomic_write_text
 from ..data.classes import CLASSES
@@ -47,7 +50,7 @@ class Rows(list):
     def to_records(self) -> list[dict]:
         return [{c: _clean(r.get(c)) for c in COLUMNS} for r in self]
 
-    def to_pandas(self):
+    def to_pandas(self) -> "pandas.DataFrame":
         import pandas as pd
 
         return pd.DataFrame(self.to_records(), columns=list(COLUMNS))
@@ -69,11 +72,11 @@ class Rows(list):
         return text
 
 
-def write_csv_header(out) -> None:
+def write_csv_header(out: TextIO) -> None:
     csv.writer(out, lineterminator="\n").writerow(COLUMNS)
 
 
-def write_csv_row(out, row: dict) -> None:
+def write_csv_row(out: TextIO, row: dict) -> None:
     csv.writer(out, lineterminator="\n").writerow(["" if row.get(c) is None else row.get(c) for c in COLUMNS])
 
 
