@@ -153,6 +153,9 @@ def test_ensemble_is_the_mean_of_member_probabilities(tmp_path, fer_root, capsys
     code, out, _ = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tmp_path / "a.safetensors",
                            tmp_path / "b.safetensors", "--json")
     assert code == 0 and len(json.loads(out)["model"]) == 2
+    code, joined, _ = run_cli(capsys, "evaluate", "--data", fer_root, "--model",
+                              f"{tmp_path / 'a.safetensors'}+{tmp_path / 'b.safetensors'}", "--json")
+    assert code == 0 and json.loads(joined) == json.loads(out)  # "a+b" is the same ensemble
 
 
 def _manual_view_probs(loaded: LoadedModel, faces: np.ndarray, tta: str) -> np.ndarray:

@@ -257,3 +257,18 @@ def test_export_refuses_a_graph_that_disagrees_with_pytorch(capsys, tiny_model_f
     status, _, err = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx", "--out", tmp_path / "x.onnx")
     assert status == 2 and "not written" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_predict_with_an_ensemble(capsys, tiny_model_file, photo, tmp_path):
+    import shutil
+
+    other = tmp_path / "other.safetensors"
+    shutil.copy(tiny_model_file, other)
+    status, out, _ = run(capsys, "predict", photo, "--model", f"{tiny_model_file}+{other}", "--detector", "haar",
+                         "--json")
+    single = json.loads(run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--json")[1])
+    rows = json.loads(out)
+    assert status == 0 and len(rows) == 2
+    # Two copies of one model: the ensemble's mean is that model's answer.
+    assert [r["emotion"] for r in rows] == [r["emotion"] for r in single]
+    assert all(abs(a["confidence"] - b["confidence"]) < 1e-5 for a, b in zip(rows, single))

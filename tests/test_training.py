@@ -510,7 +510,7 @@ def test_an_ensemble_teacher_averages_its_members(fer_root, tmp_path):
     assert len(online.members) == 2
     x = Normalizer.identity()(torch.from_numpy(faces[:, None]))
     assert torch.allclose(online(x), torch.from_numpy(expected), atol=1e-4)
-    with pytest.raises(ModelFileError, match="empty teacher name"):
+    with pytest.raises(ModelFileError, match="empty model name"):
         teacher_probabilities(f"{fear}+", faces)
 
 

@@ -157,6 +157,33 @@ def test_classify_matches_the_model(tiny_model_file):
     assert info["parameters"] == loaded.parameters and isinstance(info["meta"], dict)
 
 
+def test_an_ensemble_averages_its_members_in_one_class_order(tiny_model_file, tmp_path):
+    """``"a+b"`` (or a list) classifies with the mean of the members' probabilities; a member that
+    orders the seven classes differently is mapped to the first member's order."""
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.io import save_model_file
+
+    torch.manual_seed(5)
+    other = tmp_path / "reordered.safetensors"
+    reordered = list(CLASSES)[::-1]
+    save_model_file(other, create_model("tiny"), name="tiny", options={}, normalizer=Normalizer.identity(),
+                    classes=reordered)
+    faces, _ = real_faces(1)
+    first = EmotionRecognizer(model=tiny_model_file, detector="none").classify(faces)
+    second = EmotionRecognizer(model=other, detector="none").classify(faces)
+    second_in_first_order = second[:, [reordered.index(c) for c in CLASSES]]
+    for spec in (f"{tiny_model_file}+{other}", [tiny_model_file, other]):
+        ensemble = EmotionRecognizer(model=spec, detector="none")
+        assert np.allclose(ensemble.classify(faces), (first + second_in_first_order) / 2, atol=1e-5)
+        info = ensemble.info
+        assert info["name"] == "tiny+tiny" and info["classes"] == list(CLASSES)
+        assert info["parameters"] == 2 * ensemble.members[0].parameters
+        assert [m["path"] for m in info["meta"]["ensemble"]] == [str(tiny_model_file), str(other)]
+
+
 @pytest.mark.parametrize("tta", ["none", "flip", "tencrop"])
 def test_onnx_and_pytorch_agree(tiny_model_file, tmp_path, tta):
     import onnxruntime as ort

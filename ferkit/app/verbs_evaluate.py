@@ -35,8 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inference engine (default torch; int8 scores the model's quantised graph)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write figures and report.md into DIR")
-    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable faces or rows (each listed) "
-                   "instead of stopping")
+    _add_skip_bad(p)
     p.set_defaults(run=evaluate_command)
 
     p = sub.add_parser("calibrate", help="fit temperature scaling on PublicTest and store it in the model",
@@ -47,8 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH")
     p.add_argument("--out", metavar="FILE", help="model file to write (default: overwrite the given model file)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable faces or rows (each listed) "
-                   "instead of stopping")
+    _add_skip_bad(p)
     p.set_defaults(run=calibrate_command)
 
     p = sub.add_parser("explain", help="Grad-CAM / guided backpropagation picture for one face",
@@ -74,9 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=100, help="gradient-ascent steps (default 100)")
     p.add_argument("--data", help="rank filters by mean activation on faces from this dataset")
     p.add_argument("--split", help="split of --data to use (default publictest)")
+    _add_skip_bad(p)
+    p.set_defaults(run=visualize_filters_command)
+
+
+def _add_skip_bad(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable faces or rows (each listed) "
                    "instead of stopping")
-    p.set_defaults(run=visualize_filters_command)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -94,7 +96,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend, skip_bad=args.skip_bad)
     report_skipped(result.skipped, args.data)
     if args.report:
-        report = _write_report(Path(args.report), result, specs)
+        report = _write_report(Path(args.report), result, result.specs)
         print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps({**result.to_dict(), "backend": args.backend}))

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..data import FER2013, DataError, Split, load_fer2013
 from ..data.classes import CLASSES
-from ..models.hub import load_model
+from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
 from .metrics import classification_metrics, expected_calibration_error
@@ -137,6 +137,7 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Seque
     items are left out and listed in ``Evaluation.skipped`` instead of stopping the evaluation."""
     if tta not in TTA_MODES:
         raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
+    models = ensemble_members(list(models))  # "a+b" is an ensemble too
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
     dataset = load_fer2013(data, skip_bad=skip_bad)
     name, chosen = select_split(dataset, split)

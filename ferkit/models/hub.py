@@ -4,11 +4,30 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 from .io import LoadedModel, ModelFileError, load_model_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
+ENSEMBLE_SEPARATOR = "+"  # "default+runs/b60": an ensemble, its members' probabilities averaged
+
+
+def ensemble_members(spec: str | Path | Sequence[str | Path]) -> list[str | Path]:
+    """The models in ``spec``: one name or path, several joined by ``+``, or a list of either.
+    A path that exists is one model even when its name holds a ``+``."""
+    if not isinstance(spec, (str, Path)):
+        members = [m for item in spec for m in ensemble_members(item)]
+        if not members:
+            raise ModelFileError("no model given")
+        return members
+    if isinstance(spec, Path) or spec in SHIPPED or Path(spec).exists() or ENSEMBLE_SEPARATOR not in spec:
+        return [spec]
+    names = [name.strip() for name in spec.split(ENSEMBLE_SEPARATOR)]
+    if not all(names):
+        raise ModelFileError(f"{spec!r}: empty model name (join the models of an ensemble with "
+                             f"'{ENSEMBLE_SEPARATOR}')")
+    return names
 
 
 def shipped_path(name: str) -> Path:

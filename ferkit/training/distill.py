@@ -18,37 +18,21 @@ this way), so the student learns from a teacher better than either member.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from ..data.classes import CLASSES
 from ..data.preprocess import Normalizer
-from ..models.hub import load_model
+from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
-
-TEACHER_SEPARATOR = "+"
-
-
-def teacher_names(spec: str) -> list[str]:
-    """The teachers in ``spec``: one model, or several joined by ``+`` (``default+runs/b60``), an
-    ensemble whose probabilities are averaged.  A file or directory named with a ``+`` is one teacher."""
-    if Path(spec).exists():
-        return [spec]
-    names = [name.strip() for name in spec.split(TEACHER_SEPARATOR)]
-    if not all(names):
-        raise ModelFileError(f"{spec!r}: empty teacher name (join several teachers with '{TEACHER_SEPARATOR}')")
-    return names
-
 
 def teacher_probabilities(teacher: str, faces: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """N x C probabilities of the ``teacher`` (shipped name, run directory or model file; several
     joined by ``+`` are averaged) on N x 48 x 48 uint8 faces, softened by ``temperature`` on top
     of each teacher's calibrated one."""
     total = None
-    names = teacher_names(teacher)
+    names = ensemble_members(teacher)
     for name in names:
         loaded = _load_teacher(name)
         probs = predict_probs(loaded.model, loaded.normalizer, faces, tta="flip",
@@ -72,7 +56,7 @@ class OnlineTeacher:
     def __init__(self, teacher: str, student_normalizer: Normalizer, input_size: int,
                  temperature: float = 1.0, threads: int = 0):
         self.members = [_OnlineMember(name, student_normalizer, input_size, temperature, threads)
-                        for name in teacher_names(teacher)]
+                        for name in ensemble_members(teacher)]
 
     @property
     def engine(self) -> str:

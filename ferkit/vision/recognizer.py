@@ -13,7 +13,7 @@ In video, faces keep a track id across frames and their probabilities are smooth
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,9 @@ class EmotionRecognizer:
     """Detect faces and classify their expression.
 
     Args:
-        model: ``"default"``, ``"fast"``, a run directory or a ``.safetensors`` model file.
+        model: ``"default"``, ``"fast"``, a run directory or a ``.safetensors`` model file; several
+            (a list, or joined by ``+``: ``"default+fast"``) form an ensemble whose probabilities
+            are averaged, as ``ferkit evaluate --model A B`` scores it.
         detector: ``"auto"`` (RetinaFace when installed, else Haar), ``"retinaface"``, ``"haar"``,
             or ``"none"`` to treat each whole image as an already-cropped face.
         tta: test-time augmentation: ``"none"``, ``"flip"`` or ``"tencrop"``.
@@ -78,10 +80,10 @@ class EmotionRecognizer:
             (classifying the new crops) in between; 1 = detect on every frame.
     """
 
-    def __init__(self, model: str | Path = "default", detector: str = "auto", tta: str = "none",
+    def __init__(self, model: str | Path | Sequence[str | Path] = "default", detector: str = "auto", tta: str = "none",
                  smooth: float = 0.5, min_face: int = 20, *, backend: str = "auto", align: bool = True,
                  detect_size: int | None = None, detect_every: int = 1):
-        from ..models.hub import load_model
+        from ..models.hub import ensemble_members, load_model
         from ..models.io import ModelFileError
 
         if tta not in TTA_CHOICES:
@@ -90,10 +92,12 @@ class EmotionRecognizer:
             raise ValueError(f"smooth={smooth}: must be at least 0 and below 1")
         if int(min_face) < 1:
             raise ValueError(f"min_face={min_face}: must be at least 1 pixel")
-        self.loaded = load_model(model)
-        if sorted(self.loaded.classes) != sorted(CLASSES):  # rows and the panel have one column per FER2013 class
-            raise ModelFileError(f"{self.loaded.path or model}: classes {', '.join(self.loaded.classes)} are not "
-                                 f"the seven FER2013 emotions ({', '.join(CLASSES)})")
+        self.members = [load_model(spec) for spec in ensemble_members(model)]
+        for member in self.members:  # rows and the panel have one column per FER2013 class
+            if sorted(member.classes) != sorted(CLASSES):
+                raise ModelFileError(f"{member.path or member.name}: classes {', '.join(member.classes)} are not "
+                                     f"the seven FER2013 emotions ({', '.join(CLASSES)})")
+        self.loaded = self.members[0]  # its class order is the recognizer's
         self.tta, self.smooth, self.min_face, self.align = tta, float(smooth), int(min_face), align
         self.detector_name = detector.lower()
         if int(detect_every) < 1:
@@ -107,16 +111,31 @@ class EmotionRecognizer:
         self.framing: Framing = FRAMINGS.get(name, Framing())
         from .backends import create_backend
 
-        self.backend = create_backend(self.loaded, backend)
+        self.backends = [create_backend(member, backend) for member in self.members]
+        # Each member's columns in the first member's class order (models may order the seven differently).
+        self._columns = [[member.classes.index(c) for c in self.loaded.classes] for member in self.members]
+
+    @property
+    def backend(self):
+        """The first member's engine (the only one for a single model)."""
+        return self.backends[0]
 
     # -- information -------------------------------------------------------------------------
     @property
     def info(self) -> dict:
+        from ..models.hub import ENSEMBLE_SEPARATOR
+
         loaded = self.loaded
-        return {"name": loaded.name, "classes": list(loaded.classes), "parameters": loaded.parameters,
-                "input_size": loaded.input_size, "meta": dict(loaded.meta),
+        if len(self.members) > 1:
+            members = [{"name": m.name, "path": m.path, "parameters": m.parameters} for m in self.members]
+            name = ENSEMBLE_SEPARATOR.join(m.name for m in self.members)
+            parameters, meta, path = sum(m.parameters for m in self.members), {"ensemble": members}, None
+        else:
+            name, parameters, meta, path = loaded.name, loaded.parameters, dict(loaded.meta), loaded.path
+        return {"name": name, "classes": list(loaded.classes), "parameters": parameters,
+                "input_size": loaded.input_size, "meta": meta,
                 "detector": "none" if self.detector is None else self.detector.name,
-                "backend": self.backend.name, "tta": self.tta, "path": loaded.path}
+                "backend": self.backend.name, "tta": self.tta, "path": path}
 
     @property
     def classes(self) -> list[str]:
@@ -128,7 +147,10 @@ class EmotionRecognizer:
         faces = _as_crops(crops)
         if len(faces) == 0:
             return np.zeros((0, len(self.loaded.classes)), dtype=np.float32)
-        return self.backend.probs(faces, self.tta)
+        if len(self.backends) == 1:
+            return self.backend.probs(faces, self.tta)
+        total = sum(b.probs(faces, self.tta)[:, cols] for b, cols in zip(self.backends, self._columns))
+        return (total / len(self.backends)).astype(np.float32)
 
     def detect(self, image: Any) -> list[Detection]:
         """Face boxes in ``image`` (left to right); the whole image when the detector is ``none``."""
