@@ -9,7 +9,7 @@ from .errors import UsageError
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's verbs to the ferkit parser."""
-    from .settings import DEFAULT_MAX_UPLOAD_MB
+    from .settings import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_UPLOAD_MB
 
     p = sub.add_parser("serve", help="web page and REST API for emotion recognition",
                        description="Serve a page (photo or camera) and a REST API (POST /api/predict, "
@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="test-time augmentation: none (default), flip (2x the cost) or tencrop (10x)")
     p.add_argument("--backend", default="auto",
                    help="inference engine: auto (default), onnx, torch, or int8 (the model's quantised graph)")
+    p.add_argument("--max-concurrent", type=int, default=DEFAULT_MAX_CONCURRENT,
+                   help="images decoded and classified at once; more requests wait their turn "
+                        f"(default {DEFAULT_MAX_CONCURRENT}; each decoded photo may take ~100 MB)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest accepted upload in MB; bigger requests get 413 (default {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -44,13 +47,15 @@ def serve_command(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     if not args.max_upload_mb > 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
     from ..vision.recognizer import EmotionRecognizer
 
     recognizer = EmotionRecognizer(model=args.model, detector=args.detector, tta=args.tta, backend=args.backend)
     loopback = is_loopback(args.host)
-    app = create_app(recognizer, max_upload_mb=args.max_upload_mb,
+    app = create_app(recognizer, max_upload_mb=args.max_upload_mb, max_concurrent=args.max_concurrent,
                      allowed_hosts=LOOPBACK_NAMES + (args.host,) if loopback else None)
     if not loopback:
         print(f"ferkit: warning: listening on {args.host}: anyone who can reach this machine can use the server",
