@@ -272,3 +272,22 @@ def test_predict_with_an_ensemble(capsys, tiny_model_file, photo, tmp_path):
     # Two copies of one model: the ensemble's mean is that model's answer.
     assert [r["emotion"] for r in rows] == [r["emotion"] for r in single]
     assert all(abs(a["confidence"] - b["confidence"]) < 1e-5 for a, b in zip(rows, single))
+
+
+def test_a_damaged_frame_is_skipped_and_reported_not_the_end_of_the_video(capsys, tiny_model_file, tmp_path):
+    """OpenCV fails to decode one frame of an MJPG file; the frames after it are still read, and
+    the source gets an error row saying one frame was lost."""
+    path = tmp_path / "clip.avi"
+    write_video(path, frames=20)
+    data = bytearray(path.read_bytes())
+    position = -1
+    for _ in range(10):  # the 10th chunk header: a frame in the middle of the file
+        position = data.find(b"00dc", position + 1)
+    size = int.from_bytes(data[position + 4:position + 8], "little")
+    data[position + 8:position + 8 + size] = bytes(size)
+    path.write_bytes(bytes(data))
+    status, out, _ = run(capsys, "predict", path, "--model", tiny_model_file, "--detector", "haar", "--json")
+    rows = json.loads(out)
+    frames = {r["frame"] for r in rows if r["error"] is None}
+    assert status == 1 and len(frames) == 19 and max(frames) == 19
+    assert rows[-1]["error"].startswith("1 damaged frame(s) skipped")

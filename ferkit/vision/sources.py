@@ -89,6 +89,10 @@ class Frame:
     image: np.ndarray
 
 
+# A damaged frame is skipped; this many in a row end the video (the end of a file reads the same way).
+MAX_FAILED_FRAMES_IN_A_ROW = 25
+
+
 class VideoReader:
     """Stream frames from a video file or camera; ``every`` keeps one frame in N.
 
@@ -118,20 +122,32 @@ class VideoReader:
         self.size = size
 
     def __iter__(self) -> Iterator[Frame]:
+        """The frames; a frame that does not decode is skipped, not the end of the video.
+
+        After the last frame, :class:`SourceError` reports frames that were lost: damaged ones
+        between good ones, or a tail missing from a file that announced more frames.
+        """
         start = time.monotonic()
-        index = -1
+        index = last_good = -1
         yielded = False
+        failures = lost = 0  # failures: the current run of undecodable frames; lost: all skipped ones
         try:
-            while True:
+            while failures <= MAX_FAILED_FRAMES_IN_A_ROW:
                 ok = self.capture.grab()
+                if ok and not (index + 1) % self.every:
+                    ok, image = self.capture.retrieve()
+                    ok = ok and image is not None
                 if not ok:
-                    break
+                    failures += 1
+                    if self.is_camera:
+                        time.sleep(0.02)  # a camera glitch: give the device a moment
+                    else:
+                        index += 1  # a damaged frame still takes its place (and time) in the file
+                    continue
                 index += 1
+                lost, failures, last_good = lost + failures, 0, index
                 if index % self.every:
                     continue
-                ok, image = self.capture.retrieve()
-                if not ok or image is None:
-                    break
                 yielded = True
                 yield Frame(index, self._time(index, start), image)
         finally:
@@ -139,6 +155,14 @@ class VideoReader:
         if not yielded:
             raise SourceError("no frame could be decoded (empty video or unknown codec)"
                               if not self.is_camera else f"camera {self.target} gave no frame")
+        if self.is_camera and failures > MAX_FAILED_FRAMES_IN_A_ROW:
+            raise SourceError(f"camera {self.target} stopped giving frames (unplugged or taken by another program?)")
+        missing = (self.frame_count or 0) - (last_good + 1)
+        if lost or missing > max(2, 0.02 * (self.frame_count or 0)):  # counts in headers may be off by a frame
+            problems = [f"{lost} damaged frame(s) skipped"] if lost else []
+            if missing > max(2, 0.02 * (self.frame_count or 0)):
+                problems.append(f"the last {missing} of {self.frame_count} frames could not be read")
+            raise SourceError("; ".join(problems) + " (the frames before and between are in the output)")
 
     def _time(self, index: int, start: float) -> float:
         if self.is_camera:
