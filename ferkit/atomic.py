@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from glob import escape as glob_escape
+from typing import BinaryIO, Callable, Iterable
 
 
 _UMASK = os.umask(0)
@@ -23,6 +24,17 @@ def temp_beside(path: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, str
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600
     return handle, tmp
+
+
+def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files ``temp_beside`` left for ``names`` in ``folder`` when a process
+    was killed mid-write (SIGKILL, power loss): a resumed run would otherwise pile them up."""
+    removed = []
+    for name in names:
+        for stale in Path(folder).glob(f".{glob_escape(name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:

@@ -751,6 +751,26 @@ def test_resume_with_a_different_configuration_is_refused(finished_run, tmp_path
     assert snapshot(copy) == before
 
 
+def test_a_run_resumes_from_moved_data_and_with_other_threads_but_not_from_other_data(finished_run, tmp_path,
+                                                                                        capsys):
+    data, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (copy / ".last.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # left by a SIGKILL mid-write
+    moved = Path(shutil.copytree(data, tmp_path / "moved"))
+    code = main(["train", "--resume", str(copy), "--data", str(moved), "--threads", "2"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "removed 1 temporary file(s)" in err and not list(copy.glob(".*.tmp"))
+    saved = json.loads((copy / "config.json").read_text())
+    assert saved["data"] == str(moved.resolve()) and saved["threads"] == 2
+    # Same folder layout, other faces: the fingerprint in last.pt tells them apart.
+    other = make_dataset(tmp_path / "other", n_train=35, n_val=7, seed=9)
+    expect_one_line_error(capsys, ["train", "--resume", str(copy), "--data", str(other)],
+                          "not the training data this run was trained on")
+    expect_one_line_error(capsys, ["train", "--resume", str(copy), "--epochs", "3"], "epochs 1 -> 3",
+                          "--pretrained", "best.safetensors")
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "pickled code", "not a checkpoint"])
 def test_corrupt_or_truncated_checkpoint_is_refused(finished_run, tmp_path, capsys, damage):
     _, run_dir = finished_run
@@ -789,3 +809,26 @@ def test_the_installed_command_prints_one_line_for_a_corrupt_checkpoint(finished
 def test_checkpoint_loader_names_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="nothing.pt"):
         load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_sigterm_is_handled_like_ctrl_c(capsys):
+    """``kill`` or a scheduler's preemption runs every ``finally`` (temporary files are removed, finished
+    work kept) and exits 143, the shell's code for SIGTERM."""
+    from ferkit.app.errors import run_safely, terminate_like_ctrl_c
+
+    previous = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+
+    def action():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        finally:
+            cleaned.append(True)
+
+    try:
+        terminate_like_ctrl_c()
+        assert run_safely(action) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert cleaned == [True] and capsys.readouterr().err.strip() == "ferkit: terminated"

@@ -471,3 +471,39 @@ def test_retinaface_gives_landmarks_inside_the_box(tiny_model_file):
         assert ((det.landmarks[:, 1] > y) & (det.landmarks[:, 1] < y + h)).all()
         left_eye, right_eye = det.landmarks[0], det.landmarks[1]
         assert left_eye[0] < right_eye[0] and left_eye[1] < det.landmarks[3, 1]  # eyes above the mouth
+
+
+def test_an_annotated_video_missing_frames_does_not_replace_the_target(tmp_path):
+    """cv2.VideoWriter drops frames silently on a full disk: close() reads the file back and
+    refuses it, leaving whatever was at the destination untouched."""
+    from ferkit.vision.annotate import VideoAnnotator
+
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    good = VideoAnnotator(tmp_path / "good.avi", fps=10)
+    for _ in range(4):
+        good.write(frame, [])
+    good.close()
+    assert cv2.VideoCapture(str(tmp_path / "good.avi")).get(cv2.CAP_PROP_FRAME_COUNT) == 4
+
+    target = tmp_path / "out.avi"
+    target.write_bytes(b"previous result")
+    annotator = VideoAnnotator(target, fps=10)
+    for _ in range(3):
+        annotator.write(frame, [])
+
+    class Dropping:  # what a full disk looks like from Python: write() returns, nothing lands
+        def __init__(self, writer):
+            self.writer = writer
+
+        def write(self, picture):
+            pass
+
+        def release(self):
+            self.writer.release()
+
+    annotator.writer = Dropping(annotator.writer)
+    annotator.write(frame, [])
+    with pytest.raises(OSError, match="3 of 4 frames"):
+        annotator.close()
+    assert target.read_bytes() == b"previous result"
+    assert list(tmp_path.glob("*.tmp*")) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["good.avi", "out.avi"]

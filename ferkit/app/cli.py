@@ -89,10 +89,11 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import run_safely
+    from .errors import run_safely, terminate_like_ctrl_c
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    terminate_like_ctrl_c()
     return run_safely(lambda: args.run(args), parser.prog)
 
 

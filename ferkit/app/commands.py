@@ -54,7 +54,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     from ..data.augment_config import AugmentConfig
     from ..training import TrainConfig, train
-    from ..training.config import config_differences
+    from ..training.config import RESUMABLE_CHANGES, config_differences
 
     given = {k: v for k, v in vars(args).items()
              if v is not None and k not in ("run", "verb", "resume", "model_option") and not k.startswith("aug_")}
@@ -81,12 +81,16 @@ def train_command(args: argparse.Namespace) -> int:
         wanted = {**saved, **given, "augment": {**saved["augment"], **augment}}
         if args.model_option:
             wanted["model_options"] = options
-        # The run lives where --resume points (it may have been moved): its saved ``out`` is not compared.
+        # The run lives where --resume points (it may have been moved); its data may have moved too
+        # (the training loop checks it is the same data) and it may use another thread count.
         changed = config_differences(saved, wanted)
         if changed:
-            raise UsageError(f"{args.resume} holds a different configuration ({'; '.join(changed)}); "
-                             "resume without those options or start a new --out")
-        summary = train(config.replace(out=str(args.resume)), resume=True)
+            hint = ("; to train a finished run further, start a new run from its weights: --pretrained "
+                    f"{Path(args.resume) / 'best.safetensors'} --out NEW_RUN" if any(c.startswith("epochs ") for c in changed)
+                    else "; resume without those options or start a new --out")
+            raise UsageError(f"{args.resume} holds a different configuration ({'; '.join(changed)}){hint}")
+        moved = {key: given[key] for key in RESUMABLE_CHANGES if key in given and key != "out"}
+        summary = train(config.replace(out=str(args.resume), **moved), resume=True)
     else:
         if "data" not in given:
             raise UsageError("train needs --data PATH (or --resume RUNDIR)")

@@ -9,6 +9,25 @@ class UsageError(ValueError):
     """A bad argument combination found after parsing."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``docker stop``, a scheduler's preemption), raised like Ctrl+C so that
+    every ``finally`` runs: temporary files are removed and finished work is kept."""
+
+
+def terminate_like_ctrl_c() -> None:
+    """Turn SIGTERM into :class:`Terminated` in this (main) thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def expected_errors() -> tuple[type[BaseException], ...]:
     from ..data.errors import DataError
     from ..data.images import ImageDecodeError
@@ -35,9 +54,10 @@ def report_skipped(problems: list[str], data: object, shown: int = 5) -> None:
 def run_safely(action: Callable[[], int | None], prog: str = "ferkit") -> int:
     try:
         return int(action() or 0)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"{prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:
         return 0
     except expected_errors() as exc:

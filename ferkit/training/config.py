@@ -11,6 +11,9 @@ from ..data.augment_config import AugmentConfig
 # Validation selects the best epoch, so it must be a held-out split that is never trained on;
 # PrivateTest is the final test and must not steer training either.
 VALIDATION_SPLITS = ("publictest", "none")
+# What a resumed run may change: where the run lives, where its (same) data now lives (checked by
+# a fingerprint of the training faces), and how many threads it uses.
+RESUMABLE_CHANGES = ("out", "data", "threads")
 
 
 @dataclass
@@ -137,11 +140,12 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def config_differences(saved: dict, wanted: dict, ignore: tuple[str, ...] = ("out",)) -> list[str]:
+def config_differences(saved: dict, wanted: dict, ignore: tuple[str, ...] = RESUMABLE_CHANGES) -> list[str]:
     """The settings that differ between two configurations (as ``key saved -> wanted``).
 
     Both sides go through JSON first, so a tuple and a list, or 3 and 3.0, count as the same.
-    ``out`` is where a run lives, not what it is, so a moved run directory still resumes.
+    ``out`` is where a run lives, not what it is, so a moved run directory still resumes; likewise
+    a moved dataset (``data``) and the thread count (see ``RESUMABLE_CHANGES``).
     """
     a, b = (json.loads(json.dumps(d, sort_keys=True)) for d in (saved, wanted))
     return [f"{key} {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b))

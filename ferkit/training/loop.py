@@ -17,6 +17,7 @@ norm, whose statistics are per process); rank 0 alone validates and writes files
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, remove_stale_temps
 from ..data import DataError, load_fer2013
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights
@@ -69,6 +70,18 @@ def use_bf16(precision: str) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# The files of a run directory (see the module docstring); their temporary copies are cleaned on resume.
+RUN_FILES = ("config.json", "last.pt", "best.safetensors", "history.csv", "history.json", "curves.png",
+             "summary.json")
+
+
+def data_fingerprint(faces: np.ndarray, labels: np.ndarray) -> str:
+    """A short hash of the training faces and labels: a resumed run must see the same data."""
+    digest = hashlib.sha256(np.ascontiguousarray(faces).tobytes())
+    digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def model_blocks(model: nn.Module) -> list[nn.Module]:
@@ -172,6 +185,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
         say(f"{out}: killed before its first checkpoint; starting again from epoch 1")
     elif last_path.exists():
         raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
+    if resume and is_main:
+        stale = remove_stale_temps(out, RUN_FILES)
+        if stale:
+            say(f"removed {len(stale)} temporary file(s) left by a write that was killed")
 
     # ---------------------------------------------------------------- data (training split only)
     try:
@@ -197,6 +214,13 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
         if config.limit_val:
             keep = np.sort(np.random.default_rng(config.seed).permutation(len(val_labels))[:config.limit_val])
             val_faces, val_labels = val_faces[keep], val_labels[keep]
+
+    fingerprint = data_fingerprint(train_faces, train_labels)
+    if state is not None and fingerprint != state.get("train_fingerprint", fingerprint):
+        raise TrainingError(f"{config.data}: not the training data this run was trained on (its faces or labels differ)")
+    if state is not None and "train_fingerprint" not in state and config.data != state["config"].get("data"):
+        raise TrainingError(f"{last_path}: written before ferkit checked data on resume, so the data cannot move: "
+                            f"resume with --data {state['config'].get('data')}")
 
     teacher = None
     if config.distill and config.distill_mode == "clean":  # raw faces: the teacher applies its own normalisation
@@ -278,7 +302,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{last_path}: does not fit this run ({detail[:200]})") from None
         say(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
-    elif is_main:
+    if is_main:  # on resume too: the data may have moved, the thread count changed
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.json")
 
@@ -410,6 +434,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
                                 meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "run": str(out)})
             checkpoint = {
                 "config": config.to_dict(),
+                "train_fingerprint": fingerprint,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "plateau": plateau.state_dict(),

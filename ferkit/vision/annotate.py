@@ -143,6 +143,15 @@ class VideoAnnotator:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            # cv2.VideoWriter reports no write error (a full disk only logs a line), so the file
+            # is read back before it replaces anything: it must hold every frame written.
+            readable = _frames_in(self.tmp)
+            if readable < self.frames:
+                self.abort()
+                raise OSError(f"{self.path}: not written: the video holds {readable} of {self.frames} frames "
+                              "(disk full?)")
+            with open(self.tmp, "rb") as handle:
+                os.fsync(handle.fileno())
             os.replace(self.tmp, self.path)
             self.tmp = None
 
@@ -153,6 +162,15 @@ class VideoAnnotator:
         if self.tmp and os.path.exists(self.tmp):
             os.unlink(self.tmp)
         self.tmp = None
+
+
+def _frames_in(path: str) -> int:
+    capture = cv2.VideoCapture(path)
+    try:
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) if capture.isOpened() else 0
+        return int(count) if count and count > 0 else 0
+    finally:
+        capture.release()
 
 
 class Timeline:
