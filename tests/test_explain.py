@@ -203,6 +203,8 @@ def test_explain_cli_bad_input(tmp_path, tiny_model_file, capsys):
         (["--class", "bored"], "bored"),
         (["--layer", "features.99"], "features.99"),
         (["--method", "guided-backprop", "--layer", "features.0"], "drop --layer"),
+        (["--model", f"{tiny_model_file}+{tiny_model_file}"], "one model, not an ensemble"),
+        (["--out", str(tmp_path / "x.gif")], "x.gif: cannot write a .gif picture"),
     ]
     for extra, message in cases:
         code = main(["explain", face, "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png"), *extra])
@@ -230,3 +232,20 @@ def test_visualize_filters_cli(tmp_path, tiny_model_file, fer_root, capsys):
     assert code == 0, err
     assert stdout.startswith("features.4:") and "mean activation on 14 publictest faces" in stdout
     _assert_png(out)
+    # The suffix chooses the format: a .pdf is a PDF, not PNG bytes under that name.
+    code = main(["visualize-filters", "--model", str(tiny_model_file), "--filters", "2", "--steps", "2",
+                 "--out", str(tmp_path / "filters.pdf")])
+    assert code == 0 and (tmp_path / "filters.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_filters_of_a_transfer_backbone_are_visualised_on_gray_inputs():
+    """An ImageNet backbone's first convolution takes 3 channels, but ferkit feeds it gray faces
+    (repeated by its input adapter): the optimised images are those gray faces."""
+    from ferkit.explain.layers import input_channels
+    from ferkit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet18").eval()
+    assert input_channels(model) == 1
+    images, reached = maximize_filters(model, [0, 1], "layer1.0.conv1", steps=2)
+    assert images.shape == (2, 48, 48) and np.isfinite(reached).all()

@@ -465,6 +465,17 @@ def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path, 
     assert (answers[0.0] == labels).mean() > 0.6
 
 
+def test_a_resumed_run_says_when_its_teacher_has_changed(fer_root, tmp_path):
+    teacher = _constant_teacher(tmp_path / "teacher.safetensors", favourite=2)
+    config = quick_config(fer_root, tmp_path / "student", distill=str(teacher), val_split="none")
+    run(config)
+    _, messages = run(config, resume=True)
+    assert not any("teacher" in m and "changed" in m for m in messages)
+    _constant_teacher(teacher, favourite=3)  # the same path, another model (e.g. a shipped model updated)
+    _, messages = run(config, resume=True)
+    assert any("the teacher" in m and "has changed since this run started" in m for m in messages)
+
+
 def test_online_teacher_sees_the_students_view_in_its_own_normalisation(tmp_path):
     """The student's input, normalised the student's way, reaches the teacher normalised the
     teacher's way; ONNX Runtime and PyTorch give the same probabilities, at the teacher's temperature."""

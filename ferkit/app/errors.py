@@ -39,6 +39,15 @@ def expected_errors() -> tuple[type[BaseException], ...]:
             OSError)  # a missing or unwritable path, an existing file where a folder must go, a full disk...
 
 
+def single_model(spec: str, verb: str) -> str:
+    """``spec`` when it names one model; a verb that works on one network refuses an ensemble (``a+b``)."""
+    from ..models.hub import ensemble_members
+
+    if len(ensemble_members(spec)) > 1:
+        raise UsageError(f"{verb} works on one model, not an ensemble ({spec!r}); give one of its members")
+    return spec
+
+
 def report_skipped(problems: list[str], data: object, shown: int = 5) -> None:
     """One stderr line per skipped item (the first ``shown``), so a result computed without them says so."""
     if not problems:

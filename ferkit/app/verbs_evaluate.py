@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError, report_skipped
+from .errors import UsageError, report_skipped, single_model
 
 TTA_CHOICES = ("none", "flip", "tencrop")
 METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
@@ -175,7 +175,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from ..models.hub import WEIGHTS_DIR, load_model, model_path
     from ..models.io import save_model_file
 
-    source = model_path(args.model)
+    source = model_path(single_model(args.model, "calibrate"))
     if args.out is None and source.resolve().is_relative_to(WEIGHTS_DIR.resolve()):
         raise UsageError(f"{source} is a shipped model: give --out FILE to write the calibrated copy elsewhere")
     target = Path(args.out) if args.out else source
@@ -244,11 +244,12 @@ def explain_command(args: argparse.Namespace) -> int:
     from ..data.classes import class_index
     from ..data.images import ImageDecodeError, read_image
     from ..explain import explain, model_input
-    from ..explain.render import save_explanation
+    from ..explain.render import picture_format, save_explanation
     from ..models.hub import load_model
     from ..models.inference import predict_probs
 
-    loaded = load_model(args.model)
+    picture_format(args.out)  # a suffix it cannot write fails before the work
+    loaded = load_model(single_model(args.model, "explain"))
     target = None
     if args.target is not None:
         index = class_index(args.target)
@@ -285,12 +286,13 @@ def explain_command(args: argparse.Namespace) -> int:
 
 def visualize_filters_command(args: argparse.Namespace) -> int:
     from ..explain import maximize_filters, model_input, strongest_filters
-    from ..explain.render import save_filter_grid
+    from ..explain.render import picture_format, save_filter_grid
     from ..models.hub import load_model
 
     if args.filters < 1 or args.steps < 1:
         raise UsageError("--filters and --steps must be at least 1")
-    loaded = load_model(args.model)
+    picture_format(args.out)
+    loaded = load_model(single_model(args.model, "visualize-filters"))
     inputs = None
     ranking = "weight norm"
     if args.data:

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .errors import UsageError
+from .errors import UsageError, single_model
 
 TTA_CHOICES = ("none", "flip", "tencrop")
 DETECTOR_CHOICES = ("auto", "retinaface", "haar")
@@ -367,7 +367,7 @@ def export_command(args: argparse.Namespace) -> int:
     from ..vision.backends import TorchBackend
     from ..vision.onnx import OnnxBackend, export_onnx
 
-    loaded = load_model(args.model)
+    loaded = load_model(single_model(args.model, "export"))
     if args.int8:
         return _export_int8(loaded, args)
     if not args.out:

@@ -11,6 +11,8 @@ import copy
 import torch
 import torch.nn as nn
 
+from ..models.adapter import InputAdapter
+
 
 def explainable_copy(model: nn.Module) -> nn.Module:
     """A copy in eval mode with every ``inplace`` flag cleared and no parameter gradients."""
@@ -24,6 +26,10 @@ def explainable_copy(model: nn.Module) -> nn.Module:
 
 
 def input_channels(model: nn.Module) -> int:
+    """Channels of the model's input.  ferkit models take gray faces; an ``InputAdapter`` repeats
+    them to 3 channels for ImageNet backbones, so those take 1 channel too, not their first conv's 3."""
+    if any(isinstance(m, InputAdapter) for m in model.modules()):
+        return 1
     first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
     return int(first.in_channels) if first is not None else 1
 

@@ -20,10 +20,23 @@ def _pyplot():
     return plt
 
 
+# Picture formats by file suffix (matplotlib writes each without extra packages).
+FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".pdf": "pdf", ".svg": "svg"}
+
+
+def picture_format(path: str | Path) -> str:
+    """The format ``path``'s suffix asks for; ValueError naming the suffixes ferkit can write."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: cannot write a {suffix or 'suffix-less'} picture; end the name in "
+                         f"{', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
 def _save(fig, path: str | Path) -> None:
     plt = _pyplot()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format=picture_format(path), dpi=100)
     plt.close(fig)
     atomic_write(Path(path), lambda out: out.write(buffer.getvalue()))
 

@@ -18,12 +18,14 @@ this way), so the student learns from a teacher better than either member.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
 from ..data.classes import CLASSES
 from ..data.preprocess import Normalizer
-from ..models.hub import ensemble_members, load_model
+from ..models.hub import ensemble_members, load_model, model_path
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
 
@@ -39,6 +41,15 @@ def teacher_probabilities(teacher: str, faces: np.ndarray, temperature: float = 
                               temperature=temperature * loaded.temperature).astype(np.float32)
         total = probs if total is None else total + probs
     return total / len(names)
+
+
+def teacher_fingerprint(teacher: str) -> str:
+    """A short hash of the teacher's model file(s): a resumed run can tell that its teacher changed
+    (a shipped model updated with ferkit, a run directory trained further)."""
+    digest = hashlib.sha256()
+    for name in ensemble_members(teacher):
+        digest.update(model_path(name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _load_teacher(teacher: str) -> LoadedModel:

@@ -42,7 +42,7 @@ from ..models.inference import predict_logits
 from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_differences
-from .distill import OnlineTeacher, distilled_targets, teacher_probabilities
+from .distill import OnlineTeacher, distilled_targets, teacher_fingerprint, teacher_probabilities
 from .ema import ModelEMA
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
 from .optim import create_optimizer
@@ -223,6 +223,15 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
                             f"resume with --data {state['config'].get('data')}")
 
     teacher = None
+    teacher_hash = None
+    if config.distill:
+        try:
+            teacher_hash = teacher_fingerprint(config.distill)
+        except ModelFileError as exc:
+            raise TrainingError(f"--distill: {exc}") from None
+        if state is not None and state.get("teacher_fingerprint", teacher_hash) != teacher_hash:
+            say(f"warning: the teacher {config.distill} has changed since this run started; the resumed epochs "
+                "learn from the new one, so the result will differ from an uninterrupted run")
     if config.distill and config.distill_mode == "clean":  # raw faces: the teacher applies its own normalisation
         try:
             teacher = torch.from_numpy(teacher_probabilities(config.distill, train_faces, config.distill_temperature))
@@ -435,6 +444,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             checkpoint = {
                 "config": config.to_dict(),
                 "train_fingerprint": fingerprint,
+                "teacher_fingerprint": teacher_hash,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "plateau": plateau.state_dict(),
