@@ -59,7 +59,7 @@ class TrainingError(ValueError):
 
 def use_bf16(precision: str) -> bool:
     """bf16 autocast doubles conv throughput on CPUs with native bf16 (AVX512-BF16, AMX) but is
-    ~15x slower than fp32 on AVX2-only CPUs (measured here on an AMD EPYC Zen 3), so ``auto``
+    10-18x slower than fp32 on AVX2-only CPUs (measured here on an AMD EPYC Zen 3), so ``auto``
     checks the CPU flags."""
     if precision not in ("auto", "bf16", "fp32"):
         raise TrainingError(f"unknown precision {precision!r}: choose auto, bf16 or fp32")
