@@ -480,8 +480,9 @@ def test_an_annotated_video_missing_frames_does_not_replace_the_target(tmp_path)
 
     frame = np.full((120, 160, 3), 90, np.uint8)
     good = VideoAnnotator(tmp_path / "good.avi", fps=10)
-    for _ in range(4):
+    for _ in range(2):
         good.write(frame, [])
+    good.write(frame, [], repeat=2)  # a slow camera frame held for two frame times
     good.close()
     assert cv2.VideoCapture(str(tmp_path / "good.avi")).get(cv2.CAP_PROP_FRAME_COUNT) == 4
 
@@ -507,3 +508,32 @@ def test_an_annotated_video_missing_frames_does_not_replace_the_target(tmp_path)
         annotator.close()
     assert target.read_bytes() == b"previous result"
     assert list(tmp_path.glob("*.tmp*")) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["good.avi", "out.avi"]
+
+
+def test_timeline_memory_is_bounded_for_long_sessions():
+    from ferkit.vision.annotate import Timeline
+    from ferkit.vision.recognizer import Face
+
+    timeline = Timeline(max_tracks=2, max_points=50)
+    scores = {c: 1 / 7 for c in CLASSES}
+    for step in range(10_000):  # one face throughout, and a new passer-by every 100 frames
+        faces = [Face((0, 0, 10, 10), "happy", 0.2, scores, 0), Face((20, 0, 10, 10), "sad", 0.2, scores, 1 + step // 100)]
+        timeline.add(step / 30, faces)
+    assert len(timeline.series) <= 8 and all(len(points) < 100 for points in timeline.series.values())
+    assert 0 in timeline.series and timeline.series[0][-1][0] > 300  # the long track is kept, up to date
+    assert 100 in timeline.series  # and the newest passer-by too
+
+
+def test_panel_says_how_many_faces_it_cannot_show():
+    from ferkit.vision.annotate import draw_panel, face_block_height
+    from ferkit.vision.recognizer import Face
+
+    faces = [Face((0, 0, 10, 10), "happy", 0.9, {c: 0.9 if c == "happy" else 0.01 for c in CLASSES}, i)
+             for i in range(6)]
+    height = 2 * face_block_height() + 8  # room for two faces in one column
+    panel = draw_panel(faces, height, columns=1)
+    assert panel.shape[0] == height
+    second_slot = panel[face_block_height() + 6:, :]
+    first_slot = panel[6:face_block_height(), :]
+    # The first slot holds a face's bars; the second holds only the "+5 more" note, not a face.
+    assert (first_slot > 100).sum() > 4 * (second_slot > 100).sum() > 0

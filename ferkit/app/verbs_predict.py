@@ -318,9 +318,13 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                                       disable=args.no_progress or (total is not None and total < 30) or None)
                 frames_bar.update(1)
                 if out is not None:
-                    if video_out is None:
-                        video_out = VideoAnnotator(out, (result.fps or 25.0) / args.every)
-                    video_out.write(result.image, result.faces)
+                    camera = item.kind == "camera"
+                    if video_out is None:  # a camera's frames come at inference speed, not its nominal rate
+                        video_out = VideoAnnotator(out, (result.fps or 25.0) / (1 if camera else args.every))
+                    # A camera frame is repeated until the video's clock catches up with the wall clock,
+                    # so the annotated video plays at real speed, in step with time_s and the timeline.
+                    due = round(result.time_s * video_out.fps) + 1 - video_out.frames if camera else 1
+                    video_out.write(result.image, result.faces, repeat=max(1, due))
                     timeline.add(result.time_s, result.faces)
                 if show:
                     _show(annotate(result.image, result.faces, columns=1))

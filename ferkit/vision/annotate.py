@@ -50,7 +50,14 @@ def draw_panel(faces: Sequence, height: int, columns: int | None = None) -> np.n
     if not faces:
         cv2.putText(panel, "no face found", (10, 24), FONT, 0.55, (220, 220, 220), 1, cv2.LINE_AA)
         return panel
-    for i, face in enumerate(faces[:per_column * columns]):
+    slots = per_column * columns
+    shown = faces[:slots] if len(faces) <= slots else faces[:slots - 1]  # the last slot says what is left out
+    if len(shown) < len(faces):
+        x0, y0 = ((slots - 1) // per_column) * PANEL_WIDTH + 8, ((slots - 1) % per_column) * block + 6
+        cv2.putText(panel, f"+{len(faces) - len(shown)} more face(s)", (x0, y0 + 13), FONT, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        cv2.putText(panel, "(all are in the rows)", (x0, y0 + 13 + ROW), FONT, 0.4, (220, 220, 220), 1, cv2.LINE_AA)
+    for i, face in enumerate(shown):
         x0 = (i // per_column) * PANEL_WIDTH + 8
         y0 = (i % per_column) * block + 6
         color = _color(face.emotion)
@@ -124,7 +131,8 @@ class VideoAnnotator:
         self.tmp: str | None = None
         self.frames = 0
 
-    def write(self, frame: np.ndarray, faces: Sequence) -> None:
+    def write(self, frame: np.ndarray, faces: Sequence, repeat: int = 1) -> None:
+        """Add the annotated frame ``repeat`` times (a camera's slow frames fill real time)."""
         picture = annotate(frame, sorted(faces, key=lambda f: (f.track is None, f.track)), columns=1)
         if self.writer is None:
             handle, self.tmp = temp_beside(self.path, suffix=self.path.suffix)
@@ -136,8 +144,9 @@ class VideoAnnotator:
                 raise ValueError(f"{self.path}: OpenCV cannot write this video format here")
         if (picture.shape[1], picture.shape[0]) != self.size:
             picture = cv2.resize(picture, self.size)
-        self.writer.write(picture)
-        self.frames += 1
+        for _ in range(repeat):
+            self.writer.write(picture)
+        self.frames += repeat
 
     def close(self) -> None:
         if self.writer is not None:
@@ -174,17 +183,29 @@ def _frames_in(path: str) -> int:
 
 
 class Timeline:
-    """Per-track probabilities over time, plotted as one panel per tracked face."""
+    """Per-track probabilities over time, plotted as one panel per tracked face.
 
-    def __init__(self, classes: Sequence[str] = CLASSES, max_tracks: int = 8):
-        self.classes, self.max_tracks = list(classes), max_tracks
+    Memory stays bounded however long the video or camera session: a track's points are halved
+    (neighbours averaged) whenever they reach ``2 * max_points``, and only the ``4 * max_tracks``
+    most recently seen tracks are kept.
+    """
+
+    def __init__(self, classes: Sequence[str] = CLASSES, max_tracks: int = 8, max_points: int = 2000):
+        self.classes, self.max_tracks, self.max_points = list(classes), max_tracks, max_points
         self.series: dict[int, list[tuple[float, list[float]]]] = {}
 
     def add(self, time_s: float, faces: Sequence) -> None:
         for face in faces:
-            if face.track is not None:
-                self.series.setdefault(face.track, []).append(
-                    (float(time_s), [float(face.scores[c]) for c in self.classes]))
+            if face.track is None:
+                continue
+            points = self.series.setdefault(face.track, [])
+            points.append((float(time_s), [float(face.scores[c]) for c in self.classes]))
+            if len(points) >= 2 * self.max_points:
+                self.series[face.track] = [((a[0] + b[0]) / 2, [(p + q) / 2 for p, q in zip(a[1], b[1])])
+                                           for a, b in zip(points[0::2], points[1::2])]
+        if len(self.series) > 4 * self.max_tracks:  # forget the face seen longest ago
+            stalest = min(self.series, key=lambda t: self.series[t][-1][0])
+            del self.series[stalest]
 
     def save(self, path: str | Path, title: str = "") -> bool:
         """Write the PNG; False (and no file) when no face was tracked."""
