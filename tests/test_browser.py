@@ -326,6 +326,19 @@ def test_photo_upload_draws_the_face_box_bars_and_emoji(page, server, face_photo
     assert shot.stat().st_size > 10_000
 
 
+def test_a_big_photo_is_downscaled_in_the_browser_before_upload(page, server, face_photo, tmp_path):
+    """A 3000 px photo goes up as a 2048 px JPEG: phone photos would often exceed the upload limit."""
+    big = cv2.resize(face_photo, (3000, round(3000 * face_photo.shape[0] / face_photo.shape[1])),
+                     interpolation=cv2.INTER_CUBIC)
+    photo = tmp_path / "phone.jpg"
+    photo.write_bytes(encode(big))
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector("body[data-state='photo-done']")
+    width, height = page.evaluate("state.frameSize")
+    assert width == 2048 and abs(height - 2048 * big.shape[0] / big.shape[1]) <= 1
+    assert page.locator("#faces .face").count() == 1
+
+
 def test_photo_errors_are_shown_and_the_page_keeps_working(page, tmp_path, face_photo):
     bad = tmp_path / "holiday.jpg"
     bad.write_bytes(b"this is not a picture\n" * 10)
@@ -333,6 +346,7 @@ def test_photo_errors_are_shown_and_the_page_keeps_working(page, tmp_path, face_
     page.wait_for_selector("body[data-state='photo-error']")
     status = page.locator("#status")
     assert "not an image" in status.inner_text() and "error" in status.get_attribute("class")
+    assert page.locator("#faces .face").count() == 0  # no cards left over from an earlier answer
 
     empty = tmp_path / "wall.png"
     empty.write_bytes(encode(np.full((200, 300, 3), 180, np.uint8), ".png"))

@@ -14,6 +14,9 @@ const COLORS = {
 const WINDOW_S = 20;          // timeline length
 const CAPTURE_MAX_SIDE = 480; // frames are downscaled before upload: faster to send and to decode
 const RETRY_MS = 1000;        // pause after a failed request before the next frame
+const REQUEST_TIMEOUT_MS = 30000;    // a request with no answer by then is given up (and the loop goes on)
+const PHOTO_MAX_SIDE = 2048;         // bigger photos are downscaled here before upload (phone photos
+const PHOTO_MAX_BYTES = 4 * 1024 * 1024;  // would often exceed the server's upload limit)
 
 const $ = (id) => document.getElementById(id);
 const view = $("view");
@@ -28,6 +31,8 @@ const state = {
   faces: [],             // last faces, in the coordinates of `frameSize`
   frameSize: [1, 1],     // width, height of the image the server analysed
   stream: null,
+  starting: false,       // waiting for camera permission: a second click must not open a second stream
+  seq: 0,                // bumped by every new photo and camera start/stop: older answers are ignored
   inFlight: false,
   frames: 0,             // camera frames analysed
   sentTimes: [],         // arrival times of recent answers, for the rate shown
@@ -72,13 +77,38 @@ async function loadModelInfo() {
 
 // POST an image; resolves to the parsed answer or throws an Error carrying the server's message.
 async function predict(body, contentType) {
-  const options = { method: "POST", body };
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  const options = { method: "POST", body, signal: controller.signal };
   if (contentType) options.headers = { "Content-Type": contentType };
-  const r = await fetch("/api/predict", options);
-  let data = null;
-  try { data = await r.json(); } catch (_) { /* not JSON: reported below */ }
-  if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
-  return data;
+  try {
+    const r = await fetch("/api/predict", options);
+    let data = null;
+    try { data = await r.json(); } catch (_) { /* not JSON: reported below */ }
+    if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+    return data;
+  } catch (err) {
+    if (err.name === "AbortError") throw new Error(`no answer from the server within ${REQUEST_TIMEOUT_MS / 1000} s`);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// The photo to upload: the file itself, or a JPEG of it downscaled to PHOTO_MAX_SIDE when it is
+// larger than that or than PHOTO_MAX_BYTES.  A file the browser cannot decode goes as it is, so
+// that the server names the problem.
+async function uploadable(file) {
+  const bitmap = await createImageBitmap(file).catch(() => null);
+  if (!bitmap) return { body: file, bitmap: null };
+  const scale = Math.min(1, PHOTO_MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+  if (scale === 1 && file.size <= PHOTO_MAX_BYTES) return { body: file, bitmap };
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+  return { body: blob || file, bitmap };
 }
 
 // ---------------------------------------------------------------- drawing
@@ -119,6 +149,13 @@ function drawScene(source) {
     ctx.fillStyle = "#fff";
     ctx.fillText(label, x * sx + 4, ty - 2);
   });
+}
+
+// After an error the last answer no longer holds: no boxes, no cards (not "No face found.").
+function clearFaces() {
+  state.faces = [];
+  $("faces").replaceChildren();
+  $("faces").dataset.count = "0";
 }
 
 function renderFaces(faces) {
@@ -238,12 +275,15 @@ async function onPhoto(event) {
   if (!file) return;
   stopCamera();
   setMode("photo");
+  const seq = ++state.seq;
   document.body.dataset.state = "loading";
   setStatus(`Analysing ${file.name}\u2026`);
   try {
+    const { body, bitmap } = await uploadable(file);
     const form = new FormData();
-    form.append("file", file, file.name);
-    const [answer, bitmap] = await Promise.all([predict(form), createImageBitmap(file).catch(() => null)]);
+    form.append("file", body, file.name);
+    const answer = await predict(form);
+    if (seq !== state.seq) return;  // another photo was chosen, or the camera started, meanwhile
     state.photo = bitmap;
     state.faces = answer.faces;
     state.frameSize = [answer.width, answer.height];
@@ -254,6 +294,8 @@ async function onPhoto(event) {
     setStatus(`${file.name}: ${n} face${n === 1 ? "" : "s"} in ${answer.ms.toFixed(0)} ms (${answer.model}).`);
     document.body.dataset.state = "photo-done";
   } catch (err) {
+    if (seq !== state.seq) return;
+    clearFaces();
     setStatus(`${file.name}: ${err.message}`, true);
     document.body.dataset.state = "photo-error";
   } finally {
@@ -268,17 +310,34 @@ async function startCamera() {
     setStatus("This browser gives no camera access here (it needs https or localhost).", true);
     return;
   }
+  if (state.starting) return;  // the permission prompt of the first click is still open
+  state.starting = true;
+  $("camera").disabled = true;
   setStatus("Starting the camera\u2026");
+  let stream = null;
   try {
-    state.stream = await navigator.mediaDevices.getUserMedia({
+    stream = await navigator.mediaDevices.getUserMedia({
       video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
     });
+    video.srcObject = stream;
+    await video.play();
   } catch (err) {
+    if (stream) for (const track of stream.getTracks()) track.stop();
+    video.srcObject = null;
     setStatus(`Camera unavailable: ${err.message || err.name}`, true);
     return;
+  } finally {
+    state.starting = false;
+    $("camera").disabled = false;
   }
-  video.srcObject = state.stream;
-  await video.play();
+  state.stream = stream;
+  state.seq += 1;
+  for (const track of stream.getVideoTracks()) {
+    // Unplugged, or taken away by the system: stop instead of sending the last frame forever.
+    track.addEventListener("ended", () => {
+      if (state.stream === stream) { stopCamera(); setStatus("The camera stopped (unplugged or in use elsewhere?).", true); }
+    });
+  }
   setMode("camera");
   state.frames = 0;
   state.faces = [];
@@ -297,6 +356,7 @@ function stopCamera() {
   if (!state.stream) return;
   for (const track of state.stream.getTracks()) track.stop();
   state.stream = null;
+  state.seq += 1;  // an answer still on its way belongs to the stopped session
   video.srcObject = null;
   $("camera").textContent = "Start camera";
   $("camera").classList.remove("on");
@@ -322,12 +382,13 @@ function sendFrame() {
   capture.height = Math.round(video.videoHeight * scale);
   capture.getContext("2d").drawImage(video, 0, 0, capture.width, capture.height);
   const size = [capture.width, capture.height];
+  const seq = state.seq;
   capture.toBlob(async (blob) => {
     let pause = 0;
     try {
       if (!blob) throw new Error("could not encode the frame");
       const answer = await predict(blob, "image/jpeg");
-      if (state.mode !== "camera") return;
+      if (state.mode !== "camera" || seq !== state.seq) return;
       const t = performance.now();
       state.faces = answer.faces;
       state.frameSize = size;
@@ -341,6 +402,10 @@ function sendFrame() {
       $("rate").textContent = `(${rate.toFixed(1)} frames/s analysed, ${answer.ms.toFixed(0)} ms each on the server)`;
       setStatus(`Camera on: ${answer.faces.length} face${answer.faces.length === 1 ? "" : "s"}.`);
     } catch (err) {
+      if (state.mode !== "camera" || seq !== state.seq) return;
+      // The last answer no longer describes what the camera shows: clear it rather than keep it on screen.
+      clearFaces();
+      state.history.push({ t: performance.now(), scores: null });
       setStatus(`Frame not analysed: ${err.message}`, true);
       pause = RETRY_MS;
     } finally {
