@@ -2,7 +2,8 @@
 
     python scripts/ship_model.py RUN_DIR NAME [--command "ferkit train ..."]
 
-Writes the run's best weights in float16 (half the size; they load as float32), fits a
+Writes the run's best weights in float16 (half the size; they load as float32; ``--storage int8``:
+a quarter, per-channel int8 convolution and linear weights), fits a
 temperature on PublicTest (``ferkit calibrate``; it never changes the centre-view prediction),
 then evaluates *the shipped file* on PublicTest with each test-time augmentation and stores those
 figures, the training wall time and the command in the file's metadata, and writes the int8
@@ -64,6 +65,8 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/fer2013")
     parser.add_argument("--command", default="", help="the exact training command, for the record")
     parser.add_argument("--tta", default="none,flip,tencrop", help="test-time views to evaluate (comma-separated)")
+    parser.add_argument("--storage", choices=("float16", "int8"), default="float16",
+                        help="how the weights are stored (both load as float32); the figures are those of the stored file")
     args = parser.parse_args()
 
     source = load_model_file(args.run / "best.safetensors")
@@ -87,7 +90,7 @@ def main() -> None:
     meta["epochs_total"] = meta["epochs_run"] + sum(r.get("epochs_run", 0) for r in meta["continued_from"])
     target = WEIGHTS_DIR / f"{args.name}.safetensors"
     save_model_file(target, source.model, name=source.name, options=source.options, normalizer=source.normalizer,
-                    classes=source.classes, temperature=source.temperature, meta=meta, half=True)
+                    classes=source.classes, temperature=source.temperature, meta=meta, storage=args.storage)
 
     shipped = load_model_file(target)
     split = load_fer2013(args.data)["publictest"]
@@ -110,7 +113,7 @@ def main() -> None:
     print(f"{args.name}: int8 graph PublicTest accuracy {int8['accuracy']:.4f}  macro-F1 {int8['macro_f1']:.4f}; "
           f"same top emotion as float on {agreement:.1%} of held-out training faces")
     save_model_file(target, shipped.model, name=shipped.name, options=shipped.options, normalizer=shipped.normalizer,
-                    classes=shipped.classes, temperature=shipped.temperature, meta=meta, half=True)
+                    classes=shipped.classes, temperature=shipped.temperature, meta=meta, storage=args.storage)
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), trained {meta['train_seconds_total'] / 60:.0f} min "
           f"over {meta['epochs_total']} epochs in {1 + len(meta['continued_from'])} run(s)")
 

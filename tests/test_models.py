@@ -282,3 +282,35 @@ def test_a_model_file_with_a_damaged_header_is_a_model_file_error(tmp_path, dama
     path.write_bytes(st_save(tensors, metadata={"ferkit": text}))
     with pytest.raises(ModelFileError, match="damaged.safetensors"):
         load_model_file(path)
+
+
+@pytest.mark.parametrize("storage", ["float16", "int8"])
+def test_compact_weight_storage_loads_as_float32_and_predicts_like_the_original(tmp_path, storage):
+    """int8 storage keeps one float32 scale per output channel: a quarter of the float32 size for
+    convolution and linear weights, and the same answers within rounding."""
+    from ferkit.models.inference import predict_probs
+    from ferkit.models.io import stored_as
+
+    torch.manual_seed(0)
+    model = create_model("vgg_fer_fast").eval()
+    faces = np.random.default_rng(1).integers(0, 256, size=(32, 48, 48), dtype=np.uint8)
+    normalizer = Normalizer.fit(faces)
+    full, compact = tmp_path / "full.safetensors", tmp_path / f"{storage}.safetensors"
+    save_model_file(full, model, name="vgg_fer_fast", options={}, normalizer=normalizer)
+    save_model_file(compact, model, name="vgg_fer_fast", options={}, normalizer=normalizer, storage=storage)
+    assert stored_as(full) == "float32" and stored_as(compact) == storage
+    ratio = compact.stat().st_size / full.stat().st_size
+    assert ratio < (0.55 if storage == "float16" else 0.3), ratio
+    loaded = load_model_file(compact)
+    for key, value in loaded.model.state_dict().items():
+        assert value.dtype == model.state_dict()[key].dtype, key
+        if value.is_floating_point():
+            reference = model.state_dict()[key]
+            step = reference.abs().max() / (127 if storage == "int8" else 1000)
+            assert (value - reference).abs().max() <= step + 1e-6, key
+    expected = predict_probs(model, normalizer, faces)
+    got = predict_probs(loaded.model, loaded.normalizer, faces)
+    assert np.abs(got - expected).max() < 0.02
+    with pytest.raises(ValueError, match="int4"):
+        save_model_file(tmp_path / "x.safetensors", model, name="vgg_fer_fast", options={}, normalizer=normalizer,
+                        storage="int4")

@@ -173,7 +173,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from ..data import load_fer2013
     from ..evaluation import calibrate_model, select_split
     from ..models.hub import WEIGHTS_DIR, load_model, model_path
-    from ..models.io import save_model_file
+    from ..models.io import save_model_file, stored_as
 
     source = model_path(single_model(args.model, "calibrate"))
     if args.out is None and source.resolve().is_relative_to(WEIGHTS_DIR.resolve()):
@@ -186,7 +186,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     result = calibrate_model(loaded, split)
     meta = {**loaded.meta, "calibration": {"split": name, **result.to_dict()}}
     save_model_file(target, loaded.model, name=loaded.name, options=loaded.options, normalizer=loaded.normalizer,
-                    classes=loaded.classes, temperature=result.temperature, meta=meta, half=_stored_half(source))
+                    classes=loaded.classes, temperature=result.temperature, meta=meta, storage=stored_as(source))
     if args.json:
         print(json.dumps({**result.to_dict(), "split": name, "model": str(target)}))
         return 0
@@ -197,14 +197,6 @@ def calibrate_command(args: argparse.Namespace) -> int:
           f"NLL {result.nll_before:.4f} -> {result.nll_after:.4f}")
     print(f"wrote {target}")
     return 0
-
-
-def _stored_half(path: Path) -> bool:
-    """Keep a float16 model file float16 when rewriting it."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys() if k.startswith("model."))
 
 
 # --------------------------------------------------------------------------- explain

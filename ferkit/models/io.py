@@ -2,7 +2,9 @@
 trained with, and its metadata (architecture, options, classes, temperature, metrics).
 
 Safetensors cannot carry code, so loading a model never runs anything from the file.
-Weights may be stored in float16 to halve the size of shipped models; they load as float32.
+Weights may be stored in float16 (half the size) or as int8 with one float32 scale per output
+channel (a quarter; convolution and linear weights only, the rest in float16); they always load
+as float32, so inference and training see an ordinary model.
 """
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ from ..data.preprocess import Normalizer
 from .registry import count_parameters, create_model
 
 FORMAT = "ferkit-model/1"
+STORAGES = ("float32", "float16", "int8")
+INT8_SCALE = "int8_scale."  # prefix of the per-channel scales of int8-stored weights
+# Weights with fewer values than this stay float16 under int8 storage: a scale per channel would
+# cost more than it saves, and first layers (1 input channel) are the most sensitive.
+INT8_MIN_VALUES = 4096
 
 
 class ModelFileError(ValueError):
@@ -50,11 +57,17 @@ class LoadedModel:
 
 def save_model_file(path: str | Path, model: nn.Module, *, name: str, options: dict, normalizer: Normalizer,
                     classes: list[str] | tuple[str, ...] = CLASSES, temperature: float = 1.0,
-                    meta: dict | None = None, half: bool = False) -> None:
+                    meta: dict | None = None, storage: str = "float32") -> None:
+    """Write ``model`` with its normaliser and metadata; ``storage`` is float32, float16 or int8
+    (see the module docstring)."""
+    if storage not in STORAGES:
+        raise ValueError(f"unknown weight storage {storage!r}; choose one of: {', '.join(STORAGES)}")
     tensors = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
-        if half and value.is_floating_point():
+        if storage == "int8" and value.is_floating_point() and value.ndim >= 2 and value.numel() >= INT8_MIN_VALUES:
+            value, tensors[f"{INT8_SCALE}{key}"] = quantize_per_channel(value)
+        elif storage != "float32" and value.is_floating_point():
             value = value.half()
         tensors[f"model.{key}"] = value
     for key, value in normalizer.state_dict().items():
@@ -91,11 +104,36 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return header, tensors
 
 
+def quantize_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 with one scale per output channel (dimension 0): ``weight ~ q * scale``."""
+    flat = weight.float().reshape(weight.shape[0], -1)
+    scale = (flat.abs().amax(dim=1) / 127.0).clamp_min(torch.finfo(torch.float32).tiny)
+    q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(weight.shape)
+    return q.contiguous(), scale.contiguous()
+
+
 def network_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The network's state dict from a model file's tensors (stored under "model.", beside the
-    normaliser; float16 files come back as float32)."""
-    return {k[len("model."):]: v.float() if v.is_floating_point() else v
-            for k, v in tensors.items() if k.startswith("model.")}
+    normaliser); float16 and int8 weights come back as float32."""
+    state = {}
+    for k, v in tensors.items():
+        if not k.startswith("model."):
+            continue
+        key = k[len("model."):]
+        scale = tensors.get(f"{INT8_SCALE}{key}")
+        if scale is not None:
+            v = v.float() * scale.float().reshape(-1, *([1] * (v.ndim - 1)))
+        state[key] = v.float() if v.is_floating_point() else v
+    return state
+
+
+def stored_as(path: str | Path) -> str:
+    """How a model file stores its weights (float32, float16 or int8), so a rewrite keeps it."""
+    _, tensors = read_model_file(path)
+    if any(k.startswith(INT8_SCALE) for k in tensors):
+        return "int8"
+    return "float16" if any(v.dtype == torch.float16 for k, v in tensors.items() if k.startswith("model.")) \
+        else "float32"
 
 
 def load_model_file(path: str | Path) -> LoadedModel:
