@@ -355,3 +355,28 @@ def test_missing_model(fer_root, tmp_path, capsys):
 def test_unknown_tta_in_api(fer_root, tiny_model_file):
     with pytest.raises(ValueError, match="tencrop"):
         evaluate(fer_root, models=[tiny_model_file], tta="mirror")
+
+
+def test_macro_f1_averages_the_classes_that_occur_and_nan_probabilities_are_refused(tmp_path):
+    from ferkit.evaluation.metrics import classification_metrics
+
+    # One face, right: every class that occurs is perfect, so macro-F1 is 1 (not 1/7).
+    assert classification_metrics([3], [3], CLASSES)["macro_f1"] == 1.0
+    # Absent classes still have their (empty) rows for reports that line up.
+    metrics = classification_metrics([0, 0, 1], [0, 1, 1], CLASSES)
+    assert set(metrics["per_class"]) == set(CLASSES) and metrics["per_class"]["fear"]["n"] == 0
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+
+    import torch
+
+    from ferkit.data import Split
+    from ferkit.evaluation import evaluate_split
+    from ferkit.models.io import ModelFileError
+
+    path = make_model_file(tmp_path / "nan.safetensors", seed=3)
+    loaded = load_model_file(path)
+    with torch.no_grad():
+        next(p for p in loaded.model.parameters() if p.ndim == 4).fill_(float("nan"))
+    faces, labels = synthetic_faces(4, seed=2)
+    with pytest.raises(ModelFileError, match="non-finite"):
+        evaluate_split([loaded], Split(faces, labels, ["x"] * 4), split_name="test")

@@ -94,6 +94,27 @@ def test_cross_entropy_matches_torch_with_smoothing_and_with_class_weights():
                           F.cross_entropy(logits, labels, weight=weights))
 
 
+def test_class_weights_follow_the_labels_not_the_smoothing_or_the_teacher():
+    """Smoothing and a teacher's probabilities change the target, not how much a face counts: a
+    disgust face weighs its class weight whatever share of its target other classes get."""
+    torch.manual_seed(2)
+    logits, labels = torch.randn(6, 7), torch.tensor([1, 1, 3, 3, 3, 0])
+    one_hot = F.one_hot(labels, 7).float()
+    weights = torch.tensor([1.0, 9.0, 1.0, 0.5, 1.0, 1.0, 1.0])
+    teacher = torch.softmax(torch.randn(6, 7), dim=1)
+    target = 0.5 * one_hot + 0.5 * teacher
+    smoothed = target * 0.9 + 0.1 / 7
+    per_face = -(smoothed * F.log_softmax(logits, dim=1)).sum(1)
+    expected = (per_face * weights[labels]).sum() / weights[labels].sum()
+    got = soft_cross_entropy(logits, target, label_smoothing=0.1, weights=weights, label_targets=one_hot)
+    assert torch.allclose(got, expected)
+    # Split over two processes with the global weight total (halved), the mean of the parts is the whole.
+    total = weights[labels].sum() / 2
+    parts = [soft_cross_entropy(logits[s], target[s], label_smoothing=0.1, weights=weights, label_targets=one_hot[s],
+                                weight_total=total) for s in (slice(0, 3), slice(3, 6))]
+    assert torch.allclose((parts[0] + parts[1]) / 2, expected)
+
+
 def test_cross_entropy_of_a_mixed_target_is_the_mixture_of_losses():
     torch.manual_seed(1)
     logits = torch.randn(5, 7)

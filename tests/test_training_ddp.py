@@ -65,9 +65,10 @@ def ddp_job(tmp_path_factory):
     faces, labels = synthetic_faces(14, seed=6)
     write_class_folders(data / "test", faces, labels, "PublicTest")
     runs = [
-        # A: no batch norm, plain SGD: must follow the one-process run.
+        # A: no batch norm, plain SGD: must follow the one-process run, class weights and mixup included.
         ["train", "--data", str(data), "--out", str(base / "a"), "--model", "test_small", "--optimizer", "sgd",
-         "--lr", "0.1", "--schedule", "cosine", "--warmup-epochs", "0.5", "--mixup", "0.4", *COMMON],
+         "--lr", "0.1", "--schedule", "cosine", "--warmup-epochs", "0.5", "--mixup", "0.4", "--balance", "weights",
+         *COMMON],
         # B: batch norm, centre loss, EMA, and a frozen backbone unfrozen in epoch 2 (DDP is rebuilt).
         ["train", "--data", str(data), "--out", str(base / "b"), "--model", "test_small",
          "--model-option", "norm=true", "--optimizer", "adam", "--lr", "0.01", "--center-loss", "0.01",

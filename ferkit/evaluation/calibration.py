@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..data import Split
 from ..models.inference import predict_logits
-from ..models.io import LoadedModel
+from ..models.io import LoadedModel, ModelFileError
 from .evaluate import check_input_size, class_columns
 from .metrics import expected_calibration_error
 
@@ -61,13 +61,21 @@ class Calibration:
 
 
 def calibrate_model(loaded: LoadedModel, split: Split, bins: int = 15) -> Calibration:
-    """Fit T for ``loaded`` on ``split`` (no test-time augmentation) and measure ECE with the
-    model's current temperature and with the fitted one."""
+    """Fit T for ``loaded`` on ``split`` and measure ECE with the model's current temperature and
+    with the fitted one.
+
+    T is fitted on the centre view, the one ``predict`` uses by default.  Averaging the views of
+    flip or ten-crop TTA already softens the probabilities, so under TTA the stored T is a little
+    not fitted for them; ``ferkit evaluate --tta ...`` reports the ECE actually reached there.
+    """
     if len(split) == 0:
         raise ValueError("cannot calibrate on an empty split")
     columns = class_columns(loaded)
     check_input_size(loaded, split.images.shape[-1])
     logits = predict_logits(loaded.model, loaded.normalizer, split.images)[:, columns]
+    if not torch.isfinite(logits).all():
+        raise ModelFileError(f"{loaded.path or loaded.name}: non-finite logits on some of {len(split)} faces; "
+                             "cannot fit a temperature")
     labels = torch.from_numpy(split.labels)
     temperature = fit_temperature(logits, labels)
 

@@ -123,6 +123,10 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
     if len(split) == 0:
         raise DataError(f"split {split_name!r} has no faces to evaluate")
     probs = ensemble_probs(models, split.images, tta=tta, classifiers=classifiers)
+    if not np.isfinite(probs).all():  # argmax would count a NaN row as the first class
+        bad = int((~np.isfinite(probs).all(axis=1)).sum())
+        raise ModelFileError(f"{', '.join(str(s) for s in specs) or 'the model'}: {bad} face(s) got non-finite "
+                             "probabilities (NaN or inf weights?)")
     metrics = classification_metrics(split.labels, probs.argmax(axis=1), CLASSES)
     metrics["ece"] = expected_calibration_error(probs, split.labels)
     return Evaluation(metrics, probs, split.labels, split_name, tta, list(models),

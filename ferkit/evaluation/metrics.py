@@ -18,7 +18,9 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes:
     """The evaluation JSON contract: n, accuracy, macro_f1, classes, per_class, confusion_matrix.
 
     Every class appears in ``per_class`` and in the matrix even when absent from the data, so
-    reports from different splits line up; the F1 of a class with no faces and no predictions is 0.
+    reports from different splits line up (the F1 of a class with no faces and no predictions is
+    0 there).  Macro-F1 averages over the classes that occur among the labels or the predictions,
+    as scikit-learn does by default, so a split without disgust faces is not capped at 6/7.
     """
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
@@ -32,7 +34,8 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes:
     return {
         "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1_score(labels, predictions, labels=index, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(labels, predictions, labels=np.union1d(labels, predictions), average="macro",
+                                   zero_division=0)),
         "classes": list(classes),
         "per_class": {
             name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),

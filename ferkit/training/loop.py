@@ -111,11 +111,12 @@ def set_frozen(blocks: list[nn.Module], frozen: bool) -> None:
 
 
 def mix_batch(x: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
-              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) on a batch, with soft targets."""
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) on a batch, with soft targets;
+    the third value says whether the batch was mixed."""
     use_mixup, use_cutmix = config.mixup > 0, config.cutmix > 0
     if not (use_mixup or use_cutmix) or torch.rand(1, generator=gen).item() >= config.mix_prob:
-        return x, targets
+        return x, targets, False
     perm = torch.randperm(x.shape[0], generator=gen)
     if use_cutmix and (not use_mixup or torch.rand(1, generator=gen).item() < 0.5):
         lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(config.cutmix, config.cutmix))
@@ -130,7 +131,7 @@ def mix_batch(x: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
     else:
         lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen))).beta(config.mixup, config.mixup))
         x = lam * x + (1 - lam) * x[perm]
-    return x, lam * targets + (1 - lam) * targets[perm]
+    return x, lam * targets + (1 - lam) * targets[perm], True
 
 
 def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) -> dict:
@@ -365,13 +366,17 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             batch_idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             x = augmenter(normalizer(torch.from_numpy(train_faces[batch_idx]).unsqueeze(1)))
             y = torch.from_numpy(train_labels[batch_idx])
-            targets = torch.nn.functional.one_hot(y, len(CLASSES)).float()
+            labels_1hot = torch.nn.functional.one_hot(y, len(CLASSES)).float()
+            targets = labels_1hot
             if teacher is not None:
                 targets = distilled_targets(targets, teacher[batch_idx], config.distill_weight)
-            x, targets = mix_batch(x, targets, config, gen)
+            # The labels are mixed with the same draws as the targets: class weights follow them.
+            x, both, mixed = mix_batch(x, torch.cat([targets, labels_1hot], dim=1), config, gen)
+            targets, label_targets = both.split(len(CLASSES), dim=1)
+            weight_total = None if loss_weights is None else (label_targets @ loss_weights).sum() / world
             if distributed:
                 mine = slice(rank * per_rank, (rank + 1) * per_rank)
-                x, y, targets = x[mine], y[mine], targets[mine]
+                x, y, targets, label_targets = x[mine], y[mine], targets[mine], label_targets[mine]
             if online_teacher is not None:  # on the very (mixed) views the student gets
                 targets = distilled_targets(targets, online_teacher(x), config.distill_weight)
             if config.channels_last:
@@ -385,15 +390,19 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
 
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = train_model(x)
-            loss = soft_cross_entropy(logits, targets, label_smoothing=config.label_smoothing, weights=loss_weights)
-            if center_loss is not None:
+            loss = soft_cross_entropy(logits, targets, label_smoothing=config.label_smoothing, weights=loss_weights,
+                                      label_targets=label_targets, weight_total=weight_total)
+            # Seed 001's center loss pulls a face's features to its class centre: a blend of two
+            # faces belongs to no one class, so mixed batches neither feel it nor move the centres.
+            centred = center_loss is not None and not mixed
+            if centred:
                 loss = loss + config.center_loss * center_loss(features.value, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            if center_loss is not None:
+            if centred:
                 center_loss.update(features.value, y, config.center_lr, distributed=distributed)
             if ema is not None:
                 ema.update(model, step)
@@ -401,7 +410,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
 
             seen += len(y)
             loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == targets.argmax(1)).sum())
+            correct += int((logits.argmax(1) == y).sum())  # agreement with the labels, whatever the targets
             if hasattr(batches, "set_postfix"):
                 batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.4f}")
 

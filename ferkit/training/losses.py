@@ -12,17 +12,28 @@ import torch.nn.functional as F
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float = 0.0,
-                       weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy against N x C target distributions (one-hot or mixed), with smoothing and class weights."""
+                       weights: torch.Tensor | None = None, label_targets: torch.Tensor | None = None,
+                       weight_total: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Cross-entropy against N x C target distributions (one-hot, mixed or distilled), with label
+    smoothing and class weights.
+
+    Each face is weighted by its *label's* class weight (``label_targets``, the labels as one-hot
+    rows mixed like the batch; default ``targets``), never by the smoothing or a teacher's
+    probabilities, which would move weight between classes.  The weighted sum is divided by
+    ``weight_total`` (default: this batch's weight sum); a process of a distributed run passes
+    the global batch's sum divided by the number of processes, so that the averaged gradients
+    equal one process's.
+    """
     num_classes = logits.shape[1]
+    sample_weights = None if weights is None else (targets if label_targets is None else label_targets) @ weights
     if label_smoothing:
         targets = targets * (1 - label_smoothing) + label_smoothing / num_classes
     log_probs = F.log_softmax(logits.float(), dim=1)
     per_sample = -(targets * log_probs).sum(dim=1)
-    if weights is None:
+    if sample_weights is None:
         return per_sample.mean()
-    sample_weights = targets @ weights  # a mixed target gets the mixed weight
-    return (per_sample * sample_weights).sum() / sample_weights.sum()
+    total = sample_weights.sum() if weight_total is None else weight_total
+    return (per_sample * sample_weights).sum() / total
 
 
 class CenterLoss(nn.Module):

@@ -18,7 +18,8 @@ def lr_at(schedule: str, base_lr: float, step: int, total_steps: int, warmup_ste
     if schedule in ("plateau", "constant"):
         return base_lr
     if schedule == "onecycle":
-        # One-cycle (Smith 2018) as in torch's OneCycleLR: warm up from lr/25, anneal to lr/1e4.
+        # One-cycle (Smith 2018): cosine warm-up from lr/25 as torch's OneCycleLR, then cosine annealing
+        # to lr/1e4 (torch goes on to lr/25/1e4); --min-lr applies to cosine only.
         start, end = base_lr / 25.0, base_lr / 1e4
         if step < warmup_steps:
             return start + (base_lr - start) * (1 - math.cos(math.pi * step / max(1, warmup_steps))) / 2
