@@ -29,11 +29,14 @@ def plot_curves(path: Path, history: list[dict]) -> None:
 
     epochs = [r["epoch"] for r in history]
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((ax_acc, "acc", "accuracy"), (ax_loss, "loss", "loss")):
-        ax.plot(epochs, [r[f"train_{key}"] for r in history], label="train")
+    # The training loss is the objective (with label smoothing, mixup, distillation targets, center
+    # loss), so its floor sits above the plain cross-entropy measured on validation: say so.
+    for ax, key, title, train_label in ((ax_acc, "acc", "accuracy", "train (augmented)"),
+                                        (ax_loss, "loss", "loss", "train objective (smoothed targets)")):
+        ax.plot(epochs, [r[f"train_{key}"] for r in history], label=train_label)
         val = [(e, r[f"val_{key}"]) for e, r in zip(epochs, history) if r.get(f"val_{key}") is not None]
         if val:
-            ax.plot([e for e, _ in val], [v for _, v in val], label="validation")
+            ax.plot([e for e, _ in val], [v for _, v in val], label="validation" + (" (cross-entropy)" if key == "loss" else ""))
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
