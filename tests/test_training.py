@@ -803,6 +803,20 @@ def test_a_run_resumes_from_moved_data_and_with_other_threads_but_not_from_other
                           "--pretrained", "best.safetensors")
 
 
+def test_a_run_saved_before_a_setting_existed_still_resumes(finished_run, tmp_path, capsys):
+    """Runs outlive ferkit versions: a setting added later is taken at its default on resume."""
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    config = json.loads((copy / "config.json").read_text())
+    del config["unfreeze_keep"]
+    (copy / "config.json").write_text(json.dumps(config))
+    state = load_checkpoint(copy / "last.pt")
+    del state["config"]["unfreeze_keep"]
+    torch.save(state, copy / "last.pt")
+    code = main(["train", "--resume", str(copy)])
+    assert code == 0, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "pickled code", "not a checkpoint"])
 def test_corrupt_or_truncated_checkpoint_is_refused(finished_run, tmp_path, capsys, damage):
     _, run_dir = finished_run

@@ -145,8 +145,11 @@ def config_differences(saved: dict, wanted: dict, ignore: tuple[str, ...] = RESU
 
     Both sides go through JSON first, so a tuple and a list, or 3 and 3.0, count as the same.
     ``out`` is where a run lives, not what it is, so a moved run directory still resumes; likewise
-    a moved dataset (``data``) and the thread count (see ``RESUMABLE_CHANGES``).
+    a moved dataset (``data``) and the thread count (see ``RESUMABLE_CHANGES``).  A setting that a
+    run saved before ferkit had it counts as its default, so older runs still resume.
     """
-    a, b = (json.loads(json.dumps(d, sort_keys=True)) for d in (saved, wanted))
+    defaults = TrainConfig().to_dict()
+    a, b = ({**defaults, **json.loads(json.dumps(d, sort_keys=True))} for d in (saved, wanted))
+    a, b = (json.loads(json.dumps(d, sort_keys=True)) for d in (a, b))
     return [f"{key} {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b))
             if key not in ignore and a.get(key) != b.get(key)]
