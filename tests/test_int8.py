@@ -93,3 +93,31 @@ def test_evaluate_scores_the_int8_graph(capsys, tiny_model_file, fer_root):
 def test_serve_with_int8_backend_and_no_graph_is_a_one_line_error(capsys, tiny_model_file):
     status, _, err = run(capsys, "serve", "--model", tiny_model_file, "--backend", "int8", "--port", "0")
     assert status == 2 and "no int8 graph" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_online_teacher_can_run_its_int8_graph(tiny_model_file, fer_root):
+    """``--distill-int8``: the teacher's probabilities come from its int8 graph, close to the float
+    teacher's; without a graph beside the teacher's file, training cannot start (one line)."""
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models.io import ModelFileError
+    from ferkit.training import TrainingError, train
+    from ferkit.training.config import TrainConfig
+    from ferkit.training.distill import OnlineTeacher
+
+    student = Normalizer(torch.full((1, 1), 0.4), torch.full((1, 1), 0.2))
+    with pytest.raises(ModelFileError, match="no int8 graph"):
+        OnlineTeacher(str(tiny_model_file), student, input_size=48, int8=True)
+    loaded = load_model(tiny_model_file)
+    faces, _ = synthetic_faces(32, seed=5)
+    quantize_int8(loaded, faces, int8_path(loaded))
+    int8 = OnlineTeacher(str(tiny_model_file), student, input_size=48, int8=True)
+    float32 = OnlineTeacher(str(tiny_model_file), student, input_size=48)
+    assert int8.engine == "ONNX Runtime int8" and float32.engine == "ONNX Runtime"
+    x = student(torch.from_numpy(faces[:, None]))
+    p8, p32 = int8(x), float32(x)
+    assert torch.allclose(p8.sum(1), torch.ones(32), atol=1e-4) and (p8 - p32).abs().max() < 0.05
+    assert not torch.equal(p8, p32)  # it is the int8 graph that ran
+    with pytest.raises(TrainingError, match="--distill-int8 needs"):
+        train(TrainConfig(data=str(fer_root), out=str(fer_root.parent / "run"), model="tiny", distill_int8=True))

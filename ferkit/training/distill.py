@@ -26,6 +26,7 @@ import torch
 from ..data.classes import CLASSES
 from ..data.preprocess import Normalizer
 from ..models.hub import ensemble_members, load_model, model_path
+from ..models.int8_graph import load_int8_graph
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
 
@@ -65,13 +66,15 @@ class OnlineTeacher:
     an ensemble (``a+b``), the mean of its members' probabilities."""
 
     def __init__(self, teacher: str, student_normalizer: Normalizer, input_size: int,
-                 temperature: float = 1.0, threads: int = 0):
-        self.members = [_OnlineMember(name, student_normalizer, input_size, temperature, threads)
+                 temperature: float = 1.0, threads: int = 0, int8: bool = False):
+        self.members = [_OnlineMember(name, student_normalizer, input_size, temperature, threads, int8)
                         for name in ensemble_members(teacher)]
 
     @property
     def engine(self) -> str:
-        return "ONNX Runtime" if all(m.session is not None for m in self.members) else "PyTorch"
+        if all(m.session is not None for m in self.members):
+            return "ONNX Runtime int8" if self.members[0].int8 else "ONNX Runtime"
+        return "PyTorch"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(x) for member in self.members]).mean(0)
@@ -80,11 +83,12 @@ class OnlineTeacher:
 class _OnlineMember:
     """One teacher model.  The student's input is mapped to the teacher's normalisation, which is
     exact when both are affine with one mean and std ("global"): augmentation then commutes with the
-    mapping.  The forward pass runs in ONNX Runtime when it is installed, PyTorch otherwise.
+    mapping.  The forward pass runs in ONNX Runtime when it is installed, PyTorch otherwise; with
+    ``int8``, in the teacher's int8 graph (``ferkit export --int8``), which ONNX Runtime needs.
     """
 
     def __init__(self, teacher: str, student_normalizer: Normalizer, input_size: int,
-                 temperature: float = 1.0, threads: int = 0):
+                 temperature: float = 1.0, threads: int = 0, int8: bool = False):
         loaded = _load_teacher(teacher)
         t, s = loaded.normalizer, student_normalizer
         name = loaded.path or teacher
@@ -100,19 +104,24 @@ class _OnlineMember:
         self.shift = float((s.mean.item() - t.mean.item()) / t.std.item())
         self.temperature = temperature * loaded.temperature
         self.session = None
+        self.int8 = int8
         self.model = loaded.model.eval()
+        graph = load_int8_graph(loaded) if int8 else None  # a missing or stale graph: one line, before training
         try:
             import onnxruntime as ort
 
             from ..models.onnx_export import export_onnx
         except ImportError:
+            if int8:
+                raise ModelFileError(f"{name}: --distill-int8 needs onnxruntime (pip install onnxruntime)") from None
             return
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads or torch.get_num_threads()
         # Idle ORT threads must not spin while PyTorch trains the student on the same cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(export_onnx(loaded), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(graph if int8 else export_onnx(loaded), options,
+                                            providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = (x.detach().float() * self.scale + self.shift).contiguous()

@@ -258,7 +258,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
     if config.distill and config.distill_mode == "online":
         try:
             online_teacher = OnlineTeacher(config.distill, normalizer, input_size, config.distill_temperature,
-                                           config.threads)
+                                           config.threads, int8=config.distill_int8)
         except ModelFileError as exc:
             raise TrainingError(f"--distill: {exc}") from None
         say(f"distilling from {config.distill} on every augmented batch ({online_teacher.engine})")

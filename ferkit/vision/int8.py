@@ -18,7 +18,6 @@ normaliser are applied outside the graph, so re-calibrating a model does not inv
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -27,30 +26,11 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
+from ..models.int8_graph import Int8GraphError, int8_path, load_int8_graph, weights_digest  # noqa: F401 (re-exported)
 from ..models.io import LoadedModel
 from .onnx import export_onnx, normalised
 
 CALIBRATION_FACES = 512
-
-
-class Int8GraphError(ValueError):
-    """The int8 graph for a model is missing, unreadable, or made from other weights."""
-
-
-def weights_digest(loaded: LoadedModel) -> str:
-    """SHA-256 of the network's weights (names and float32 values), independent of file metadata."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(loaded.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def int8_path(loaded: LoadedModel) -> Path:
-    """Where a model's int8 graph lives: beside its file (``best.safetensors`` -> ``best.int8.onnx``)."""
-    if not loaded.path:
-        raise Int8GraphError(f"{loaded.name}: a model not loaded from a file has no int8 graph")
-    return Path(loaded.path).with_suffix(".int8.onnx")
 
 
 def network_inputs(loaded: LoadedModel, faces: np.ndarray) -> np.ndarray:
@@ -96,25 +76,6 @@ def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str 
     data = proto.SerializeToString()
     if path is not None:
         atomic_write_bytes(path, data)
-    return data
-
-
-def load_int8_graph(loaded: LoadedModel) -> bytes:
-    """The int8 graph stored beside the model file, checked to be made from that very file."""
-    import onnx
-
-    path = int8_path(loaded)
-    if not path.is_file():
-        raise Int8GraphError(f"{path}: no int8 graph for this model; make it with "
-                             f"`ferkit export --model {loaded.path} --int8 --data FER2013_PATH`")
-    data = path.read_bytes()
-    try:
-        props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
-    except Exception as exc:  # a damaged file names itself, not a protobuf traceback
-        raise Int8GraphError(f"{path}: not a readable ONNX graph ({type(exc).__name__})") from None
-    if props.get("weights_sha256") != weights_digest(loaded):
-        raise Int8GraphError(f"{path}: made from other weights than {Path(loaded.path).name}'s; "
-                             "re-create it with `ferkit export --int8`")
     return data
 
 
