@@ -13,7 +13,6 @@ import time
 
 import torch
 
-from ferkit.data.preprocess import Normalizer
 from ferkit.models.hub import load_model
 from ferkit.training.distill import OnlineTeacher
 

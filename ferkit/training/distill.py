@@ -30,6 +30,7 @@ from ..models.int8_graph import load_int8_graph
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
 
+
 def teacher_probabilities(teacher: str, faces: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """N x C probabilities of the ``teacher`` (shipped name, run directory or model file; several
     joined by ``+`` are averaged) on N x 48 x 48 uint8 faces, softened by ``temperature`` on top
