@@ -158,9 +158,10 @@ class VideoReader:
         if self.is_camera and failures > MAX_FAILED_FRAMES_IN_A_ROW:
             raise SourceError(f"camera {self.target} stopped giving frames (unplugged or taken by another program?)")
         missing = (self.frame_count or 0) - (last_good + 1)
-        if lost or missing > max(2, 0.02 * (self.frame_count or 0)):  # counts in headers may be off by a frame
+        tail_lost = missing > max(2, 0.02 * (self.frame_count or 0))  # a header's count may be off by a frame or two
+        if lost or tail_lost:
             problems = [f"{lost} damaged frame(s) skipped"] if lost else []
-            if missing > max(2, 0.02 * (self.frame_count or 0)):
+            if tail_lost:
                 problems.append(f"the last {missing} of {self.frame_count} frames could not be read")
             raise SourceError("; ".join(problems) + " (the frames before and between are in the output)")
 
