@@ -291,3 +291,88 @@ def test_a_damaged_frame_is_skipped_and_reported_not_the_end_of_the_video(capsys
     frames = {r["frame"] for r in rows if r["error"] is None}
     assert status == 1 and len(frames) == 19 and max(frames) == 19
     assert rows[-1]["error"].startswith("1 damaged frame(s) skipped")
+
+
+def test_a_video_named_like_neither_is_run_as_a_video(capsys, tiny_model_file, tmp_path):
+    """A .mts/.ts/extensionless video once ran as a stream of photos: --max-frames ignored, every frame
+    re-encoded over one picture, an .mp4 target refused after frame 0."""
+    write_video(tmp_path / "clip.avi", frames=6)
+    (tmp_path / "clip.avi").rename(tmp_path / "clip.mts")
+    status, out, err = run(capsys, "predict", tmp_path / "clip.mts", "--model", tiny_model_file, "--detector",
+                           "haar", "--max-frames", "3", "--annotate", tmp_path / "ann", "--json")
+    assert status == 0, err
+    assert sorted({r["frame"] for r in json.loads(out)}) == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["clip.annotated.mp4",
+                                                                     "clip.annotated.timeline.png"]
+    status, out, err = run(capsys, "predict", tmp_path / "clip.mts", "--model", tiny_model_file, "--detector",
+                           "haar", "--max-frames", "2", "--annotate", tmp_path / "one.mp4")
+    assert status == 0, err
+    assert "frame 1" in out and "frame 2" not in out  # text rows name the frames of a video
+    capture = cv2.VideoCapture(str(tmp_path / "one.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    capture.release()
+
+
+def test_csv_target_that_is_a_folder_is_refused_before_any_work(capsys, tiny_model_file, photo, tmp_path):
+    (tmp_path / "rows").mkdir()
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",
+                         "--csv", tmp_path / "rows")
+    assert status == 2 and "--csv" in err and "is a folder" in err and len(err.strip().splitlines()) == 1
+    assert list((tmp_path / "rows").iterdir()) == [] and not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_glob_that_matches_folders_searches_them(capsys, tiny_model_file, photo, tmp_path):
+    for name in ("happy", "sad"):
+        (tmp_path / "set" / name).mkdir(parents=True)
+        (tmp_path / "set" / name / f"{name}.jpg").write_bytes(photo.read_bytes())
+    for pattern in ("set/*", "set/**"):  # ** also matches set/ itself: each file still comes once
+        status, out, err = run(capsys, "predict", str(tmp_path / pattern), "--model", tiny_model_file,
+                               "--detector", "haar", "--json")
+        assert status == 0, err
+        sources = [r["source"].rsplit("/", 1)[-1] for r in json.loads(out)]
+        assert sources == ["happy.jpg", "happy.jpg", "sad.jpg", "sad.jpg"], pattern
+
+
+def test_sigterm_keeps_the_rows_and_exits_143(capsys, tiny_model_file, photo, tmp_path, monkeypatch):
+    """``kill`` once counted as a normal stop (exit 1, or 0 after a camera); now every source has its
+    row, the CSV is kept, and the exit status says the run was terminated."""
+    from ferkit.app.errors import Terminated
+    from ferkit.vision.recognizer import EmotionRecognizer
+
+    calls = []
+    original = EmotionRecognizer.iter_item
+
+    def terminate_second(self, item, every):
+        calls.append(item.name)
+        if len(calls) == 2:
+            raise Terminated()
+        yield from original(self, item, every)
+
+    monkeypatch.setattr(EmotionRecognizer, "iter_item", terminate_second)
+    other = tmp_path / "copy.jpg"
+    other.write_bytes(photo.read_bytes())
+    status, _, err = run(capsys, "predict", photo, other, "--model", tiny_model_file, "--detector", "haar",
+                         "--csv", tmp_path / "rows.csv")
+    assert status == 143 and "1 of 2 source(s) not finished" in err
+    with open(tmp_path / "rows.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["two.jpg", "two.jpg", "copy.jpg"]
+    assert "terminated" in rows[2]["error"]
+
+
+def test_a_model_giving_nan_is_an_error_row_not_bad_json(capsys, photo, tmp_path):
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.io import save_model_file
+
+    model = create_model("tiny")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    save_model_file(tmp_path / "nan.safetensors", model, name="tiny", options={}, normalizer=Normalizer.identity())
+    status, out, err = run(capsys, "predict", photo, "--model", tmp_path / "nan.safetensors", "--detector", "haar",
+                           "--json")
+    rows = json.loads(out)  # strict JSON: a bare NaN would not parse
+    assert status == 1 and len(rows) == 1 and "non-finite" in rows[0]["error"]

@@ -537,3 +537,44 @@ def test_panel_says_how_many_faces_it_cannot_show():
     first_slot = panel[6:face_block_height(), :]
     # The first slot holds a face's bars; the second holds only the "+5 more" note, not a face.
     assert (first_slot > 100).sum() > 4 * (second_slot > 100).sum() > 0
+
+
+def test_haar_detector_shared_by_threads_gives_the_sequential_boxes():
+    """The server's workers share one detector; an OpenCV cascade is not safe to run from several
+    threads at once, so the detector serialises the search."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ferkit.vision.detect import HaarDetector
+
+    detector = HaarDetector()
+    pictures = [compose(n)[0] for n in (1, 2, 3)] * 4
+    expected = [sorted(d.box for d in detector.detect(p)) for p in pictures]  # OpenCV orders them at random
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda p: sorted(d.box for d in detector.detect(p)), pictures))
+    assert got == expected and all(expected)
+
+
+def test_odd_sources_and_pixel_ranges(tmp_path):
+    """A superscript digit is not a camera index (it once stopped the whole batch in ``int``); a
+    float image with values in 0-1 is not decoded black."""
+    from ferkit.data.images import read_image
+    from ferkit.vision.sources import expand_sources, is_camera
+
+    assert not is_camera("²") and is_camera(" 1 ") and not is_camera("-1")
+    [item] = expand_sources("²")
+    assert item.kind == "missing"
+    gradient = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (32, 1))
+    Image.fromarray(gradient, mode="F").save(tmp_path / "float.tif")
+    decoded = read_image(tmp_path / "float.tif")
+    assert decoded.dtype == np.uint8 and decoded.min() == 0 and decoded.max() == 255
+
+
+def test_annotating_a_thin_or_huge_picture_stays_encodable():
+    from ferkit.vision.annotate import MAX_ENCODABLE, MAX_WIDTH, annotate
+
+    strip = annotate(np.full((1, 3000), 90, np.uint8), [])  # once blown up to 1,080,000 x 360
+    assert strip.shape[1] <= MAX_WIDTH + 400
+    wide = annotate(np.full((400, 70_000), 90, np.uint8), [])
+    assert wide.shape[1] <= MAX_ENCODABLE and cv2.imencode(".jpg", wide)[0]
+    small = annotate(np.full((48, 48), 90, np.uint8), [])
+    assert small.shape[0] == 360  # small faces are still drawn at a readable height

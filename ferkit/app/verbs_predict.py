@@ -20,10 +20,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .errors import UsageError, single_model
+from .errors import Terminated, UsageError, single_model
 
 TTA_CHOICES = ("none", "flip", "tencrop")
 DETECTOR_CHOICES = ("auto", "retinaface", "haar")
+VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_PHOTO = ASSETS / "portraits.jpg"
 
@@ -118,6 +119,8 @@ class _CsvOut:
         from ..vision.rows import write_csv_header
 
         self.path = Path(path)
+        if self.path.is_dir():
+            raise UsageError(f"--csv {path}: is a folder; give a file name (rows.csv)")
         handle, self.tmp = temp_beside(self.path)
         self.file = os.fdopen(handle, "w", encoding="utf-8", newline="")
         write_csv_header(self.file)
@@ -130,10 +133,14 @@ class _CsvOut:
         self.count += 1
 
     def close(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise OSError(f"--csv {self.path}: cannot write the rows ({exc.strerror or exc})") from None
 
     def abort(self) -> None:
         self.file.close()
@@ -182,8 +189,10 @@ def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
         suffix = target.suffix.lower()
         if item.kind == "image" and suffix not in IMAGE_EXTENSIONS:
             raise UsageError(f"--annotate {out}: annotate a photo to an image file (.jpg or .png)")
-        if item.kind in ("video", "camera") and suffix not in (".mp4", ".avi", ".mov", ".m4v", ".mkv"):
+        if item.kind in ("video", "camera") and suffix not in VIDEO_OUTPUTS:
             raise UsageError(f"--annotate {out}: annotate a video to .mp4 or .avi")
+        if item.kind == "unknown" and suffix not in IMAGE_EXTENSIONS | VIDEO_OUTPUTS:
+            raise UsageError(f"--annotate {out}: give an image (.jpg, .png) or video (.mp4, .avi) file name")
         return "file", {0: target}
     plan, used = {}, set()
     for i, item in enumerate(items):
@@ -244,6 +253,9 @@ def predict_command(args: argparse.Namespace) -> int:
     failed = 0
     try:
         failed = _run(recognizer, items, args, sink, plan, show)
+    except Terminated:  # like Ctrl+C, every source has its rows (some "interrupted"); then exit 143
+        sink.close()
+        raise
     except BaseException:  # not a failing source (those are rows) but e.g. a full disk: no half-written FILE
         sink.abort()
         raise
@@ -269,10 +281,13 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
     for index, item in enumerate(items):
         try:
             ok = _run_item(recognizer, item, args, sink, plan.get(index), show)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
             for rest in items[index:]:
-                sink.write(face_row(rest.name, 0, None, None, None, "interrupted (Ctrl+C) before it was finished"))
-            print(f"ferkit: interrupted; {len(items) - index} of {len(items)} source(s) not finished", file=sys.stderr)
+                sink.write(face_row(rest.name, 0, None, None, None, f"{how} before it was finished"))
+            print(f"ferkit: {how}; {len(items) - index} of {len(items)} source(s) not finished", file=sys.stderr)
+            if isinstance(exc, Terminated):
+                raise
             return failed + len(items) - index
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
             sink.write(face_row(item.name, 0, None, None, None, f"{type(exc).__name__}: {exc}"))
@@ -296,13 +311,16 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
 
     video = item.kind in ("video", "camera")
     video_out: VideoAnnotator | None = None
-    timeline = Timeline(recognizer.classes) if out is not None and video else None
+    timeline = None
     frames_bar = None
     processed = 0
     error = None
     sink.video = video
     try:
-        for _, result, error in recognizer.iter_item(item, args.every):
+        for found, result, error in recognizer.iter_item(item, args.every):
+            if found.kind != item.kind and found.kind in ("video", "camera"):  # "unknown" that turned out a video
+                video = sink.video = True
+                out = _video_target(out, item) if out is not None else None
             for row in result_rows(item.name, result, error):
                 sink.write(row)
             if result is None:
@@ -321,6 +339,7 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                     camera = item.kind == "camera"
                     if video_out is None:  # a camera's frames come at inference speed, not its nominal rate
                         video_out = VideoAnnotator(out, (result.fps or 25.0) / (1 if camera else args.every))
+                        timeline = Timeline(recognizer.classes)
                     # A camera frame is repeated until the video's clock catches up with the wall clock,
                     # so the annotated video plays at real speed, in step with time_s and the timeline.
                     due = round(result.time_s * video_out.fps) + 1 - video_out.frames if camera else 1
@@ -332,8 +351,8 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                     break
             elif out is not None:
                 write_image(out, annotate(result.image, result.faces))
-    except KeyboardInterrupt:
-        if item.kind != "camera":
+    except KeyboardInterrupt as exc:
+        if item.kind != "camera" or isinstance(exc, Terminated):
             if video_out is not None:
                 video_out.abort()
             raise
@@ -350,6 +369,18 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
     if timeline is not None:
         timeline.save(timeline_path(out), title=str(item.name))
     return not error
+
+
+def _video_target(out: Path, item) -> Path:
+    """Where a source named like neither an image nor a video, found to be a video, is annotated:
+    a folder's planned ``NAME.annotated.jpg`` becomes ``.mp4``; a file name the user gave must suit."""
+    from ..vision.sources import IMAGE_EXTENSIONS
+
+    if Path(out).suffix.lower() not in IMAGE_EXTENSIONS:
+        return Path(out)
+    if Path(out).name.endswith(".annotated" + Path(out).suffix):
+        return Path(out).with_suffix(".mp4")
+    raise UsageError(f"--annotate {out}: {item.name} is a video; annotate it to .mp4 or .avi")
 
 
 def _show(picture) -> None:

@@ -77,9 +77,7 @@ def pil_to_array(image: Image.Image) -> np.ndarray:
 
 def _to_array(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        data = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or data.max() > 255 else 255.0
-        return np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
+        return levels_to_uint8(np.asarray(image), sixteen_bit=image.mode.startswith("I;16"))
     if image.mode == "L":
         return np.asarray(image, dtype=np.uint8)
     if image.mode in ("1", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGB", "RGBX"):
@@ -91,6 +89,16 @@ def _to_array(image: Image.Image) -> np.ndarray:
         rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
         return np.ascontiguousarray(rgb[:, :, ::-1])
     raise ImageDecodeError(f"unsupported image mode {image.mode}")
+
+
+def levels_to_uint8(data: np.ndarray, sixteen_bit: bool = False) -> np.ndarray:
+    """Pixel values of another range as uint8: 16-bit (0-65535), floats in 0-1, or 0-255.
+    The range is guessed from the type and the largest value, as image viewers do."""
+    is_float = np.issubdtype(data.dtype, np.floating)
+    data = np.nan_to_num(data.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(data.max()) if data.size else 0.0
+    top = 65535.0 if sixteen_bit or peak > 255 else 1.0 if is_float and peak <= 1.0 else 255.0
+    return np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

@@ -26,6 +26,8 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 PANEL_WIDTH = 250
 ROW = 17  # bar row height in pixels
 MIN_HEIGHT, MAX_HEIGHT = 360, 1080  # drawings are made at a readable scale
+MAX_WIDTH = 4096  # ...but a thin strip is not blown up past that
+MAX_ENCODABLE = 65_000  # JPEG's limit is 65,500 pixels a side (the panel adds its width)
 
 
 def _color(name: str) -> tuple[int, int, int]:
@@ -76,18 +78,22 @@ def draw_panel(faces: Sequence, height: int, columns: int | None = None) -> np.n
     return panel
 
 
-def display_scale(height: int) -> float:
+def display_scale(height: int, width: int) -> float:
+    """The factor that brings a picture to a readable height, without enlarging it past
+    ``MAX_WIDTH`` or leaving it wider than an image file can be."""
     if height < MIN_HEIGHT:
-        return MIN_HEIGHT / height
-    if height > MAX_HEIGHT:
-        return MAX_HEIGHT / height
-    return 1.0
+        scale = min(MIN_HEIGHT / height, max(1.0, MAX_WIDTH / width))
+    elif height > MAX_HEIGHT:
+        scale = MAX_HEIGHT / height
+    else:
+        scale = 1.0
+    return min(scale, (MAX_ENCODABLE - PANEL_WIDTH * 4) / width)
 
 
 def annotate(image: np.ndarray, faces: Sequence, columns: int | None = None) -> np.ndarray:
     """BGR picture: the image (rescaled to a readable height) with boxes, and the panel on its right."""
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
-    scale = display_scale(bgr.shape[0])
+    scale = display_scale(*bgr.shape[:2])
     if scale != 1.0:
         bgr = rescale(bgr, scale)
     else:
@@ -109,9 +115,13 @@ def annotate(image: np.ndarray, faces: Sequence, columns: int | None = None) -> 
 def write_image(path: str | Path, picture: np.ndarray) -> None:
     """Encode by extension (jpg, png, ...) and write atomically."""
     suffix = Path(path).suffix.lower() or ".png"
-    ok, data = cv2.imencode(suffix, picture)
+    try:
+        ok, data = cv2.imencode(suffix, picture)
+    except cv2.error:
+        ok = False
     if not ok:
-        raise ValueError(f"{path}: cannot write an image with extension {suffix!r} (use .jpg or .png)")
+        raise ValueError(f"{path}: cannot encode a {picture.shape[1]}x{picture.shape[0]} picture as {suffix!r} "
+                         "(use .jpg or .png)")
     atomic_write_bytes(path, data.tobytes())
 
 

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,6 +52,9 @@ class HaarDetector:
             raise DetectorError(f"{path}: OpenCV's Haar cascade is missing (opencv-python-headless>=4.8,<5 ships it)")
         self.min_face, self.max_side = min_face, max_side
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+        # A cascade keeps per-call buffers inside itself and OpenCV releases the GIL while it
+        # searches, so threads sharing one (the server's workers) must take turns.
+        self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         gray = to_gray(image)
@@ -58,8 +62,9 @@ class HaarDetector:
         scale = min(1.0, self.max_side / max(gray.shape))
         small = rescale(gray, scale) if scale < 1 else gray
         min_size = max(12, round(self.min_face * scale))
-        boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(min_size, min_size))
+        with self._lock:
+            boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
+                                                  minNeighbors=self.min_neighbors, minSize=(min_size, min_size))
         out = []
         for x, y, w, h in (boxes if len(boxes) else []):
             out.append(Detection(tuple(round(v / scale) for v in (x, y, w, h))))

@@ -22,11 +22,12 @@ import cv2
 import numpy as np
 
 from ..data.classes import CLASSES
-from ..data.images import FACE_SIZE, ImageDecodeError, pil_to_array, read_image, to_face_size, to_gray
+from ..data.images import (FACE_SIZE, ImageDecodeError, levels_to_uint8, pil_to_array, read_image, to_face_size,
+                           to_gray)
 from .crop import FRAMINGS, Framing, crop_faces
 from .detect import Detection, create_detector
 from .rows import Rows, face_row
-from .sources import SourceError, SourceItem, VideoReader, expand_sources
+from .sources import SourceError, SourceItem, VideoReader, expand_sources, is_camera
 from .track import IoUTracker
 
 TTA_CHOICES = ("none", "flip", "tencrop")
@@ -148,9 +149,16 @@ class EmotionRecognizer:
         if len(faces) == 0:
             return np.zeros((0, len(self.loaded.classes)), dtype=np.float32)
         if len(self.backends) == 1:
-            return self.backend.probs(faces, self.tta)
-        total = sum(b.probs(faces, self.tta)[:, cols] for b, cols in zip(self.backends, self._columns))
-        return (total / len(self.backends)).astype(np.float32)
+            probs = self.backend.probs(faces, self.tta)
+        else:
+            total = sum(b.probs(faces, self.tta)[:, cols] for b, cols in zip(self.backends, self._columns))
+            probs = (total / len(self.backends)).astype(np.float32)
+        if not np.isfinite(probs).all():  # argmax would name the first class; JSON cannot carry NaN
+            from ..models.io import ModelFileError
+
+            raise ModelFileError(f"{self.loaded.path or self.loaded.name}: the model gives non-finite "
+                                 "probabilities (NaN or inf weights?)")
+        return probs
 
     def detect(self, image: Any) -> list[Detection]:
         """Face boxes in ``image`` (left to right); the whole image when the detector is ``none``."""
@@ -198,7 +206,7 @@ class EmotionRecognizer:
         Raises :class:`~ferkit.vision.sources.SourceError` for a video that cannot be read.
         """
         target: str | int = source if isinstance(source, int) else os.fspath(source)
-        if isinstance(target, str) and target.strip().isdigit() and not os.path.exists(target):
+        if isinstance(target, str) and is_camera(target):
             target = int(target)
         reader = VideoReader(target, every=every)
         yield from self.track_frames(reader)
@@ -304,9 +312,7 @@ def _normalise_array(array: np.ndarray) -> np.ndarray:
     if array.size == 0:
         raise ImageDecodeError("empty array")
     if array.dtype != np.uint8:
-        data = array.astype(np.float64)
-        top = 65535.0 if array.dtype == np.uint16 else (1.0 if data.max() <= 1.0 else 255.0)
-        array = np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
+        array = levels_to_uint8(array, sixteen_bit=array.dtype == np.uint16)
     if array.ndim == 3 and array.shape[2] == 4:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
     return np.ascontiguousarray(array)

@@ -39,7 +39,13 @@ class SourceItem:
 def is_camera(source: str | int) -> bool:
     if isinstance(source, int) and not isinstance(source, bool):
         return True
-    return isinstance(source, str) and source.strip().isdigit() and not os.path.exists(source)
+    return isinstance(source, str) and is_index(source) and not os.path.exists(source)
+
+
+def is_index(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
+    text = text.strip()
+    return text.isascii() and text.isdecimal()
 
 
 def kind_of(path: Path) -> str:
@@ -63,23 +69,30 @@ def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
             items.append(SourceItem("camera", f"camera:{index}", index))
             continue
         path = Path(os.fspath(source)).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                           and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
-            items.extend(SourceItem(kind_of(p), str(p), str(p)) for p in found)
-            if not found:  # still one row, so the folder is accounted for in the output
-                items.append(SourceItem("empty", str(path), str(path)))
-        elif path.exists():
-            items.append(SourceItem(kind_of(path), str(path), str(path)))
+        if path.exists():
+            items.extend(path_items(path))
         elif glob.has_magic(str(source)):
             matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(str(source)), recursive=True))
-            files = [p for p in matches if p.is_file()]
-            if not files:
+            if not matches:
                 items.append(SourceItem("missing", str(source), str(source)))
-            items.extend(SourceItem(kind_of(p), str(p), str(p)) for p in files)
+            seen: set[str] = set()  # "data/**" matches a folder and the files in it: each file once
+            for match in matches:  # a matched folder is searched like a folder given by name
+                found = [i for i in path_items(match) if i.target not in seen]
+                seen.update(i.target for i in found)
+                items.extend(found)
         else:
             items.append(SourceItem("missing", str(source), str(source)))
     return items
+
+
+def path_items(path: Path) -> list[SourceItem]:
+    """A file's item, or a folder's images and videos (recursively); an empty folder is one
+    ``empty`` item, so it is accounted for in the output."""
+    if not path.is_dir():
+        return [SourceItem(kind_of(path), str(path), str(path))]
+    found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+    return [SourceItem(kind_of(p), str(p), str(p)) for p in found] or [SourceItem("empty", str(path), str(path))]
 
 
 @dataclass
