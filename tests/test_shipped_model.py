@@ -73,3 +73,21 @@ def test_a_missing_shipped_file_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr(hub, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ModelFileError, match="'fast' is missing from this installation"):
         load_model("fast")
+
+
+def test_ferkit_models_shipped_lists_each_shipped_model_with_its_figures(capsys, no_network):
+    import json
+
+    from ferkit.app.cli import main
+    from ferkit.models.registry import count_parameters
+
+    assert main(["models", "--shipped", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(SHIPPED)
+    for name, row in rows.items():
+        loaded = load_model(name)
+        assert row["architecture"] == loaded.name and row["parameters"] == count_parameters(loaded.model)
+        assert row["publictest_none"] == loaded.meta["publictest_acc_none"]
+    assert main(["models", "--shipped"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{row['publictest_none']:.1%}" in out for row in rows.values())

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the model zoo with parameter counts")
     models.add_argument("--json", action="store_true")
+    models.add_argument("--shipped", action="store_true",
+                        help="list the trained models inside the package, with their PublicTest accuracy")
     models.set_defaults(run=commands.list_models_command)
 
     _add_train(sub)

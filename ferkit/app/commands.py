@@ -37,6 +37,8 @@ def data_stats(args: argparse.Namespace) -> int:
 def list_models_command(args: argparse.Namespace) -> int:
     from ..models import list_models
 
+    if args.shipped:
+        return _list_shipped(args.json)
     rows = list_models()
     if args.json:
         print(json.dumps(rows))
@@ -45,6 +47,28 @@ def list_models_command(args: argparse.Namespace) -> int:
     for r in rows:
         paper = f"{r['paper_params'] / 1e6:.2f}M" if r["paper_params"] else "-"
         print(f"{r['name']:<18} {r['params']:>12,} {paper:>10} {r['input_size']:>5}  {r['source']}")
+    return 0
+
+
+def _list_shipped(as_json: bool) -> int:
+    from ..models.hub import shipped_models
+
+    rows = shipped_models()
+    if as_json:
+        print(json.dumps(rows))
+        return 0
+    percent = lambda v: f"{v:.1%}" if v is not None else "-"  # noqa: E731
+    print(f"{'name':<10} {'architecture':<14} {'params':>10} {'MB':>6} {'storage':<8} {'int8':<5} "
+          f"{'centre':>7} {'flip':>7} {'tencrop':>7}  training")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:<10} {r['error']}")
+            continue
+        print(f"{r['name']:<10} {r['architecture']:<14} {r['parameters']:>10,} {r['megabytes']:>6.2f} "
+              f"{r['storage']:<8} {'yes' if r['int8_graph'] else 'no':<5} {percent(r['publictest_none']):>7} "
+              f"{percent(r['publictest_flip']):>7} {percent(r['publictest_tencrop']):>7}  "
+              f"{r['epochs']} epochs, {r['train_minutes']} min on 2 CPU cores")
+    print("accuracy: PublicTest (the split the models were selected on), centre view and two test-time views")
     return 0
 
 

@@ -10,6 +10,7 @@ from .io import LoadedModel, ModelFileError, load_model_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
+BATCH_NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # buffers, not parameters
 ENSEMBLE_SEPARATOR = "+"  # "default+runs/b60": an ensemble, its members' probabilities averaged
 
 
@@ -64,3 +65,28 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
 @lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int, size: int) -> LoadedModel:
     return load_model_file(path)
+
+
+def shipped_models() -> list[dict]:
+    """The models inside the package with the figures measured when they were shipped
+    (PublicTest, the split they were selected on), for ``ferkit models --shipped``."""
+    from .io import read_model_file, stored_as
+
+    rows = []
+    for name in SHIPPED:
+        path = shipped_path(name)
+        if not path.is_file():
+            rows.append({"name": name, "error": f"{path}: missing from this installation"})
+            continue
+        header, tensors = read_model_file(path)
+        meta = header.get("meta", {})
+        parameters = sum(v.numel() for k, v in tensors.items()  # int8-stored weights count too
+                         if k.startswith("model.") and not k.endswith(BATCH_NORM_STATISTICS))
+        rows.append({
+            "name": name, "architecture": header["name"], "parameters": parameters,
+            "megabytes": round(path.stat().st_size / 1e6, 2), "storage": stored_as(path),
+            "int8_graph": path.with_suffix(".int8.onnx").is_file(),
+            **{f"publictest_{tta}": meta.get(f"publictest_acc_{tta}") for tta in ("none", "flip", "tencrop")},
+            "epochs": meta.get("epochs_total"), "train_minutes": round(meta.get("train_seconds_total", 0) / 60),
+        })
+    return rows
