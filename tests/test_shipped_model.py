@@ -82,12 +82,41 @@ def test_ferkit_models_shipped_lists_each_shipped_model_with_its_figures(capsys,
     from ferkit.models.registry import count_parameters
 
     assert main(["models", "--shipped", "--json"]) == 0
+    from ferkit.models.hub import SHIPPED_ENSEMBLES
+
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == set(SHIPPED)
-    for name, row in rows.items():
-        loaded = load_model(name)
+    assert set(rows) == set(SHIPPED) | set(SHIPPED_ENSEMBLES)
+    for name in SHIPPED:
+        row, loaded = rows[name], load_model(name)
         assert row["architecture"] == loaded.name and row["parameters"] == count_parameters(loaded.model)
         assert row["publictest_none"] == loaded.meta["publictest_acc_none"]
+    for name, members in SHIPPED_ENSEMBLES.items():  # scored by scripts/score_ensemble.py for this line-up
+        assert rows[name]["members"] == list(members) and 0.5 < rows[name]["publictest_none"] < 1
     assert main(["models", "--shipped"]) == 0
     out = capsys.readouterr().out
     assert all(f"{row['publictest_none']:.1%}" in out for row in rows.values())
+
+
+def test_the_package_weights_fit_in_25_mb():
+    from ferkit.models.hub import WEIGHTS_DIR
+
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.iterdir() if p.is_file())
+    assert total <= 25_000_000, f"shipped weights take {total / 1e6:.2f} MB"
+
+
+def test_best_is_the_shipped_ensemble_everywhere_a_model_is_named(no_network, capsys):
+    from ferkit import EmotionRecognizer
+    from ferkit.app.cli import main
+    from ferkit.models.hub import SHIPPED_ENSEMBLES, ensemble_members
+    from ferkit.models.io import ModelFileError
+
+    assert ensemble_members("best") == ["default", "default-b"] and set(SHIPPED_ENSEMBLES["best"]) <= set(SHIPPED)
+    faces, labels = real_faces(per_class=6)
+    rec = EmotionRecognizer(model="best", detector="haar")
+    assert len(rec.backends) == 2
+    probs = rec.classify(faces)
+    assert float((probs.argmax(1) == labels).mean()) >= 0.40
+    with pytest.raises(ModelFileError, match="ensemble of default \\+ default-b"):
+        load_model("best")
+    assert main(["explain", "--model", "best", "--out", "x.png", "nothing.jpg"]) == 2
+    assert "not an ensemble" in capsys.readouterr().err

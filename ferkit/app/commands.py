@@ -64,6 +64,10 @@ def _list_shipped(as_json: bool) -> int:
         if "error" in r:
             print(f"{r['name']:<10} {r['error']}")
             continue
+        if "members" in r:
+            print(f"{r['name']:<10} {'ensemble: ' + ' + '.join(r['members']):<48} {percent(r['publictest_none']):>7} "
+                  f"{percent(r['publictest_flip']):>7} {percent(r['publictest_tencrop']):>7}")
+            continue
         print(f"{r['name']:<10} {r['architecture']:<14} {r['parameters']:>10,} {r['megabytes']:>6.2f} "
               f"{r['storage']:<8} {'yes' if r['int8_graph'] else 'no':<5} {percent(r['publictest_none']):>7} "
               f"{percent(r['publictest_flip']):>7} {percent(r['publictest_tencrop']):>7}  "

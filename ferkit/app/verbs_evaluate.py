@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="fer2013.csv, a dataset root or a folder of class folders")
     p.add_argument("--split", help="split to evaluate (default: publictest, or the only split there is)")
     p.add_argument("--model", action="extend", nargs="+", metavar="NAME_OR_PATH",
-                   help="shipped name, model file or run directory; several form an ensemble (default: default)")
+                   help="shipped name (default, fast, default-b, or best = default+default-b), model file or run "
+                        "directory; several form an ensemble (default: default)")
     p.add_argument("--tta", choices=TTA_CHOICES, default="none", help="test-time views to average (default none)")
     p.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
                    help="inference engine (default torch; int8 scores the model's quantised graph)")

@@ -71,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="shipped name, run directory or model file; several joined "
-                   "by + (default+fast) form an ensemble (default: default)")
+    p.add_argument("--model", default="default", help="shipped name (default, fast, default-b, or best = default+default-b), "
+                   "run directory or model file; several joined by + (default+fast) form an ensemble (default: default)")
     p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                    help="face detector: auto = retinaface when installed, else haar")
     p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")

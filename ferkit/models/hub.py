@@ -2,6 +2,7 @@
 with no network access; anything else is a local file or a training run directory."""
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -9,7 +10,12 @@ from typing import Sequence
 from .io import LoadedModel, ModelFileError, load_model_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
+SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors", "default-b": "default-b.safetensors"}
+# Named ensembles of shipped models (their members' probabilities averaged): ``--model best``.
+# ``default-b`` is a second ``vgg_fer`` trained independently of ``default`` (another seed and
+# schedule), so the two make different mistakes; it ships for this ensemble.
+SHIPPED_ENSEMBLES = {"best": ("default", "default-b")}
+ENSEMBLE_FIGURES = WEIGHTS_DIR / "ensembles.json"  # their PublicTest figures (scripts/score_ensemble.py)
 BATCH_NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # buffers, not parameters
 ENSEMBLE_SEPARATOR = "+"  # "default+runs/b60": an ensemble, its members' probabilities averaged
 
@@ -22,6 +28,8 @@ def ensemble_members(spec: str | Path | Sequence[str | Path]) -> list[str | Path
         if not members:
             raise ModelFileError("no model given")
         return members
+    if isinstance(spec, str) and spec in SHIPPED_ENSEMBLES:
+        return list(SHIPPED_ENSEMBLES[spec])
     if isinstance(spec, Path) or spec in SHIPPED or Path(spec).exists() or ENSEMBLE_SEPARATOR not in spec:
         return [spec]
     names = [name.strip() for name in spec.split(ENSEMBLE_SEPARATOR)]
@@ -38,6 +46,9 @@ def shipped_path(name: str) -> Path:
 def model_path(spec: str | Path | None = None) -> Path:
     """The model file behind a name (``default``, ``fast``), a run directory or a file path."""
     spec = "default" if spec is None else spec
+    if isinstance(spec, str) and spec in SHIPPED_ENSEMBLES:
+        raise ModelFileError(f"{spec!r} is an ensemble of {' + '.join(SHIPPED_ENSEMBLES[spec])}; "
+                             "this needs one model (give a member)")
     if isinstance(spec, str) and spec in SHIPPED:
         path = shipped_path(spec)
         if not path.exists():
@@ -50,7 +61,7 @@ def model_path(spec: str | Path | None = None) -> Path:
             raise ModelFileError(f"{path}: run directory has no best.safetensors yet")
         return best
     if not path.exists():
-        names = ", ".join(SHIPPED)
+        names = ", ".join([*SHIPPED, *SHIPPED_ENSEMBLES])
         raise ModelFileError(f"{path}: no such model (give a shipped name: {names}, a run directory or a file)")
     return path
 
@@ -89,4 +100,11 @@ def shipped_models() -> list[dict]:
             **{f"publictest_{tta}": meta.get(f"publictest_acc_{tta}") for tta in ("none", "flip", "tencrop")},
             "epochs": meta.get("epochs_total"), "train_minutes": round(meta.get("train_seconds_total", 0) / 60),
         })
+    figures = json.loads(ENSEMBLE_FIGURES.read_text()) if ENSEMBLE_FIGURES.is_file() else {}
+    for name, members in SHIPPED_ENSEMBLES.items():
+        measured = figures.get(name, {})
+        if measured.get("members") != list(members):  # figures of another line-up do not describe this one
+            measured = {}
+        rows.append({"name": name, "members": list(members),
+                     **{f"publictest_{tta}": measured.get(f"publictest_acc_{tta}") for tta in ("none", "flip", "tencrop")}})
     return rows
