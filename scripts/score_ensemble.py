@@ -14,7 +14,7 @@ import json
 from ferkit.atomic import atomic_write_bytes
 from ferkit.data import load_fer2013
 from ferkit.evaluation import evaluate_split
-from ferkit.models.hub import ENSEMBLE_FIGURES, SHIPPED_ENSEMBLES, load_model
+from ferkit.models.hub import ENSEMBLE_FIGURES, SHIPPED_ENSEMBLES, load_model, member_digests
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     members = SHIPPED_ENSEMBLES[args.name]
     loaded = [load_model(m) for m in members]
     split = load_fer2013(args.data)["publictest"]
-    figures: dict = {"members": list(members)}
+    figures: dict = {"members": list(members), "files": member_digests(members)}
     for tta in args.tta.split(","):
         result = evaluate_split(loaded, split, split_name="publictest", tta=tta).metrics
         figures[f"publictest_acc_{tta}"] = round(result["accuracy"], 4)

@@ -120,3 +120,17 @@ def test_best_is_the_shipped_ensemble_everywhere_a_model_is_named(no_network, ca
         load_model("best")
     assert main(["explain", "--model", "best", "--out", "x.png", "nothing.jpg"]) == 2
     assert "not an ensemble" in capsys.readouterr().err
+
+
+def test_ensemble_figures_of_re_shipped_members_are_not_shown(tmp_path, monkeypatch):
+    import json
+
+    from ferkit.models import hub
+
+    stored = json.loads(hub.ENSEMBLE_FIGURES.read_text())
+    stored["best"]["files"]["default-b"] = "0" * 64  # as if default-b had been re-shipped since it was scored
+    stale = tmp_path / "ensembles.json"
+    stale.write_text(json.dumps(stored))
+    monkeypatch.setattr(hub, "ENSEMBLE_FIGURES", stale)
+    [best] = [r for r in hub.shipped_models() if r["name"] == "best"]
+    assert best["members"] == ["default", "default-b"] and best["publictest_none"] is None

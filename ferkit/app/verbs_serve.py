@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "0.0.0.0 exposes the server to the network)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     p.add_argument("--model", default="default",
-                   help="shipped model name (default, fast, default-b, or best = default+default-b), a training run directory or a .safetensors file; "
+                   help="shipped model name (default, fast, default-b, or best = default+default-b), a training run "
+                        "directory or a .safetensors file; "
                         "several joined by + (default+fast) form an ensemble")
     # Names are checked by EmotionRecognizer (a one-line error for an unknown one), so the list of
     # detectors lives in one place and parsing the command line does not import OpenCV.

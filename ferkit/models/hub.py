@@ -2,6 +2,7 @@
 with no network access; anything else is a local file or a training run directory."""
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -103,8 +104,14 @@ def shipped_models() -> list[dict]:
     figures = json.loads(ENSEMBLE_FIGURES.read_text()) if ENSEMBLE_FIGURES.is_file() else {}
     for name, members in SHIPPED_ENSEMBLES.items():
         measured = figures.get(name, {})
-        if measured.get("members") != list(members):  # figures of another line-up do not describe this one
-            measured = {}
+        if measured.get("members") != list(members) or measured.get("files") != member_digests(members):
+            measured = {}  # figures of another line-up, or of members since re-shipped, do not describe this one
         rows.append({"name": name, "members": list(members),
                      **{f"publictest_{tta}": measured.get(f"publictest_acc_{tta}") for tta in ("none", "flip", "tencrop")}})
     return rows
+
+
+def member_digests(members: Sequence[str]) -> dict[str, str]:
+    """SHA-256 of each shipped member's file, so an ensemble's stored figures can be matched to its weights."""
+    return {m: hashlib.sha256(shipped_path(m).read_bytes()).hexdigest() if shipped_path(m).is_file() else ""
+            for m in members}
