@@ -232,6 +232,14 @@ def test_report_files(tmp_path, fer_root, tiny_model_file, capsys):
     params = sum(p.numel() for p in load_model_file(tiny_model_file).model.parameters())
     assert f"{params:,}" in text
     assert "| 3 |" in text  # depth: three convolution layers
+    # predictions.csv: one row per face, its probabilities and predicted class agree with the JSON's accuracy
+    import pandas as pd
+
+    rows = pd.read_csv(out / "predictions.csv")
+    probs = rows[[f"p_{c}" for c in CLASSES]].to_numpy()
+    assert len(rows) == json.loads(stdout)["n"] and np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert (rows["predicted"] == [CLASSES[i] for i in probs.argmax(1)]).all()
+    assert rows["correct"].mean() == pytest.approx(json.loads(stdout)["accuracy"])
 
 
 # ----------------------------------------------------------------------------- calibration

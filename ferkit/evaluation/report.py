@@ -1,6 +1,8 @@
 """An evaluation report as the papers present theirs: the normalised confusion matrix (seed 000
 fig. 4, seed 001 fig. 5), per-class accuracy, misclassified faces per class (seed 000 fig. 8),
-a table of parameters and depth (seed 000 table 1), linked from one ``report.md``.
+a table of parameters and depth (seed 000 table 1), linked from one ``report.md``; and
+``predictions.csv``, one row per face (true class, predicted class, the seven probabilities), for
+error analysis or ensembling in pandas without running the models again.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomic import atomic_write, atomic_write_text
+from ..data.classes import CLASSES
 from .evaluate import Evaluation, describe_model
 from .metrics import normalized_confusion
 
@@ -112,6 +115,17 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
+def write_predictions(path: Path, evaluation: Evaluation) -> None:
+    """One tidy row per face: its index in the split, true and predicted class, and every probability."""
+    header = ["index", "true", "predicted", "correct", *(f"p_{c}" for c in CLASSES)]
+    lines = [",".join(header)]
+    for i, (label, row) in enumerate(zip(evaluation.labels, evaluation.probs)):
+        predicted = int(row.argmax())
+        lines.append(",".join([str(i), CLASSES[int(label)], CLASSES[predicted], str(int(predicted == label)),
+                               *(f"{p:.6f}" for p in row)]))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
 def write_report(out_dir: str | Path, evaluation: Evaluation,
                  extra_images: Sequence[tuple[str, str]] = ()) -> Path:
     """Write the PNGs and ``report.md`` into ``out_dir``; ``extra_images`` are (title, file name)
@@ -122,6 +136,7 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
     plot_confusion(out / "confusion_matrix.png", metrics)
     plot_per_class(out / "per_class_accuracy.png", metrics)
     plot_misclassified(out / "misclassified.png", evaluation)
+    write_predictions(out / "predictions.csv", evaluation)
 
     described = [describe_model(m) for m in evaluation.models]
     model_rows = [[spec, d["name"], d["depth"], d["weight_layers"],
@@ -163,6 +178,8 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
         "The most confident mistakes for each true class.",
         "",
         "![misclassified faces](misclassified.png)",
+        "",
+        "Every face's probabilities: [predictions.csv](predictions.csv).",
     ]
     for title, name in extra_images:
         parts += ["", f"## {title}", "", f"![{title}]({name})"]
