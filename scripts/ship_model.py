@@ -7,7 +7,8 @@ a quarter, per-channel int8 convolution and linear weights), fits a
 temperature on PublicTest (``ferkit calibrate``; it never changes the centre-view prediction),
 then evaluates *the shipped file* on PublicTest with each test-time augmentation and stores those
 figures, the training wall time and the command in the file's metadata, and writes the int8
-graph beside it (``NAME.int8.onnx``, calibrated on training faces) with its PublicTest accuracy, which
+graph beside it (``NAME.int8.onnx``, calibrated on training faces; compact: its int8 weights are
+recomputed from the shipped file on load) with its PublicTest accuracy, which
 ``ferkit evaluate``, ``GET /api/model`` and the README table read.  PublicTest is the
 validation split the run selected on; PrivateTest is withheld and scored from outside.
 """
@@ -22,7 +23,7 @@ from ferkit.data import load_fer2013
 from ferkit.evaluation import calibrate_model, evaluate_split
 from ferkit.models.hub import WEIGHTS_DIR
 from ferkit.models.io import load_model_file, save_model_file
-from ferkit.vision.int8 import make_int8_graph
+from ferkit.vision.int8 import load_int8_graph, make_int8_graph
 from ferkit.vision.onnx import OnnxBackend
 
 
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--storage", choices=("float16", "int8"), default="float16",
                         help="how the weights are stored (both load as float32); the figures are those of the stored file")
     parser.add_argument("--no-int8-graph", action="store_true",
-                        help="ship no int8 graph (it is as large as int8-stored weights; the 25 MB package budget)")
+                        help="ship no int8 graph (and remove a stale one)")
     args = parser.parse_args()
 
     source = load_model_file(args.run / "best.safetensors")
@@ -110,7 +111,12 @@ def main() -> None:
     if args.no_int8_graph:
         graph_path.unlink(missing_ok=True)  # a graph left from an earlier shipping would not match these weights
     else:  # The int8 graph beside it (--backend int8), calibrated on training faces, scored on PublicTest.
-        graph, agreement, _ = make_int8_graph(shipped, args.data, graph_path)
+        # Compact: the int8 weights are left out and recomputed from the shipped file on load (a few
+        # kilobytes instead of a second copy of the weights); scored as users will load it.
+        whole, agreement, _ = make_int8_graph(shipped, args.data, graph_path, compact=True)
+        graph = load_int8_graph(shipped)
+        if graph != whole:
+            raise SystemExit(f"{graph_path}: the int8 weights recomputed on load differ from the quantiser's")
         int8 = evaluate_split([shipped], split, split_name="publictest",
                               classifiers=[OnnxBackend(shipped, graph, name="int8").probs]).metrics
         meta["int8"] = {"publictest_acc_none": round(int8["accuracy"], 4),

@@ -10,7 +10,9 @@ from test_predict import photo, run  # noqa: F401 (photo is a fixture)
 
 from ferkit.models.hub import load_model
 from ferkit.vision.backends import create_backend
+from ferkit.models.int8_graph import COMPACT_KEY, load_int8_graph
 from ferkit.vision.int8 import Int8GraphError, int8_path, quantize_int8
+from ferkit.vision.onnx import OnnxBackend
 
 
 def _int8_initializers(path) -> int:
@@ -68,7 +70,38 @@ def test_a_graph_made_from_other_weights_is_refused(tiny_model_file):
         create_backend(load_model(tiny_model_file), "int8")
 
 
-@pytest.mark.parametrize("name", ["default", "fast"])  # default-b ships without one (the 25 MB budget)
+def test_a_compact_graph_loads_as_the_whole_graph(capsys, tiny_model_file, fer_root):
+    """``--compact`` leaves the int8 weights out; loading recomputes them bit for bit from the model file."""
+    import json
+
+    assert run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root)[0] == 0
+    path = tiny_model_file.with_suffix(".int8.onnx")
+    whole = path.read_bytes()
+    status, out, err = run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root, "--compact")
+    assert status == 0 and "compact" in out, err
+    compact = path.read_bytes()
+    names = [t.name for t in onnx.load(str(path)).graph.initializer]
+    assert not [n for n in names if n.endswith("_quantized")] and len(compact) < len(whole) / 2
+    loaded = load_model(tiny_model_file)
+    assert load_int8_graph(loaded) == whole
+    faces, _ = synthetic_faces(16, seed=3)
+    assert np.array_equal(create_backend(loaded, "int8").probs(faces, "none"),
+                          OnnxBackend(loaded, whole, name="int8").probs(faces, "none"))
+    # A compact graph naming a tensor the model's float graph does not have cannot be rebuilt: one line.
+    proto = onnx.load_from_string(compact)
+    entry = next(p for p in proto.metadata_props if p.key == COMPACT_KEY)
+    entry.value = json.dumps(json.loads(entry.value) + [[0, "no_such_weight_quantized"]])
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(Int8GraphError, match="cannot rebuild no_such_weight_quantized"):
+        load_int8_graph(loaded)
+
+
+def test_compact_needs_int8(capsys, tiny_model_file, tmp_path):
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--out", tmp_path / "m.onnx", "--compact")
+    assert status == 2 and "--int8" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["default", "default-b", "fast"])
 def test_shipped_int8_graph_matches_its_float_model_on_real_faces(name):
     faces, labels = real_faces(per_class=6)  # 42 PublicTest faces
     loaded = load_model(name)

@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="quantise to int8, calibrated on training faces from --data (for --backend int8)")
     p.add_argument("--data", metavar="PATH", help="FER2013 copy whose training faces calibrate --int8")
     p.add_argument("--skip-bad", action="store_true", help="with --int8: leave out unreadable training faces")
+    p.add_argument("--compact", action="store_true",
+                   help="with --int8: leave the int8 weights out of the file (about 1%% of its size); loading "
+                        "recomputes them from the model file, which must then stay beside it")
     p.add_argument("--out", metavar="FILE",
                    help="output file (required without --int8; with it, default beside the model file, "
                         "where --backend int8 looks)")
@@ -405,6 +408,8 @@ def export_command(args: argparse.Namespace) -> int:
     loaded = load_model(single_model(args.model, "export"))
     if args.int8:
         return _export_int8(loaded, args)
+    if args.compact:
+        raise UsageError("--compact applies to int8 graphs: add --int8 --data FER2013_PATH")
     if not args.out:
         raise UsageError("export needs --out FILE")
     data = export_onnx(loaded)
@@ -426,8 +431,10 @@ def _export_int8(loaded, args: argparse.Namespace) -> int:
     if not args.data:
         raise UsageError("--int8 needs --data: a FER2013 copy whose training faces calibrate the activation ranges")
     out = Path(args.out) if args.out else int8_path(loaded)
-    graph, agreement, checked = make_int8_graph(loaded, args.data, out, skip_bad=args.skip_bad)
-    print(f"wrote {out} ({len(graph) / 1e6:.2f} MB, {loaded.name}, int8, calibrated on training faces); "
+    graph, agreement, checked = make_int8_graph(loaded, args.data, out, skip_bad=args.skip_bad, compact=args.compact)
+    size = f"{out.stat().st_size / 1e6:.2f} MB, compact: int8 weights recomputed from the model file on load" \
+        if args.compact else f"{len(graph) / 1e6:.2f} MB"
+    print(f"wrote {out} ({size}, {loaded.name}, int8, calibrated on training faces); "
           f"same top emotion as the float model on {agreement:.1%} of {checked} other training faces")
     if out != int8_path(loaded):
         print(f"note: --backend int8 looks for it at {int8_path(loaded)}")

@@ -1,13 +1,27 @@
 """Finding and loading the int8 ONNX graph stored beside a model file (made by
 :mod:`ferkit.vision.int8`, which explains the quantisation).  It lives here, with the model files,
 so that both the ``int8`` inference backend and distillation's teacher can use it.
+
+A graph may be stored *compact*: without its int8 weights and int32 biases, which are nearly all
+of its bytes and hold nothing the model file does not (they are the network's weights, batch norm
+folded in, divided by the per-channel scales the graph keeps).  Loading recomputes them from the
+model: the float graph is exported again and each tensor quantised with the stored scale and zero
+point, the same arithmetic as ONNX Runtime's quantiser.  What the graph must keep is what only
+calibration on faces can give: the activation ranges.  The shipped models' graphs are compact, so
+every shipped model has an int8 graph for the price of a few kilobytes.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
+import numpy as np
+
 from .io import LoadedModel, ModelFileError
+
+QUANTISED_SUFFIX = "_quantized"  # ONNX Runtime's name for a quantised initializer (``<float name>_quantized``)
+COMPACT_KEY = "ferkit_compact"  # metadata: the names of the quantised tensors left out, to recompute on load
 
 
 class Int8GraphError(ModelFileError):
@@ -46,4 +60,75 @@ def load_int8_graph(loaded: LoadedModel) -> bytes:
     if props.get("weights_sha256") != weights_digest(loaded):
         raise Int8GraphError(f"{path}: made from other weights than {Path(loaded.path).name}'s; "
                              "re-create it with `ferkit export --int8`")
+    if COMPACT_KEY in props:
+        return restore_weights(data, loaded, where=str(path))
     return data
+
+
+def _dequantize_inputs(proto) -> dict[str, tuple[str, str, int]]:
+    """For each quantised initializer: its scale, its zero point and the axis of its scales."""
+    found = {}
+    for node in proto.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0].endswith(QUANTISED_SUFFIX):
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            found[node.input[0]] = (node.input[1], node.input[2] if len(node.input) > 2 else "", axis)
+    return found
+
+
+def compact_graph(data: bytes) -> bytes:
+    """The int8 graph without the quantised weights and biases that :func:`restore_weights` recomputes."""
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    quantised = _dequantize_inputs(proto)
+    dropped = [[index, t.name] for index, t in enumerate(proto.graph.initializer)
+               if t.name in quantised and t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.INT32)]
+    for index, _ in reversed(dropped):
+        del proto.graph.initializer[index]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = COMPACT_KEY, json.dumps(dropped)  # positions too: restored, the bytes are the same
+    return proto.SerializeToString()
+
+
+def restore_weights(data: bytes, loaded: LoadedModel, where: str = "") -> bytes:
+    """A compact graph made whole again from ``loaded``'s weights (see the module docstring)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from .onnx_export import export_onnx
+
+    where = where or loaded.path or loaded.name
+    proto = onnx.load_from_string(data)
+    props = {p.key: p.value for p in proto.metadata_props}
+    dropped = json.loads(props[COMPACT_KEY])
+    floats = {t.name: t for t in onnx.load_from_string(export_onnx(loaded)).graph.initializer}
+    stored = {t.name: t for t in proto.graph.initializer}
+    quantised = _dequantize_inputs(proto)
+    restored = []
+    for _, name in dropped:
+        source = floats.get(name[:-len(QUANTISED_SUFFIX)])
+        if source is None or name not in quantised or not set(quantised[name][:2]) <= set(stored):
+            raise Int8GraphError(f"{where}: cannot rebuild {name} from the model's float graph (another version "
+                                 "of the ONNX exporter?); re-create the graph with `ferkit export --int8`")
+        scale_name, zero_name, axis = quantised[name]
+        weights = numpy_helper.to_array(source)
+        scale, zero = numpy_helper.to_array(stored[scale_name]), numpy_helper.to_array(stored[zero_name])
+        shape = [1] * weights.ndim
+        if scale.ndim:  # per channel
+            shape[axis] = -1
+        # ONNX Runtime divides weights in float32 and biases (int32) in float64; so do we, to get its integers.
+        wide = np.float64 if zero.dtype == np.int32 else np.float32
+        values = np.round(weights.astype(wide) / scale.astype(wide).reshape(shape)) + zero.reshape(shape)
+        info = np.iinfo(zero.dtype)
+        restored.append(numpy_helper.from_array(np.clip(values, info.min, info.max).astype(zero.dtype), name))
+    initializers = [onnx.TensorProto() for _ in proto.graph.initializer]
+    for copy, original in zip(initializers, proto.graph.initializer):
+        copy.CopyFrom(original)
+    for (index, _), tensor in zip(dropped, restored):  # ascending positions: each lands where it was
+        initializers.insert(index, tensor)
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(initializers)
+    for index in reversed(range(len(proto.metadata_props))):
+        if proto.metadata_props[index].key == COMPACT_KEY:
+            del proto.metadata_props[index]
+    return proto.SerializeToString()

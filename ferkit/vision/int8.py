@@ -26,7 +26,8 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
-from ..models.int8_graph import Int8GraphError, int8_path, load_int8_graph, weights_digest  # noqa: F401 (re-exported)
+from ..models.int8_graph import (Int8GraphError, compact_graph, int8_path, load_int8_graph,  # noqa: F401 (re-exported)
+                                 weights_digest)
 from ..models.io import LoadedModel
 from .onnx import export_onnx, normalised
 
@@ -90,16 +91,18 @@ def calibration_set(data: str | Path, count: int = CALIBRATION_FACES, seed: int 
 
 
 def make_int8_graph(loaded: LoadedModel, data: str | Path, out: str | Path | None = None,
-                    skip_bad: bool = False) -> tuple[bytes, float, int]:
+                    skip_bad: bool = False, compact: bool = False) -> tuple[bytes, float, int]:
     """Quantise ``loaded`` calibrated on 512 training faces of ``data`` and write it to ``out``
-    (default: beside the model file).  Returns the graph, the share of other training faces on
-    which it gives the float model's top emotion, and how many faces that share was measured on."""
+    (default: beside the model file; ``compact``: without the int8 weights, which loading
+    recomputes from the model file).  Returns the whole graph, the share of other training faces
+    on which it gives the float model's top emotion, and how many faces that share was measured on."""
     from .onnx import OnnxBackend
 
     faces = calibration_set(data, count=2 * CALIBRATION_FACES, seed=0, skip_bad=skip_bad)
     half = min(CALIBRATION_FACES, len(faces) // 2)
     calibration, check = faces[:half], faces[half:]
-    graph = quantize_int8(loaded, calibration, out if out is not None else int8_path(loaded))
+    graph = quantize_int8(loaded, calibration)
+    atomic_write_bytes(out if out is not None else int8_path(loaded), compact_graph(graph) if compact else graph)
     int8_top = OnnxBackend(loaded, graph, name="int8").probs(check, "none").argmax(1)
     float_top = OnnxBackend(loaded).probs(check, "none").argmax(1)
     return graph, float((int8_top == float_top).mean()) if len(check) else float("nan"), len(check)
