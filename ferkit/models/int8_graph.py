@@ -101,7 +101,11 @@ def restore_weights(data: bytes, loaded: LoadedModel, where: str = "") -> bytes:
     proto = onnx.load_from_string(data)
     props = {p.key: p.value for p in proto.metadata_props}
     dropped = json.loads(props[COMPACT_KEY])
-    floats = {t.name: t for t in onnx.load_from_string(export_onnx(loaded)).graph.initializer}
+    try:
+        floats = {t.name: t for t in onnx.load_from_string(export_onnx(loaded)).graph.initializer}
+    except Exception as exc:  # the exporter's own traceback says nothing a user can act on
+        raise Int8GraphError(f"{where}: cannot export the model to rebuild its compact int8 graph "
+                             f"({type(exc).__name__}: {exc})") from None
     stored = {t.name: t for t in proto.graph.initializer}
     quantised = _dequantize_inputs(proto)
     restored = []
