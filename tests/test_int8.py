@@ -10,7 +10,7 @@ from test_predict import photo, run  # noqa: F401 (photo is a fixture)
 
 from ferkit.models.hub import load_model
 from ferkit.vision.backends import create_backend
-from ferkit.models.int8_graph import COMPACT_KEY, load_int8_graph
+from ferkit.models.int8_graph import COMPACT_KEY, compact_graph, load_int8_graph
 from ferkit.vision.int8 import Int8GraphError, int8_path, quantize_int8
 from ferkit.vision.onnx import OnnxBackend
 
@@ -87,12 +87,26 @@ def test_a_compact_graph_loads_as_the_whole_graph(capsys, tiny_model_file, fer_r
     faces, _ = synthetic_faces(16, seed=3)
     assert np.array_equal(create_backend(loaded, "int8").probs(faces, "none"),
                           OnnxBackend(loaded, whole, name="int8").probs(faces, "none"))
-    # A compact graph naming a tensor the model's float graph does not have cannot be rebuilt: one line.
-    proto = onnx.load_from_string(compact)
-    entry = next(p for p in proto.metadata_props if p.key == COMPACT_KEY)
-    entry.value = json.dumps(json.loads(entry.value) + [[0, "no_such_weight_quantized"]])
-    path.write_bytes(proto.SerializeToString())
+    assert compact_graph(compact) == compact  # compacting twice changes nothing
+
+    def tampered(change) -> None:
+        proto = onnx.load_from_string(compact)
+        entry = next(p for p in proto.metadata_props if p.key == COMPACT_KEY)
+        record = json.loads(entry.value)
+        change(record)
+        entry.value = json.dumps(record)
+        path.write_bytes(proto.SerializeToString())
+
+    # A tensor the model's float graph does not have cannot be rebuilt: one line.
+    tampered(lambda r: r["tensors"].append([0, "no_such_weight_quantized"]))
     with pytest.raises(Int8GraphError, match="cannot rebuild no_such_weight_quantized"):
+        load_int8_graph(loaded)
+    # Rebuilt values other than those the graph was made with (another quantiser's rounding) are refused.
+    tampered(lambda r: r.update(sha256="0" * 64))
+    with pytest.raises(Int8GraphError, match="differ from those the graph was made with"):
+        load_int8_graph(loaded)
+    tampered(lambda r: r.pop("tensors"))
+    with pytest.raises(Int8GraphError, match="damaged"):
         load_int8_graph(loaded)
 
 

@@ -75,32 +75,57 @@ def _dequantize_inputs(proto) -> dict[str, tuple[str, str, int]]:
     return found
 
 
+def _tensors_digest(tensors) -> str:
+    """SHA-256 of quantised tensors (names and integer values), to check a restore against the original."""
+    from onnx import numpy_helper
+
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.name.encode())
+        digest.update(np.ascontiguousarray(numpy_helper.to_array(tensor)).tobytes())
+    return digest.hexdigest()
+
+
 def compact_graph(data: bytes) -> bytes:
-    """The int8 graph without the quantised weights and biases that :func:`restore_weights` recomputes."""
+    """The int8 graph without the quantised weights and biases that :func:`restore_weights` recomputes
+    (a graph that is compact already comes back unchanged)."""
     import onnx
 
     proto = onnx.load_from_string(data)
+    if any(p.key == COMPACT_KEY for p in proto.metadata_props):
+        return data
     quantised = _dequantize_inputs(proto)
-    dropped = [[index, t.name] for index, t in enumerate(proto.graph.initializer)
+    dropped = [(index, t) for index, t in enumerate(proto.graph.initializer)
                if t.name in quantised and t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.INT32)]
+    # Positions too, so that the restored graph is the same bytes; the digest checks the restored values.
+    record = {"tensors": [[index, t.name] for index, t in dropped], "sha256": _tensors_digest(t for _, t in dropped)}
     for index, _ in reversed(dropped):
         del proto.graph.initializer[index]
     entry = proto.metadata_props.add()
-    entry.key, entry.value = COMPACT_KEY, json.dumps(dropped)  # positions too: restored, the bytes are the same
+    entry.key, entry.value = COMPACT_KEY, json.dumps(record)
     return proto.SerializeToString()
 
 
 def restore_weights(data: bytes, loaded: LoadedModel, where: str = "") -> bytes:
-    """A compact graph made whole again from ``loaded``'s weights (see the module docstring)."""
+    """A compact graph made whole again from ``loaded``'s weights (see the module docstring).
+
+    The tensors are matched by the names the ONNX exporter gives them, which is one reason torch is
+    pinned; any mismatch, or values other than those the graph was made with, is an :class:`Int8GraphError`.
+    """
     import onnx
     from onnx import numpy_helper
 
     from .onnx_export import export_onnx
 
     where = where or loaded.path or loaded.name
+    redo = "re-create the graph with `ferkit export --int8`"
     proto = onnx.load_from_string(data)
     props = {p.key: p.value for p in proto.metadata_props}
-    dropped = json.loads(props[COMPACT_KEY])
+    try:
+        record = json.loads(props[COMPACT_KEY])
+        dropped, expected = [(int(i), str(n)) for i, n in record["tensors"]], str(record["sha256"])
+    except (ValueError, KeyError, TypeError):
+        raise Int8GraphError(f"{where}: damaged compact-graph record; {redo}") from None
     try:
         floats = {t.name: t for t in onnx.load_from_string(export_onnx(loaded)).graph.initializer}
     except Exception as exc:  # the exporter's own traceback says nothing a user can act on
@@ -113,18 +138,24 @@ def restore_weights(data: bytes, loaded: LoadedModel, where: str = "") -> bytes:
         source = floats.get(name[:-len(QUANTISED_SUFFIX)])
         if source is None or name not in quantised or not set(quantised[name][:2]) <= set(stored):
             raise Int8GraphError(f"{where}: cannot rebuild {name} from the model's float graph (another version "
-                                 "of the ONNX exporter?); re-create the graph with `ferkit export --int8`")
+                                 f"of the ONNX exporter?); {redo}")
         scale_name, zero_name, axis = quantised[name]
-        weights = numpy_helper.to_array(source)
-        scale, zero = numpy_helper.to_array(stored[scale_name]), numpy_helper.to_array(stored[zero_name])
-        shape = [1] * weights.ndim
-        if scale.ndim:  # per channel
-            shape[axis] = -1
-        # ONNX Runtime divides weights in float32 and biases (int32) in float64; so do we, to get its integers.
-        wide = np.float64 if zero.dtype == np.int32 else np.float32
-        values = np.round(weights.astype(wide) / scale.astype(wide).reshape(shape)) + zero.reshape(shape)
-        info = np.iinfo(zero.dtype)
+        try:
+            weights = numpy_helper.to_array(source)
+            scale, zero = numpy_helper.to_array(stored[scale_name]), numpy_helper.to_array(stored[zero_name])
+            shape = [1] * weights.ndim
+            if scale.size > 1:  # per channel, along ``axis``; a per-tensor scale may still have shape [1]
+                shape[axis] = -1
+            # ONNX Runtime divides weights in float32 and biases (int32) in float64; so do we, to get its integers.
+            wide = np.float64 if zero.dtype == np.int32 else np.float32
+            values = np.round(weights.astype(wide) / scale.astype(wide).reshape(shape)) + zero.reshape(shape)
+            info = np.iinfo(zero.dtype)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise Int8GraphError(f"{where}: cannot rebuild {name} ({exc}); {redo}") from None
         restored.append(numpy_helper.from_array(np.clip(values, info.min, info.max).astype(zero.dtype), name))
+    if _tensors_digest(restored) != expected:
+        raise Int8GraphError(f"{where}: the int8 weights rebuilt from the model differ from those the graph was "
+                             f"made with (another onnxruntime or torch version?); {redo}")
     initializers = [onnx.TensorProto() for _ in proto.graph.initializer]
     for copy, original in zip(initializers, proto.graph.initializer):
         copy.CopyFrom(original)

@@ -27,7 +27,7 @@ import numpy as np
 from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
 from ..models.int8_graph import (Int8GraphError, compact_graph, int8_path, load_int8_graph,  # noqa: F401 (re-exported)
-                                 weights_digest)
+                                 restore_weights, weights_digest)
 from ..models.io import LoadedModel
 from .onnx import export_onnx, normalised
 
@@ -102,7 +102,13 @@ def make_int8_graph(loaded: LoadedModel, data: str | Path, out: str | Path | Non
     half = min(CALIBRATION_FACES, len(faces) // 2)
     calibration, check = faces[:half], faces[half:]
     graph = quantize_int8(loaded, calibration)
-    atomic_write_bytes(out if out is not None else int8_path(loaded), compact_graph(graph) if compact else graph)
+    stored = graph
+    if compact:
+        stored = compact_graph(graph)
+        if restore_weights(stored, loaded) != graph:  # raises first if a tensor cannot be rebuilt exactly
+            raise Int8GraphError(f"{out or int8_path(loaded)}: not written: the compact graph would not load as "
+                                 "the quantised one; export without --compact")
+    atomic_write_bytes(out if out is not None else int8_path(loaded), stored)
     int8_top = OnnxBackend(loaded, graph, name="int8").probs(check, "none").argmax(1)
     float_top = OnnxBackend(loaded).probs(check, "none").argmax(1)
     return graph, float((int8_top == float_top).mean()) if len(check) else float("nan"), len(check)
