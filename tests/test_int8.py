@@ -2,8 +2,12 @@
 ``--backend int8`` runs it, and a missing or stale graph is a one-line error."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 from conftest import real_faces, synthetic_faces
 from test_predict import photo, run  # noqa: F401 (photo is a fixture)
@@ -108,6 +112,31 @@ def test_a_compact_graph_loads_as_the_whole_graph(capsys, tiny_model_file, fer_r
     tampered(lambda r: r.pop("tensors"))
     with pytest.raises(Int8GraphError, match="damaged"):
         load_int8_graph(loaded)
+
+
+def test_a_rebuilt_compact_graph_is_cached_and_checked(capsys, tiny_model_file, fer_root, monkeypatch):
+    """The rebuild is cached; a cached graph that does not compact back to the stored bytes is rebuilt."""
+    import ferkit.models.int8_graph as int8_graph
+
+    assert run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root, "--compact")[0] == 0
+    loaded = load_model(tiny_model_file)
+    whole = load_int8_graph(loaded)
+    cached = list((Path(os.environ["FERKIT_CACHE_DIR"]) / "int8").glob("*.onnx"))
+    assert len(cached) == 1 and cached[0].read_bytes() == whole
+    rebuilds = []
+    original = int8_graph.restore_weights
+    monkeypatch.setattr(int8_graph, "restore_weights", lambda *a, **k: rebuilds.append(1) or original(*a, **k))
+    assert load_int8_graph(loaded) == whole and not rebuilds  # from the cache
+    proto = onnx.load_from_string(whole)
+    tensor = next(t for t in proto.graph.initializer if t.name.endswith("_quantized"))
+    values = onnx.numpy_helper.to_array(tensor).copy()
+    values.flat[0] ^= 1  # one flipped bit in one int8 weight
+    tensor.CopyFrom(onnx.numpy_helper.from_array(values, tensor.name))
+    cached[0].write_bytes(proto.SerializeToString())
+    assert load_int8_graph(loaded) == whole and rebuilds == [1]
+    cached[0].write_bytes(b"not a graph")
+    assert load_int8_graph(loaded) == whole and rebuilds == [1, 1]
+    assert cached[0].read_bytes() == whole
 
 
 def test_compact_needs_int8(capsys, tiny_model_file, tmp_path):

@@ -8,7 +8,9 @@ folded in, divided by the per-channel scales the graph keeps).  Loading recomput
 model: the float graph is exported again and each tensor quantised with the stored scale and zero
 point, the same arithmetic as ONNX Runtime's quantiser.  What the graph must keep is what only
 calibration on faces can give: the activation ranges.  The shipped models' graphs are compact, so
-every shipped model has an int8 graph for the price of a few kilobytes.
+every shipped model has an int8 graph for the price of a few kilobytes.  The rebuilt graph is cached in
+``$FERKIT_CACHE_DIR/int8`` (the rebuild exports the model, a second or two for ``default``); a cached
+graph is used only if compacting it gives back the very bytes stored beside the model.
 """
 from __future__ import annotations
 
@@ -61,7 +63,28 @@ def load_int8_graph(loaded: LoadedModel) -> bytes:
         raise Int8GraphError(f"{path}: made from other weights than {Path(loaded.path).name}'s; "
                              "re-create it with `ferkit export --int8`")
     if COMPACT_KEY in props:
-        return restore_weights(data, loaded, where=str(path))
+        return _restored_cached(data, loaded, where=str(path))
+    return data
+
+
+def _restored_cached(compact: bytes, loaded: LoadedModel, where: str) -> bytes:
+    """:func:`restore_weights`, through a cache keyed by the compact graph's bytes."""
+    from ..atomic import atomic_write_bytes
+    from ..data.cache import default_cache_dir
+
+    cache = default_cache_dir() / "int8" / f"{hashlib.sha256(compact).hexdigest()[:32]}.onnx"
+    try:
+        cached = cache.read_bytes()
+        # The compact record holds a digest of the left-out tensors, so this checks every byte that matters.
+        if compact_graph(cached) == compact:
+            return cached
+    except Exception:  # missing, unreadable or damaged: rebuild it
+        pass
+    data = restore_weights(compact, loaded, where=where)
+    try:
+        atomic_write_bytes(cache, data)
+    except OSError:  # a read-only cache only costs the rebuild next time
+        pass
     return data
 
 
