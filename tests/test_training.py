@@ -626,6 +626,51 @@ def read_until(master: int, proc: subprocess.Popen, pattern: re.Pattern, timeout
     raise AssertionError(f"never saw {pattern.pattern!r}; output was:\n{text[-2000:]}")
 
 
+def test_a_carried_compact_checkpoint_resumes_the_run_elsewhere(fer_root, tmp_path):
+    """scripts/carry_run.py: a run cut off after epoch 2 of 3 travels as float16 averaged weights
+    without momentum, and finishes from there in another folder."""
+    config = quick_config(fer_root, tmp_path / "run", epochs=3, ema=0.9, optimizer="sgd", lr=0.05)
+    run(config)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    history = json.loads(state["history"])[:2]  # rewound to the end of epoch 2
+    best = max(range(2), key=lambda i: history[i]["val_acc"])
+    state.update(epoch=2, step=state["step"] // 3 * 2, history=json.dumps(history),
+                 best_score=history[best]["val_acc"], best_epoch=best + 1)
+    torch.save(state, tmp_path / "run" / "last.pt")
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "carry_run.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "carried")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resumes at epoch 3 of 3" in done.stdout
+    carried = torch.load(tmp_path / "carried" / "last.pt", weights_only=True)
+    assert carried["optimizer"] is None and carried["compact"]
+    assert all(v.dtype == torch.float16 for v in carried["model"].values() if v.is_floating_point())
+    for key, value in state["ema"].items():  # the moving average is what travels, in both roles
+        assert torch.equal(carried["model"][key], value.half() if value.is_floating_point() else value)
+        assert torch.equal(carried["ema"][key], carried["model"][key])
+    assert sorted(p.name for p in (tmp_path / "carried").iterdir()) == ["config.json", "history.csv",
+                                                                        "history.json", "last.pt"]
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(tmp_path / "carried"), elsewhere)
+    summary, messages = run(config.replace(out=str(elsewhere)), resume=True)
+    assert any("compact checkpoint" in m for m in messages)
+    assert summary["epochs_run"] == 3
+    resumed = load_checkpoint(elsewhere / "last.pt")
+    assert resumed["optimizer"] is not None and not resumed.get("compact")
+    assert all(v.dtype == torch.float32 for v in resumed["model"].values() if v.is_floating_point())
+    assert json.loads(resumed["history"])[:2] == history
+
+
+def test_carrying_a_folder_without_a_run_is_a_one_line_error(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "carry_run.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path / "dest")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"error: {tmp_path / 'last.pt'}: no such checkpoint"]
+
+
 def test_run_killed_mid_epoch_resumes_to_exactly_the_same_weights(tmp_path):
     data = make_dataset(tmp_path / "fer", n_train=160)
     options = dict(epochs=3, mixup=0.4, center_loss=0.01, ema=0.9, schedule="onecycle", warmup_epochs=1.0,

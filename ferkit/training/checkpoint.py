@@ -30,3 +30,23 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a ferkit checkpoint")
     return state
+
+
+def compact_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
+    """A resumable checkpoint small enough to commit, for a run that must outlive its machine.
+
+    Keeps one set of weights in float16 -- the moving average when the run has one, since that is
+    what the run evaluates and ships -- and drops the optimiser's momentum. Resuming from it starts
+    both the model and its average from those weights with fresh momentum, so the continued run
+    differs slightly from an uninterrupted one (the loop says so); a 7.5M-parameter run shrinks
+    from ~90 MB to ~15 MB.
+    """
+    if not isinstance(state.get("config"), dict) or "model" not in state:
+        raise CheckpointError("not a ferkit training checkpoint")
+    weights = state.get("ema") or state["model"]
+    half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    small = {k: v for k, v in state.items() if k not in ("model", "ema", "optimizer")}
+    small.update(model=half, optimizer=None, compact=True)
+    if "ema" in state:
+        small["ema"] = half  # the same tensors: torch.save stores them once
+    return small

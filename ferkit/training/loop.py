@@ -10,7 +10,9 @@ A run directory holds:
 
 Randomness is re-seeded from (seed, epoch) at the start of every epoch, and checkpoints are
 written at epoch ends, so a run killed at any moment and resumed ends with the same weights
-as an uninterrupted one.  Runs under ``torchrun`` use DistributedDataParallel (gloo on CPU,
+as an uninterrupted one (``scripts/carry_run.py`` makes a committable copy of a run whose
+``last.pt`` keeps only float16 averaged weights; it resumes too, close to but not exactly as an
+uninterrupted run).  Runs under ``torchrun`` use DistributedDataParallel (gloo on CPU,
 nccl on GPU): every rank prepares the same global batch and trains on its share, so N processes
 follow the single-process run (exactly, up to float summation order, for models without batch
 norm, whose statistics are per process); rank 0 alone validates and writes files.
@@ -297,8 +299,9 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
     start_epoch, step, best_score, best_epoch, history = 0, 0, -1.0, -1, []
     if state is not None:
         try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            model.load_state_dict(state["model"])  # float16 weights of a compact checkpoint load as float32
+            if state["optimizer"] is not None:
+                optimizer.load_state_dict(state["optimizer"])
             if ema is not None:
                 ema.load_state_dict(state["ema"])
             if center_loss is not None:
@@ -312,6 +315,9 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{last_path}: does not fit this run ({detail[:200]})") from None
         say(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
+        if state.get("compact"):
+            say("a compact checkpoint: the weights restart from their float16 moving average with fresh momentum, "
+                "so the result will differ slightly from an uninterrupted run")
     if is_main:  # on resume too: the data may have moved, the thread count changed
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.json")

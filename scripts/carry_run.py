@@ -1,0 +1,51 @@
+"""Copy a training run into a small, committable folder that resumes on another machine.
+
+    python scripts/carry_run.py RUN_DIR DEST_DIR
+    cp -r DEST_DIR /somewhere/RUN && ferkit train --resume /somewhere/RUN   # later, anywhere
+
+For a run longer than a session whose run folder does not survive it: ``DEST_DIR`` gets the
+run's config and history and a compact ``last.pt`` (``ferkit.training.checkpoint.compact_checkpoint``:
+float16 averaged weights, no momentum; ~15 MB for ``vgg_fer`` instead of ~90 MB). Not
+``best.safetensors``: the resumed run writes its own, and its best epoch stays in the history.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from ferkit.training.checkpoint import CheckpointError, compact_checkpoint, load_checkpoint, save_checkpoint
+
+
+def carry(run: Path, dest: Path) -> Path:
+    state = load_checkpoint(run / "last.pt")
+    small = compact_checkpoint(state)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "history.csv", "history.json"):
+        if (run / name).exists():
+            shutil.copyfile(run / name, dest / name)
+    save_checkpoint(dest / "last.pt", small)
+    return dest / "last.pt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("dest", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        path = carry(args.run, args.dest)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, resumes at epoch {state['epoch'] + 1} "
+          f"of {state['config']['epochs']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
