@@ -656,7 +656,8 @@ def test_a_carried_compact_checkpoint_resumes_the_run_elsewhere(fer_root, tmp_pa
     shutil.move(str(tmp_path / "carried"), elsewhere)
     summary, messages = run(config.replace(out=str(elsewhere)), resume=True)
     assert any("compact checkpoint" in m for m in messages)
-    assert summary["epochs_run"] == 3
+    assert summary["epochs_run"] == 3 and summary["best_epoch"] == 3  # the best is chosen among resumed epochs
+    assert load_model_file(elsewhere / "best.safetensors").meta["epoch"] == 3
     resumed = load_checkpoint(elsewhere / "last.pt")
     assert resumed["optimizer"] is not None and not resumed.get("compact")
     assert all(v.dtype == torch.float32 for v in resumed["model"].values() if v.is_floating_point())

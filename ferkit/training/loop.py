@@ -317,7 +317,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
         say(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
         if state.get("compact"):
             say("a compact checkpoint: the weights restart from their float16 moving average with fresh momentum, "
-                "so the result will differ slightly from an uninterrupted run")
+                "so the result will differ slightly from an uninterrupted run; the best epoch is chosen among "
+                "the resumed ones")
     if is_main:  # on resume too: the data may have moved, the thread count changed
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.json")
