@@ -103,6 +103,23 @@ def test_annotate_video_writes_video_and_timeline(capsys, tiny_model_file, tmp_p
     assert timeline is not None and timeline.shape[0] > 300
 
 
+def test_annotated_variable_frame_rate_video_plays_in_real_time(capsys, tiny_model_file, tmp_path):
+    """Frames of a variable-frame-rate file are held until the next one is due, as a camera's are:
+    the annotated video lasts as long as the source (3.3 s at 25 fps), with every frame in it."""
+    from test_vision import VFR_VIDEO
+
+    out_file = tmp_path / "vfr.mp4"
+    status, out, _ = run(capsys, "predict", VFR_VIDEO, "--model", tiny_model_file, "--no-detect",
+                         "--annotate", out_file, "--json")
+    rows = json.loads(out)
+    assert status == 0 and len(rows) == 20 and all(not r.get("error") for r in rows)
+    assert rows[-1]["time_s"] == pytest.approx(3.26)
+    capture = cv2.VideoCapture(str(out_file))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert frames == round(3.26 * 25) + 1  # the last frame's time, at 25 fps, plus that frame
+
+
 def test_annotate_folder_writes_one_file_per_source(capsys, tiny_model_file, tmp_path, photo):
     write_video(tmp_path / "clip.avi", frames=3)
     status, _, _ = run(capsys, "predict", tmp_path, "--model", tiny_model_file, "--detector", "haar",

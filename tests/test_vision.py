@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -308,6 +309,39 @@ def test_predict_video_tracks_and_samples(tiny_model_file, tmp_path):
     assert np.allclose([f.confidence for f in results[5].faces], [f.confidence for f in still], atol=1e-5)
     sampled = list(rec.predict_video(str(path), every=5))
     assert [r.index for r in sampled] == [0, 5, 10] and [r.time_s for r in sampled] == [0.0, 0.5, 1.0]
+
+
+# A variable-frame-rate Matroska file (MJPEG, 64x48, 20 frames at irregular times; written with
+# PyAV): its header has a duration and a nominal 25 fps but no frame count, so OpenCV announces 83.
+VFR_VIDEO = Path(__file__).parent / "data" / "vfr.mkv"
+VFR_TIMES_MS = [0, 40, 80, 280, 320, 820, 860, 900, 1900, 1940, 1980, 2020, 2320, 2360, 2400, 2440, 2480, 3180,
+                3220, 3260]
+
+
+def test_variable_frame_rate_video_reads_whole_with_its_own_timestamps():
+    from ferkit.vision.sources import VideoReader
+
+    reader = VideoReader(str(VFR_VIDEO))
+    assert reader.frame_count == 83 and reader.fps == 25.0  # what the header claims
+    frames = list(reader)  # no "frames could not be read": the clock says the video is whole
+    assert [f.index for f in frames] == list(range(20))
+    assert np.allclose([f.time_s for f in frames], np.array(VFR_TIMES_MS) / 1000.0)
+    sampled = list(VideoReader(str(VFR_VIDEO), every=4))
+    assert np.allclose([f.time_s for f in sampled], np.array(VFR_TIMES_MS[::4]) / 1000.0)
+
+
+def test_a_variable_frame_rate_video_cut_short_reports_where_it_stops(tmp_path):
+    from ferkit.vision.sources import SourceError, VideoReader
+
+    data = VFR_VIDEO.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:len(data) // 2])
+    reader = VideoReader(str(cut))
+    read = []
+    with pytest.raises(SourceError, match=r"the video stops at \d\.\d s of the 3\.3 s it announces") as caught:
+        for frame in reader:
+            read.append(frame.time_s)
+    assert 3 <= len(read) < 20 and f"stops at {read[-1]:.1f} s" in str(caught.value)
 
 
 def test_smoothing_changes_video_probabilities(tiny_model_file, tmp_path):

@@ -343,9 +343,10 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                     if video_out is None:  # a camera's frames come at inference speed, not its nominal rate
                         video_out = VideoAnnotator(out, (result.fps or 25.0) / (1 if camera else args.every))
                         timeline = Timeline(recognizer.classes)
-                    # A camera frame is repeated until the video's clock catches up with the wall clock,
-                    # so the annotated video plays at real speed, in step with time_s and the timeline.
-                    due = round(result.time_s * video_out.fps) + 1 - video_out.frames if camera else 1
+                    # A frame is repeated until the video's clock catches up with its time (the wall clock
+                    # for a camera, the file's timestamps for variable-frame-rate video), so the annotated
+                    # video plays at real speed, in step with time_s and the timeline; every frame is kept.
+                    due = round(result.time_s * video_out.fps) + 1 - video_out.frames
                     video_out.write(result.image, result.faces, repeat=max(1, due))
                     timeline.add(result.time_s, result.faces)
                 if show:

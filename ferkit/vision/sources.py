@@ -142,6 +142,7 @@ class VideoReader:
         """
         start = time.monotonic()
         index = last_good = -1
+        last_time = None  # a file's timestamp of its last good frame
         yielded = False
         failures = lost = 0  # failures: the current run of undecodable frames; lost: all skipped ones
         try:
@@ -159,10 +160,11 @@ class VideoReader:
                     continue
                 index += 1
                 lost, failures, last_good = lost + failures, 0, index
+                last_time = None if self.is_camera else self._file_time(index)
                 if index % self.every:
                     continue
                 yielded = True
-                yield Frame(index, self._time(index, start), image)
+                yield Frame(index, time.monotonic() - start if self.is_camera else last_time, image)
         finally:
             self.capture.release()
         if not yielded:
@@ -172,18 +174,28 @@ class VideoReader:
             raise SourceError(f"camera {self.target} stopped giving frames (unplugged or taken by another program?)")
         missing = (self.frame_count or 0) - (last_good + 1)
         tail_lost = missing > max(2, 0.02 * (self.frame_count or 0))  # a header's count may be off by a frame or two
+        announced = self.frame_count / self.fps if self.frame_count and self.fps else None
+        if tail_lost and announced and last_time is not None:
+            # Matroska/WebM headers give no frame count: OpenCV derives one from the duration and the
+            # nominal rate, which overstates a variable-frame-rate video's frames. Its clock does not lie:
+            # the tail is lost only if the last frame comes well before the announced end.
+            tail_lost = last_time + max(0.5, 0.02 * announced) < announced
         if lost or tail_lost:
             problems = [f"{lost} damaged frame(s) skipped"] if lost else []
-            if tail_lost:
+            if tail_lost and announced and last_time is not None:
+                problems.append(f"the video stops at {last_time:.1f} s of the {announced:.1f} s it announces "
+                                f"(about {missing} of {self.frame_count} frames could not be read)")
+            elif tail_lost:
                 problems.append(f"the last {missing} of {self.frame_count} frames could not be read")
             raise SourceError("; ".join(problems) + " (the frames before and between are in the output)")
 
-    def _time(self, index: int, start: float) -> float:
-        if self.is_camera:
-            return time.monotonic() - start
-        if self.fps:
-            return index / self.fps
-        return self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+    def _file_time(self, index: int) -> float:
+        """Seconds from the start of the file to frame ``index``: its own timestamp, which stays right
+        for variable-frame-rate video, or index / rate where the backend gives none."""
+        position = self.capture.get(cv2.CAP_PROP_POS_MSEC)
+        if np.isfinite(position) and position >= 0 and (position > 0 or index == 0):
+            return position / 1000.0
+        return index / self.fps if self.fps else 0.0
 
     def close(self) -> None:
         self.capture.release()
