@@ -11,22 +11,27 @@ float16 averaged weights, no momentum; ~15 MB for ``vgg_fer`` instead of ~90 MB)
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 
-from ferkit.training.checkpoint import CheckpointError, compact_checkpoint, load_checkpoint, save_checkpoint
+from ferkit.training.checkpoint import (CheckpointError, atomic_write_bytes, compact_checkpoint, load_checkpoint,
+                                        save_checkpoint)
 
 
 def carry(run: Path, dest: Path) -> Path:
+    if dest.resolve() == run.resolve():
+        raise CheckpointError(f"{dest}: the copy must go to another folder than the run")
     state = load_checkpoint(run / "last.pt")
-    small = compact_checkpoint(state)
+    try:
+        small = compact_checkpoint(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{run / 'last.pt'}: {exc}") from None
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "history.csv", "history.json"):
         if (run / name).exists():
-            shutil.copyfile(run / name, dest / name)
+            atomic_write_bytes(dest / name, (run / name).read_bytes())
     save_checkpoint(dest / "last.pt", small)
     return dest / "last.pt"
 

@@ -670,6 +670,12 @@ def test_carrying_a_folder_without_a_run_is_a_one_line_error(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"error: {tmp_path / 'last.pt'}: no such checkpoint"]
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "last.pt")  # a checkpoint, but not a training run's
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path / "dest")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"error: {tmp_path / 'last.pt'}: not a ferkit training checkpoint"]
+    assert not (tmp_path / "dest").exists()
 
 
 def test_run_killed_mid_epoch_resumes_to_exactly_the_same_weights(tmp_path):
