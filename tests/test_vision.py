@@ -344,6 +344,33 @@ def test_a_variable_frame_rate_video_cut_short_reports_where_it_stops(tmp_path):
     assert 3 <= len(read) < 20 and f"stops at {read[-1]:.1f} s" in str(caught.value)
 
 
+def test_a_phone_video_filmed_sideways_is_read_upright(tiny_model_file, tmp_path):
+    # Phones store the sensor's frames as they come and put the turn in the MP4 header (the track
+    # header's display matrix): a player, and ferkit, must show the frames turned upright, or
+    # every face in a video filmed in portrait lies on its side and no detector finds it.
+    import struct
+
+    stored = tmp_path / "stored.mp4"
+    frames = write_video(tmp_path / "upright.avi", frames=4)  # the scene as the viewer should see it
+    upright = cv2.VideoCapture(str(tmp_path / "upright.avi"))
+    writer = cv2.VideoWriter(str(stored), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (240, 400))
+    for _ in frames:
+        writer.write(cv2.rotate(upright.read()[1], cv2.ROTATE_90_CLOCKWISE))  # as the sensor saw it
+    writer.release()
+    data = bytearray(stored.read_bytes())
+    header = data.find(b"tkhd")
+    matrix = header + 8 + (20 if data[header + 4] == 0 else 32) + 16  # after the times, layer, volume
+    data[matrix:matrix + 36] = struct.pack(">9I", 0, 0xFFFF0000, 0, 0x10000, 0, 0, 0, 0, 0x40000000)  # turn 270
+    sideways = tmp_path / "portrait.mp4"
+    sideways.write_bytes(bytes(data))
+
+    rec = EmotionRecognizer(model=tiny_model_file, detector="haar", smooth=0.0)
+    results = list(rec.predict_video(sideways))
+    assert len(results) == 4 and all(r.image.shape[:2] == (240, 400) for r in results)
+    for result, boxes in zip(results, frames):
+        assert matches(result.faces, boxes, threshold=0.2), (result.index, [f.box for f in result.faces])
+
+
 def test_smoothing_changes_video_probabilities(tiny_model_file, tmp_path):
     path = tmp_path / "clip.avi"
     write_video(path, frames=6)

@@ -131,8 +131,6 @@ class VideoReader:
         self.fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else 0.0
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if count and count > 0 and not self.is_camera else None
-        size = (int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self.size = size
 
     def __iter__(self) -> Iterator[Frame]:
         """The frames; a frame that does not decode is skipped, not the end of the video.
