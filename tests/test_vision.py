@@ -351,10 +351,10 @@ def test_a_phone_video_filmed_sideways_is_read_upright(tiny_model_file, tmp_path
     import struct
 
     stored = tmp_path / "stored.mp4"
-    frames = write_video(tmp_path / "upright.avi", frames=4)  # the scene as the viewer should see it
+    truth = write_video(tmp_path / "upright.avi", frames=4)  # the scene as the viewer should see it: its boxes
     upright = cv2.VideoCapture(str(tmp_path / "upright.avi"))
     writer = cv2.VideoWriter(str(stored), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (240, 400))
-    for _ in frames:
+    for _ in truth:
         writer.write(cv2.rotate(upright.read()[1], cv2.ROTATE_90_CLOCKWISE))  # as the sensor saw it
     writer.release()
     data = bytearray(stored.read_bytes())
@@ -367,7 +367,7 @@ def test_a_phone_video_filmed_sideways_is_read_upright(tiny_model_file, tmp_path
     rec = EmotionRecognizer(model=tiny_model_file, detector="haar", smooth=0.0)
     results = list(rec.predict_video(sideways))
     assert len(results) == 4 and all(r.image.shape[:2] == (240, 400) for r in results)
-    for result, boxes in zip(results, frames):
+    for result, boxes in zip(results, truth):
         assert matches(result.faces, boxes, threshold=0.2), (result.index, [f.box for f in result.faces])
 
 
