@@ -357,8 +357,10 @@ def test_a_phone_video_filmed_sideways_is_read_upright(tiny_model_file, tmp_path
     for _ in truth:
         writer.write(cv2.rotate(upright.read()[1], cv2.ROTATE_90_CLOCKWISE))  # as the sensor saw it
     writer.release()
+    upright.release()
     data = bytearray(stored.read_bytes())
     header = data.find(b"tkhd")
+    assert header > 0, "OpenCV wrote an MP4 without a track header"
     matrix = header + 8 + (20 if data[header + 4] == 0 else 32) + 16  # after the times, layer, volume
     data[matrix:matrix + 36] = struct.pack(">9I", 0, 0xFFFF0000, 0, 0x10000, 0, 0, 0, 0, 0x40000000)  # turn 270
     sideways = tmp_path / "portrait.mp4"
