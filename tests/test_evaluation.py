@@ -89,7 +89,7 @@ def test_evaluate_json_contract(fer_root, tiny_model_file, capsys):
     assert code == 0, err
     result = json.loads(out)  # stdout is exactly one JSON object
     assert result["n"] == 14  # the PublicTest faces of fer_root (the default split of a dataset root)
-    assert result["split"] == "publictest" and result["tta"] == "none"
+    assert result["split"] == "publictest" and result["tta"] == "tencrop"  # auto: faces are scored as predict's
     assert result["classes"] == list(CLASSES)
     assert set(result["per_class"]) == set(CLASSES)
     for stats in result["per_class"].values():
@@ -190,8 +190,8 @@ def test_each_tta_mode_averages_its_views(tmp_path, tta):
 def test_evaluate_uses_the_stored_temperature(tmp_path, fer_root):
     plain = make_model_file(tmp_path / "t1.safetensors", seed=4)
     hot = make_model_file(tmp_path / "t3.safetensors", seed=4, temperature=3.0)
-    p1 = evaluate(fer_root, models=[plain]).probs
-    p3 = evaluate(fer_root, models=[hot]).probs
+    p1 = evaluate(fer_root, models=[plain], tta="none").probs
+    p3 = evaluate(fer_root, models=[hot], tta="none").probs
     loaded = load_model_file(plain)
     from ferkit.data import load_fer2013
 

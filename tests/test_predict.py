@@ -137,6 +137,23 @@ def test_no_detect_treats_each_image_as_a_face(capsys, tiny_model_file, tmp_path
     assert status == 0 and (row["x"], row["y"], row["w"], row["h"]) == (0, 0, 48, 48) and row["emotion"]
 
 
+def test_a_photo_is_classified_with_ten_crops_unless_told_otherwise(capsys, tiny_model_file, tmp_path):
+    """``--tta auto`` (the default) averages ten crops of a still face; ``--tta none`` takes the centre view."""
+    from ferkit.vision.recognizer import EmotionRecognizer
+
+    face = compose(1, size=48, gap=0)[0]
+    cv2.imwrite(str(tmp_path / "face.png"), face)
+    gray = cv2.imread(str(tmp_path / "face.png"), cv2.IMREAD_GRAYSCALE)[None]
+    expected = {views: EmotionRecognizer(tiny_model_file, detector="none", tta=views).classify(gray)[0]
+                for views in ("tencrop", "none")}
+    assert np.abs(expected["tencrop"] - expected["none"]).max() > 1e-4  # the views tell apart at this tolerance
+    common = ["predict", tmp_path / "face.png", "--model", tiny_model_file, "--no-detect", "--json"]
+    for flags, views in (([], "tencrop"), (["--tta", "none"], "none")):
+        status, out, _ = run(capsys, *common, *flags)
+        [row] = json.loads(out)
+        assert status == 0 and np.allclose([row[c] for c in COLUMNS[11:18]], expected[views], atol=1e-5), flags
+
+
 def test_missing_camera_and_files_give_error_rows(capsys, tiny_model_file, photo, tmp_path):
     status, out, err = run(capsys, "predict", "93", tmp_path / "nope.jpg", photo, "--model", tiny_model_file,
                            "--detector", "haar", "--json")

@@ -143,12 +143,13 @@ def test_classify_matches_the_model(tiny_model_file):
 
     faces, _ = real_faces(2)
     loaded = load_model(tiny_model_file)
-    expected = predict_probs(loaded.model, loaded.normalizer, faces)
-    for backend in ("torch", "onnx", "auto"):
-        rec = EmotionRecognizer(model=tiny_model_file, detector="none", backend=backend)
-        probs = rec.classify(faces)
-        assert probs.shape == (len(faces), 7)
-        assert np.allclose(probs, expected, atol=1e-5), backend
+    for tta, views in (("auto", "tencrop"), ("none", "none"), ("flip", "flip")):  # auto: a crop is a still face
+        expected = predict_probs(loaded.model, loaded.normalizer, faces, tta=views)
+        for backend in ("torch", "onnx", "auto"):
+            rec = EmotionRecognizer(model=tiny_model_file, detector="none", backend=backend, tta=tta)
+            probs = rec.classify(faces)
+            assert probs.shape == (len(faces), 7)
+            assert np.allclose(probs, expected, atol=1e-5), (tta, backend)
     # Other sizes and colour crops are converted like FER2013 images.
     big = np.stack([cv2.resize(f, (96, 96), interpolation=cv2.INTER_LINEAR) for f in faces[:3]])
     assert rec.classify(list(big)).shape == (3, 7)
@@ -304,9 +305,15 @@ def test_predict_video_tracks_and_samples(tiny_model_file, tmp_path):
         assert matches(result.faces, boxes), (result.index, [f.box for f in result.faces])
         ids.add(tuple(f.track for f in result.faces))
     assert ids == {(0, 1)}  # the same two identities in every frame
-    # With smoothing off, each frame's probabilities are the photo's.
-    still = rec.predict(results[5].image)
-    assert np.allclose([f.confidence for f in results[5].faces], [f.confidence for f in still], atol=1e-5)
+    # With smoothing off, each frame's probabilities are the photo's as one centre view classifies it
+    # (tta="auto": none for video frames, where speed counts; ten-crop for a photo).
+    centre = EmotionRecognizer(model=tiny_model_file, detector="haar", smooth=0.0, tta="none")
+    tencrop = EmotionRecognizer(model=tiny_model_file, detector="haar", smooth=0.0, tta="tencrop")
+    frame = [f.confidence for f in results[5].faces]
+    assert np.allclose(frame, [f.confidence for f in centre.predict(results[5].image)], atol=1e-5)
+    assert np.allclose([f.confidence for f in rec.predict(results[5].image)],
+                       [f.confidence for f in tencrop.predict(results[5].image)], atol=1e-5)
+    assert not np.allclose(frame, [f.confidence for f in rec.predict(results[5].image)], atol=1e-5)
     sampled = list(rec.predict_video(str(path), every=5))
     assert [r.index for r in sampled] == [0, 5, 10] and [r.time_s for r in sampled] == [0.0, 0.5, 1.0]
 

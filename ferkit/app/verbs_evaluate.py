@@ -1,6 +1,6 @@
 """CLI verbs: evaluate, calibrate, explain, visualize-filters.
 
-    ferkit evaluate --data PATH [--split NAME] [--model M ...] [--tta none|flip|tencrop] [--json] [--report DIR]
+    ferkit evaluate --data PATH [--split NAME] [--model M ...] [--tta auto|none|flip|tencrop] [--json] [--report DIR]
     ferkit calibrate --data PATH [--split publictest] --model M [--out FILE] [--json]
     ferkit explain IMAGE --method gradcam|guided-backprop|guided-gradcam [--layer NAME] [--class NAME]
                    [--model M] [--detector auto|haar|retinaface|none] --out PNG
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tta import TTA_CHOICES
 from .errors import UsageError, report_skipped, single_model
 
-TTA_CHOICES = ("none", "flip", "tencrop")
 METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
 
 
@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="extend", nargs="+", metavar="NAME_OR_PATH",
                    help="shipped name (default, fast, default-b, or best = default+default-b), model file or run "
                         "directory; several form an ensemble (default: default)")
-    p.add_argument("--tta", choices=TTA_CHOICES, default="none", help="test-time views to average (default none)")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="auto",
+                   help="test-time views to average: auto (default) = tencrop, as predict classifies a photo's "
+                        "faces; none = the centre crop alone")
     p.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
                    help="inference engine (default torch; int8 scores the model's quantised graph)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

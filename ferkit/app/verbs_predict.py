@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ..tta import TTA_CHOICES
 from .errors import Terminated, UsageError, single_model
 
-TTA_CHOICES = ("none", "flip", "tencrop")
 DETECTOR_CHOICES = ("auto", "retinaface", "haar")
 VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -79,7 +79,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                    help="face detector: auto = retinaface when installed, else haar")
     p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
-    p.add_argument("--tta", choices=TTA_CHOICES, default="none", help="test-time augmentation (default none)")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="auto",
+                   help="test-time views: auto (default) = tencrop for photos, none for video and camera frames")
     p.add_argument("--smooth", type=float, default=0.5,
                    help="temporal smoothing of each video track's probabilities, 0 = off (default 0.5)")
     p.add_argument("--min-face", type=int, default=20, metavar="PIXELS", help="smallest face side (default 20)")
@@ -445,7 +446,7 @@ def _export_int8(loaded, args: argparse.Namespace) -> int:
 def demo_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
-                            tta="none", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
+                            tta="auto", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
                             no_align=False, json=False,
                             csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"), show=False, every=1,
                             max_frames=None, no_progress=True)

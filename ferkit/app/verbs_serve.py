@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default="auto",
                    help="face detector: auto (RetinaFace when installed, else Haar), retinaface, haar, "
                         "or none (each image is one cropped face)")
-    p.add_argument("--tta", default="none",
-                   help="test-time augmentation: none (default), flip (2x the cost) or tencrop (10x)")
+    p.add_argument("--tta", default="auto",
+                   help="test-time views: auto (default: tencrop, as for any photo), none, flip (2x the classifier's "
+                        "cost) or tencrop (10x)")
     p.add_argument("--backend", default="auto",
                    help="inference engine: auto (default), onnx, torch, or int8 (the model's quantised graph)")
     p.add_argument("--max-concurrent", type=int, default=DEFAULT_MAX_CONCURRENT,

@@ -19,10 +19,10 @@ from ..data.classes import CLASSES
 from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
+from ..tta import TTA_MODES, resolve_tta
 from .metrics import classification_metrics, expected_calibration_error
 
 DEFAULT_SPLIT = "publictest"
-TTA_MODES = ("none", "flip", "tencrop")
 
 
 @dataclass
@@ -134,13 +134,14 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
 
 
 def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Sequence[str | os.PathLike] = ("default",),
-             tta: str = "none", backend: Callable[[LoadedModel], Classifier] | None = None,
+             tta: str = "auto", backend: Callable[[LoadedModel], Classifier] | None = None,
              skip_bad: bool = False) -> Evaluation:
     """Load ``data`` (any form the loader accepts) and ``models`` (shipped names, model files or
-    run directories) and evaluate them as one ensemble on ``split``.  With ``skip_bad``, unreadable
-    items are left out and listed in ``Evaluation.skipped`` instead of stopping the evaluation."""
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
+    run directories) and evaluate them as one ensemble on ``split``.  ``tta="auto"`` scores the
+    faces as ``EmotionRecognizer`` classifies a photo's (ten-crop); ``Evaluation.tta`` names the
+    views used.  With ``skip_bad``, unreadable items are left out and listed in
+    ``Evaluation.skipped`` instead of stopping the evaluation."""
+    tta = resolve_tta(tta)
     models = ensemble_members(list(models))  # "a+b" is an ensemble too
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
     dataset = load_fer2013(data, skip_bad=skip_bad)

@@ -28,9 +28,8 @@ from .crop import FRAMINGS, Framing, crop_faces
 from .detect import Detection, create_detector
 from .rows import Rows, face_row
 from .sources import SourceError, SourceItem, VideoReader, expand_sources, is_camera
+from ..tta import TTA_CHOICES, resolve_tta
 from .track import IoUTracker
-
-TTA_CHOICES = ("none", "flip", "tencrop")
 
 
 @dataclass
@@ -69,7 +68,8 @@ class EmotionRecognizer:
             are averaged, as ``ferkit evaluate --model A B`` scores it.
         detector: ``"auto"`` (RetinaFace when installed, else Haar), ``"retinaface"``, ``"haar"``,
             or ``"none"`` to treat each whole image as an already-cropped face.
-        tta: test-time augmentation: ``"none"``, ``"flip"`` or ``"tencrop"``.
+        tta: test-time views: ``"auto"`` (ten-crop for photos and face crops, none for video and
+            camera frames, where speed counts), ``"none"``, ``"flip"`` or ``"tencrop"``.
         smooth: weight of the past in each video track's exponential smoothing (0 = off).
         min_face: smallest face side, in pixels, that the detector reports.
         backend: ``"auto"`` (ONNX Runtime when available, else PyTorch), ``"onnx"``, ``"torch"``, or
@@ -81,14 +81,13 @@ class EmotionRecognizer:
             (classifying the new crops) in between; 1 = detect on every frame.
     """
 
-    def __init__(self, model: str | Path | Sequence[str | Path] = "default", detector: str = "auto", tta: str = "none",
+    def __init__(self, model: str | Path | Sequence[str | Path] = "default", detector: str = "auto", tta: str = "auto",
                  smooth: float = 0.5, min_face: int = 20, *, backend: str = "auto", align: bool = True,
                  detect_size: int | None = None, detect_every: int = 1):
         from ..models.hub import ensemble_members, load_model
         from ..models.io import ModelFileError
 
-        if tta not in TTA_CHOICES:
-            raise ValueError(f"unknown test-time augmentation {tta!r}: choose none, flip or tencrop")
+        self._still_tta, self._video_tta = resolve_tta(tta), resolve_tta(tta, video=True)  # checks the name
         if not 0.0 <= float(smooth) < 1.0:
             raise ValueError(f"smooth={smooth}: must be at least 0 and below 1")
         if int(min_face) < 1:
@@ -145,13 +144,15 @@ class EmotionRecognizer:
     # -- single images -----------------------------------------------------------------------
     def classify(self, crops: np.ndarray | list) -> np.ndarray:
         """Probabilities N x 7 for N face crops (uint8 N x 48 x 48; other sizes are resized)."""
-        faces = _as_crops(crops)
+        return self._classify(_as_crops(crops), self._still_tta)
+
+    def _classify(self, faces: np.ndarray, tta: str) -> np.ndarray:
         if len(faces) == 0:
             return np.zeros((0, len(self.loaded.classes)), dtype=np.float32)
         if len(self.backends) == 1:
-            probs = self.backend.probs(faces, self.tta)
+            probs = self.backend.probs(faces, tta)
         else:
-            total = sum(b.probs(faces, self.tta)[:, cols] for b, cols in zip(self.backends, self._columns))
+            total = sum(b.probs(faces, tta)[:, cols] for b, cols in zip(self.backends, self._columns))
             probs = (total / len(self.backends)).astype(np.float32)
         if not np.isfinite(probs).all():  # argmax would name the first class; JSON cannot carry NaN
             from ..models.io import ModelFileError
@@ -178,16 +179,16 @@ class EmotionRecognizer:
     def predict(self, image: Any) -> list[Face]:
         """Faces in one image: a path, a numpy array (BGR, or gray), a PIL image or encoded bytes."""
         array = load_image(image)
-        return self._faces(array, self._detect(array))
+        return self._faces(array, self._detect(array), self._still_tta)
 
-    def _faces(self, array: np.ndarray, detections: list[Detection]) -> list[Face]:
+    def _faces(self, array: np.ndarray, detections: list[Detection], tta: str) -> list[Face]:
         if not detections:
             return []
         if self.detector is None:
             crops = _as_crops([to_gray(array)])
         else:
             crops = crop_faces(array, detections, self.framing, align=self.align)
-        probs = self.classify(crops)
+        probs = self._classify(_as_crops(crops), tta)
         # Crops use the detector's box (it may reach past the edge); reported boxes lie inside the picture.
         height, width = array.shape[:2]
         return [self._face(_clip(d.box, width, height), p) for d, p in zip(detections, probs)]
@@ -218,7 +219,7 @@ class EmotionRecognizer:
         for count, frame in enumerate(reader):
             if count % self.detect_every == 0:
                 detections = self._detect(frame.image)
-            faces = self._faces(frame.image, detections)
+            faces = self._faces(frame.image, detections, self._video_tta)
             if faces:
                 probs = np.array([[f.scores[c] for c in self.loaded.classes] for f in faces], dtype=np.float32)
                 ids, smoothed = tracker.update([f.box for f in faces], probs)
@@ -254,7 +255,7 @@ class EmotionRecognizer:
                 yield item, None, exc.strerror or str(exc)
                 return
             try:
-                faces = self._faces(array, self._detect(array))
+                faces = self._faces(array, self._detect(array), self._still_tta)
             except Exception as exc:  # noqa: BLE001 - one picture that breaks must not stop the batch
                 yield item, None, f"cannot process the image ({type(exc).__name__}: {exc})"
                 return
