@@ -388,3 +388,65 @@ def test_macro_f1_averages_the_classes_that_occur_and_nan_probabilities_are_refu
     faces, labels = synthetic_faces(4, seed=2)
     with pytest.raises(ModelFileError, match="non-finite"):
         evaluate_split([loaded], Split(faces, labels, ["x"] * 4), split_name="test")
+
+
+# ----------------------------------------------------------------------------- datasets of photos
+
+
+def _photo_dataset(root: Path) -> list[tuple[Path, tuple[int, int, int, int]]]:
+    """Class folders holding four photos (a real face, upscaled, somewhere on a larger canvas), one
+    FER2013-style 48x48 crop and one picture without a face; returns each photo and its face's box."""
+    import cv2
+    from test_vision import face_pictures
+
+    from conftest import real_faces
+
+    photos = []
+    for k, face in enumerate(face_pictures(4, 120)):
+        canvas = np.full((300, 400), 110, np.uint8)
+        box = (40 + 50 * k, 30 + 20 * k, 120, 120)
+        canvas[box[1]:box[1] + 120, box[0]:box[0] + 120] = face
+        path = root / CLASSES[k % 2] / f"photo{k}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
+        photos.append((path, box))
+    (root / "happy").mkdir()
+    cv2.imwrite(str(root / "happy" / "crop.png"), real_faces(1)[0][3])
+    (root / "sad").mkdir()
+    cv2.imwrite(str(root / "sad" / "blank.png"), np.full((90, 160), 100, np.uint8))
+    return photos
+
+
+def test_a_dataset_of_photos_is_scored_on_the_largest_face_in_each(tmp_path):
+    """Pictures larger than a 48x48 crop (photos, video frames) give the face the detector finds,
+    framed as FER2013 frames faces, not the whole picture shrunk to 48 px; a crop stays as it is."""
+    from ferkit.data import load_fer2013
+    from ferkit.data.images import read_image
+    from ferkit.vision.crop import LargestFaceCropper
+    from ferkit.vision.track import iou
+
+    photos = _photo_dataset(tmp_path / "photos")
+    cropper = LargestFaceCropper("haar")
+    split = load_fer2013(tmp_path / "photos", cropper=cropper, cache=False).split("all")
+    whole = load_fer2013(tmp_path / "photos", cache=False).split("all")
+    faces = dict(zip(split.sources, split.images))
+    for path, box in photos:
+        expected = cropper(read_image(path))
+        assert cropper.last == "detected" and iou(cropper.last_box, box) > 0.6, (path.name, cropper.last_box)
+        assert np.array_equal(faces[str(path)], expected)
+        assert not np.array_equal(whole.images[whole.sources.index(str(path))], expected)
+    assert np.array_equal(faces[str(tmp_path / "photos" / "happy" / "crop.png")],
+                          whole.images[whole.sources.index(str(tmp_path / "photos" / "happy" / "crop.png"))])
+
+
+def test_evaluate_counts_how_each_face_was_found(tmp_path, capsys, tiny_model_file):
+    _photo_dataset(tmp_path / "photos")
+    common = ["evaluate", "--data", tmp_path / "photos", "--model", tiny_model_file, "--json"]
+    code, out, err = run_cli(capsys, *common, "--detector", "haar")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n"] == 6 and result["faces"] == {"detected": 4, "crop": 1, "centre": 1}
+    code, out, err = run_cli(capsys, *common, "--detector", "none")  # whole pictures, as training reads them
+    assert code == 0 and json.loads(out)["faces"] == {} and json.loads(out)["n"] == 6
+    code, out, err = run_cli(capsys, *common[:-1], "--detector", "haar")
+    assert code == 0 and "faces: 1 48x48 crops, 4 detected, 1 central squares (no face found)" in out

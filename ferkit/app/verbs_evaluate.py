@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "faces; none = the centre crop alone")
     p.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
                    help="inference engine (default torch; int8 scores the model's quantised graph)")
+    p.add_argument("--detector", choices=("auto", "retinaface", "haar", "none"), default="auto",
+                   help="in a picture that is not a 48x48 face crop, score the largest face this detector finds "
+                        "(the central square where it finds none); none = the whole picture, resized, as "
+                        "ferkit train reads it (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write figures and report.md into DIR")
     _add_skip_bad(p)
@@ -96,7 +100,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         from ..vision.backends import create_backend
 
         backend = lambda loaded: create_backend(loaded, args.backend).probs  # noqa: E731
-    result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend, skip_bad=args.skip_bad)
+    cropper = None
+    if args.detector != "none":
+        from ..vision.crop import LargestFaceCropper
+
+        cropper = LargestFaceCropper(args.detector)
+    result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend,
+                      skip_bad=args.skip_bad, cropper=cropper)
     report_skipped(result.skipped, args.data)
     if args.report:
         report = _write_report(Path(args.report), result, result.specs)
@@ -155,6 +165,10 @@ def _print_summary(result) -> None:
     if len(result.models) > 1:
         print(f"ensemble of {len(result.models)} models (probabilities averaged)")
     print(f"split: {result.split} ({m['n']:,} faces)   tta: {result.tta}")
+    if set(result.cropped) - {"crop"}:  # some pictures were photos, not FER2013-style crops
+        from ..data.fer2013 import describe_cropped
+
+        print(describe_cropped(result.cropped))
     print(f"accuracy {m['accuracy']:.4f}   macro F1 {m['macro_f1']:.4f}   ECE {m['ece']:.4f}")
     classes = m["classes"]
     width = max(len(c) for c in classes)
@@ -210,27 +224,16 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
 
     Detection lives in the vision layer, which the explain layer must not import; so it is
     done here, in the application layer."""
-    from ..data.images import FACE_SIZE, to_face_size, to_gray
+    from ..vision.crop import LargestFaceCropper
 
-    gray = np.array(to_gray(image))  # a writable copy: decoded images may be read-only views
-    if gray.shape == (FACE_SIZE, FACE_SIZE):
-        return gray, "48x48 face crop"
-    if detector != "none":
-        from ..vision.crop import FRAMINGS, Framing, crop_faces
-        from ..vision.detect import create_detector
-
-        found = create_detector(detector)
-        detections = found.detect(image)
-        if detections:
-            best = max(detections, key=lambda d: d.box[2] * d.box[3])
-            face = crop_faces(image, [best], FRAMINGS.get(found.name, Framing()))[0]
-            return face, f"face {best.box} found by {found.name} ({len(detections)} face(s) in the image)"
-    # No detector or no face: take the central square of the image as the face.
-    h, w = gray.shape
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = gray[top:top + side, left:left + side]
-    face = to_face_size(square)
+    cropper = LargestFaceCropper(detector)
+    face = cropper(image)
+    if cropper.last == "crop":
+        return face, "48x48 face crop"
+    if cropper.last == "detected":
+        return face, (f"face {cropper.last_box} found by {cropper.detector.name} "
+                      f"({cropper.faces_in_last} face(s) in the image)")
+    side = min(image.shape[:2])
     why = "no face detected" if detector != "none" else "detector none"
     return face, f"{why}: using the central {side}x{side} square of the image"
 

@@ -54,7 +54,7 @@ def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER201
                     name: Split(stored[f"{name}_images"], stored[f"{name}_labels"], meta["sources"][name])
                     for name in meta["splits"]
                 }
-            return FER2013(splits, meta["problems"], meta["converted"])
+            return FER2013(splits, meta["problems"], meta["converted"], meta.get("cropped", {}))
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
             pass  # damaged entry: fall through and rebuild it
     dataset = load()
@@ -62,6 +62,7 @@ def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER201
         "splits": list(dataset.splits),
         "problems": dataset.problems,
         "converted": dataset.converted,
+        "cropped": dataset.cropped,
         "sources": {name: split.sources for name, split in dataset.splits.items()},
     }
     arrays = {"meta": np.asarray(json.dumps(meta))}

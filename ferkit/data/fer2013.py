@@ -17,12 +17,13 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .classes import CLASSES, SPLITS, class_index
 from .errors import DataError
-from .images import FACE_SIZE, ImageDecodeError, decode_face
+from .images import FACE_SIZE, ImageDecodeError, decode_face, read_image
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 # Files that operating systems and tools drop into folders; never data.
@@ -40,6 +41,17 @@ _FOLDER_TO_SPLIT = {
     "privatetest": "privatetest",
 }
 _PREFIX_TO_SPLIT = {"training_": "training", "publictest_": "publictest", "privatetest_": "privatetest"}
+
+
+class FaceCropper(Protocol):
+    """Turns any decoded picture (gray or BGR) into the 48x48 gray face it shows, e.g. by detecting
+    it (:class:`ferkit.vision.crop.LargestFaceCropper`); ``last`` names how the last face was found
+    and ``key`` what the crops depend on (part of the cache key)."""
+
+    key: str
+    last: str
+
+    def __call__(self, image: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -65,6 +77,7 @@ class FER2013:
     splits: dict[str, Split]
     problems: list[str] = field(default_factory=list)
     converted: int = 0  # images that were not 48x48 grayscale and were converted
+    cropped: dict[str, dict[str, int]] = field(default_factory=dict)  # with a FaceCropper: split -> way -> faces
 
     def __getitem__(self, name: str) -> Split:
         return self.split(name)
@@ -83,12 +96,14 @@ def load_fer2013(
     skip_bad: bool = False,
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    cropper: FaceCropper | None = None,
 ) -> FER2013:
     """Load FER2013 from a CSV file, a dataset root, or one folder of class subfolders.
 
     With ``skip_bad=False`` (the default) the first bad item raises :class:`DataError` naming
     the file (and row) and the problem; with ``skip_bad=True`` bad items are skipped and each
-    is listed in ``problems``.
+    is listed in ``problems``.  Image files become 48x48 gray faces whole (resized), or, with
+    a ``cropper``, as it cuts them out (``cropped`` counts the faces per way it found them).
     """
     from .cache import cached_load
 
@@ -100,20 +115,41 @@ def load_fer2013(
             raise DataError(f"{root}: not a FER2013 CSV file or dataset folder")
         stat = root.stat()
         signature = [(str(root.resolve()), stat.st_size, stat.st_mtime_ns)]
-        loader = lambda: _load_csv(root, skip_bad)  # noqa: E731
+        result = cached_load(signature, skip_bad, lambda: _load_csv(root, skip_bad), enabled=cache,
+                             cache_dir=cache_dir)
     else:
         layout = _folder_layout(root)
         base = str(root.resolve())
         signature = [(f"{base}|{p}", size, mtime) for _, _, files in layout for p, _, size, mtime in files or []]
         signature += [(f"{base}|{folder}|not a class", 0, 0) for _, folder, files in layout if files is None]
-        loader = lambda: _load_folders(root, layout, skip_bad)  # noqa: E731
-    result = cached_load(signature, skip_bad, loader, enabled=cache, cache_dir=cache_dir)
+        result = cached_load(signature, skip_bad, lambda: _load_folders(root, layout, skip_bad), enabled=cache,
+                             cache_dir=cache_dir)
+        if cropper is not None and result.converted:
+            # Some pictures are not 48x48 gray faces: load again, letting the cropper find their faces.
+            # (Data that is all FER2013-style crops, FER2013 itself, never pays for this, nor is cached twice.)
+            result = cached_load(signature + [(f"cropper|{cropper.key}", 0, 0)], skip_bad,
+                                 lambda: _load_folders(root, layout, skip_bad, cropper), enabled=cache,
+                                 cache_dir=cache_dir)
+        elif cropper is not None:
+            result.cropped = {name: {"crop": len(split)} for name, split in result.splits.items()}
     if result.converted:
+        total: dict[str, int] = {}
+        for counts in result.cropped.values():
+            for way, n in counts.items():
+                total[way] = total.get(way, 0) + n
+        how = f" ({describe_cropped(total)})" if total else ""
         warnings.warn(
-            f"{root}: {result.converted} image(s) were not 48x48 grayscale and were converted",
+            f"{root}: {result.converted} image(s) were not 48x48 grayscale and were converted{how}",
             stacklevel=2,
         )
     return result
+
+
+def describe_cropped(cropped: dict[str, int]) -> str:
+    """``{"detected": 40, "centre": 2}`` -> ``"faces: 40 detected, 2 central squares (no face found)"``."""
+    words = {"crop": "48x48 crops", "detected": "detected", "centre": "central squares (no face found)"}
+    order = sorted(cropped, key=lambda way: (list(words).index(way) if way in words else len(words), way))
+    return "faces: " + ", ".join(f"{cropped[way]} {words.get(way, way)}" for way in order)
 
 
 # ----------------------------------------------------------------------------- CSV
@@ -236,12 +272,13 @@ def _class_folders(parent: Path, hint: str | None) -> _Layout:
     return layout
 
 
-def _load_folders(root: Path, layout: _Layout, skip_bad: bool) -> FER2013:
+def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCropper | None = None) -> FER2013:
     faces: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[int]] = {}
     sources: dict[str, list[str]] = {}
     problems: list[str] = []
     converted = 0
+    cropped: dict[str, dict[str, int]] = {}
 
     def bad(message: str) -> None:
         if not skip_bad:
@@ -261,12 +298,15 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool) -> FER2013:
                 bad(f"{file}: not an image file")
                 continue
             try:
-                face, was_converted = decode_face(file)
+                face, was_converted, way = _read_face(file, cropper)
             except ImageDecodeError as exc:
                 bad(f"{file}: {exc}")
                 continue
             converted += was_converted
             split = _split_of(file.name, hint)
+            if way is not None:
+                counts = cropped.setdefault(split, {})
+                counts[way] = counts.get(way, 0) + 1
             faces.setdefault(split, []).append(face)
             labels.setdefault(split, []).append(index)
             sources.setdefault(split, []).append(str(file))
@@ -275,7 +315,21 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool) -> FER2013:
     order = [s for s in SPLITS if s in faces] + sorted(s for s in faces if s not in SPLITS)
     splits = {name: Split(np.stack(faces[name]), np.asarray(labels[name], dtype=np.int64), sources[name])
               for name in order}
-    return FER2013(splits, problems, converted)
+    return FER2013(splits, problems, converted, cropped)
+
+
+def _read_face(file: Path, cropper: FaceCropper | None) -> tuple[np.ndarray, bool, str | None]:
+    """A 48x48 face from an image file, whether the picture had to be converted, and how the
+    cropper found the face (None without one)."""
+    if cropper is None:
+        face, converted = decode_face(file)
+        return face, converted, None
+    picture = read_image(file)
+    try:
+        face = cropper(picture)
+    except Exception as exc:  # noqa: BLE001 - a picture that breaks the detector is one bad item
+        raise ImageDecodeError(f"cannot find the face ({type(exc).__name__}: {exc})") from None
+    return face, picture.shape != (FACE_SIZE, FACE_SIZE), cropper.last
 
 
 def _split_of(file_name: str, hint: str | None) -> str:

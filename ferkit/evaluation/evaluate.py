@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ..data import FER2013, DataError, Split, load_fer2013
 from ..data.classes import CLASSES
+from ..data.fer2013 import FaceCropper
 from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
@@ -39,13 +40,15 @@ class Evaluation:
     specs: list[str] = field(default_factory=list)
     faces: np.ndarray | None = field(default=None, repr=False)  # the split's faces, for reports
     skipped: list[str] = field(default_factory=list)  # bad items left out of the data (skip_bad), each named
+    cropped: dict[str, int] = field(default_factory=dict)  # pictures per way their face was found (a cropper)
 
     @property
     def predictions(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
     def to_dict(self) -> dict:
-        return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped}
+        return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
+                "faces": self.cropped}
 
 
 def select_split(dataset: FER2013, name: str | None = None) -> tuple[str, Split]:
@@ -135,21 +138,23 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
 
 def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Sequence[str | os.PathLike] = ("default",),
              tta: str = "auto", backend: Callable[[LoadedModel], Classifier] | None = None,
-             skip_bad: bool = False) -> Evaluation:
+             skip_bad: bool = False, cropper: FaceCropper | None = None) -> Evaluation:
     """Load ``data`` (any form the loader accepts) and ``models`` (shipped names, model files or
     run directories) and evaluate them as one ensemble on ``split``.  ``tta="auto"`` scores the
     faces as ``EmotionRecognizer`` classifies a photo's (ten-crop); ``Evaluation.tta`` names the
     views used.  With ``skip_bad``, unreadable items are left out and listed in
-    ``Evaluation.skipped`` instead of stopping the evaluation."""
+    ``Evaluation.skipped`` instead of stopping the evaluation.  A ``cropper`` finds the face in
+    each picture that is not a 48x48 crop (see :func:`ferkit.data.load_fer2013`)."""
     tta = resolve_tta(tta)
     models = ensemble_members(list(models))  # "a+b" is an ensemble too
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
-    dataset = load_fer2013(data, skip_bad=skip_bad)
+    dataset = load_fer2013(data, skip_bad=skip_bad, cropper=cropper)
     name, chosen = select_split(dataset, split)
     classifiers = [backend(m) for m in loaded] if backend is not None else None
     result = evaluate_split(loaded, chosen, split_name=name, tta=tta, specs=[str(s) for s in models],
                             classifiers=classifiers)
     result.skipped = list(dataset.problems)
+    result.cropped = dict(dataset.cropped.get(name, {}))
     return result
 
 
