@@ -450,3 +450,26 @@ def test_evaluate_counts_how_each_face_was_found(tmp_path, capsys, tiny_model_fi
     assert code == 0 and json.loads(out)["faces"] == {} and json.loads(out)["n"] == 6
     code, out, err = run_cli(capsys, *common[:-1], "--detector", "haar")
     assert code == 0 and "faces: 1 48x48 crops, 4 detected, 1 central squares (no face found)" in out
+
+
+def test_data_crop_writes_the_faces_as_a_fer2013_style_dataset(tmp_path, capsys):
+    """``ferkit data crop`` writes what evaluate scores: the same folders, one 48x48 PNG per picture;
+    an unreadable picture is listed and the rest are written."""
+    from ferkit.data import load_fer2013
+    from ferkit.vision.crop import LargestFaceCropper
+
+    _photo_dataset(tmp_path / "photos")
+    (tmp_path / "photos" / "angry" / "broken.jpg").write_bytes(b"not a picture")
+    code, out, err = run_cli(capsys, "data", "crop", tmp_path / "photos", tmp_path / "faces", "--detector", "haar")
+    assert code == 1 and "broken.jpg" in err and len(err.strip().splitlines()) == 1
+    assert "wrote 6 faces" in out and "4 detected" in out
+    written = sorted(p.relative_to(tmp_path / "faces").as_posix() for p in (tmp_path / "faces").rglob("*.png"))
+    assert written == ["angry/photo0.png", "angry/photo2.png", "disgust/photo1.png", "disgust/photo3.png",
+                       "happy/crop.png", "sad/blank.png"]
+    cropped = load_fer2013(tmp_path / "faces", cache=False).split("all")
+    assert cropped.images.shape == (6, 48, 48)
+    (tmp_path / "photos" / "angry" / "broken.jpg").unlink()
+    expected = load_fer2013(tmp_path / "photos", cropper=LargestFaceCropper("haar"), cache=False).split("all")
+    assert np.array_equal(cropped.images, expected.images) and np.array_equal(cropped.labels, expected.labels)
+    code, _, err = run_cli(capsys, "data", "crop", tmp_path / "photos", tmp_path / "photos" / "faces")
+    assert code != 0 and "outside" in err

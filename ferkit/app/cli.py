@@ -1,6 +1,7 @@
 """``ferkit`` command line: one verb per job, in the manner of ultralytics' CLI.
 
     ferkit data stats PATH [--json]
+    ferkit data crop PATH OUT [--detector auto|retinaface|haar|none]
     ferkit models
     ferkit train --data PATH --model NAME --out RUNDIR [options] | --resume RUNDIR
     ferkit evaluate / calibrate / explain / visualize-filters / predict / export / serve
@@ -70,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument("--skip-bad", action="store_true", help="skip bad files and list them instead of stopping")
     stats.set_defaults(run=commands.data_stats)
+    crop = data_sub.add_parser("crop", help="a dataset of photos as 48x48 FER2013-style face crops",
+                               description="Cut the largest face out of every picture of a dataset folder (class "
+                                           "folders, optionally under split folders), framed as FER2013 frames "
+                                           "faces, and write it as a 48x48 gray PNG under OUT with the same folders "
+                                           "and names, so that ferkit train and evaluate read the faces alone. "
+                                           "Pictures without a face give their central square; unreadable ones "
+                                           "are listed and the rest go on.")
+    crop.add_argument("path", help="a dataset root (train/, test/) or a folder of class folders")
+    crop.add_argument("out", help="folder to write the faces into (the same layout)")
+    crop.add_argument("--detector", choices=("auto", "retinaface", "haar", "none"), default="auto",
+                      help="face detector (default auto: RetinaFace when installed, else Haar); none = central squares")
+    crop.set_defaults(run=commands.data_crop)
 
     models = sub.add_parser("models", help="list the model zoo with parameter counts")
     models.add_argument("--json", action="store_true")
