@@ -137,6 +137,25 @@ def test_no_detect_treats_each_image_as_a_face(capsys, tiny_model_file, tmp_path
     assert status == 0 and (row["x"], row["y"], row["w"], row["h"]) == (0, 0, 48, 48) and row["emotion"]
 
 
+def test_a_fer2013_face_crop_is_classified_whole_without_detection(capsys, tmp_path):
+    """A 48x48 picture is a face crop already: detectors miss most faces that small, so each one is
+    classified as it is (as --no-detect would), not reported face-less."""
+    from conftest import real_faces
+
+    from ferkit.vision.recognizer import EmotionRecognizer
+
+    faces, _ = real_faces(1)
+    for i, face in enumerate(faces):
+        cv2.imwrite(str(tmp_path / f"face{i}.png"), face)
+    status, out, _ = run(capsys, "predict", tmp_path, "--model", "fast", "--json")
+    rows = json.loads(out)
+    assert status == 0 and len(rows) == len(faces)
+    assert all((r["face"], r["x"], r["y"], r["w"], r["h"]) == (0, 0, 0, 48, 48) for r in rows)
+    expected = EmotionRecognizer("fast", detector="none").classify(faces)
+    got = np.array([[r[c] for c in COLUMNS[11:18]] for r in sorted(rows, key=lambda r: r["source"])])
+    assert np.allclose(got, expected, atol=1e-5)
+
+
 def test_a_photo_is_classified_with_ten_crops_unless_told_otherwise(capsys, tiny_model_file, tmp_path):
     """``--tta auto`` (the default) averages ten crops of a still face; ``--tta none`` takes the centre view."""
     from ferkit.vision.recognizer import EmotionRecognizer

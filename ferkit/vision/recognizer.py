@@ -162,14 +162,17 @@ class EmotionRecognizer:
         return probs
 
     def detect(self, image: Any) -> list[Detection]:
-        """Face boxes in ``image`` (left to right); the whole image when the detector is ``none``."""
+        """Face boxes in ``image`` (left to right); the whole image when the detector is ``none``
+        or the image is a 48x48 face crop."""
         array = load_image(image)
         return self._detect(array)
 
     def _detect(self, array: np.ndarray) -> list[Detection]:
-        if self.detector is None:
-            return [Detection((0, 0, array.shape[1], array.shape[0]))]
         height, width = array.shape[:2]
+        # A 48x48 picture is a FER2013-style face crop already (detectors miss most faces that
+        # small, and re-cropping one would frame it twice), as LargestFaceCropper takes it too.
+        if self.detector is None or (height, width) == (FACE_SIZE, FACE_SIZE):
+            return [Detection((0, 0, width, height))]
         if min(height, width) < self.min_face:  # no face of the smallest size fits in the picture
             return []
         found = [d for d in self.detector.detect(array)
@@ -184,7 +187,7 @@ class EmotionRecognizer:
     def _faces(self, array: np.ndarray, detections: list[Detection], tta: str) -> list[Face]:
         if not detections:
             return []
-        if self.detector is None:
+        if self.detector is None or array.shape[:2] == (FACE_SIZE, FACE_SIZE):
             crops = _as_crops([to_gray(array)])
         else:
             crops = crop_faces(array, detections, self.framing, align=self.align)
