@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="default", help="model for the server this script starts")
     p.add_argument("--detector", default="auto", help="detector for the server this script starts")
     p.add_argument("--max-concurrent", type=int, help="--max-concurrent of the server this script starts")
+    p.add_argument("--tta", default="auto", help="--tta of the server this script starts (default auto: ten-crop)")
     p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--warmup", type=int, default=20, help="requests sent first and not counted")
@@ -76,11 +77,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, detector: str, max_concurrent: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, detector: str, max_concurrent: int | None = None,
+                 tta: str = "auto") -> tuple[subprocess.Popen, str]:
     port = free_port()
     extra = ["--max-concurrent", str(max_concurrent)] if max_concurrent else []
     process = subprocess.Popen([sys.executable, "-m", "ferkit", "serve", "--model", model, "--detector", detector,
-                                "--port", str(port), "--log-level", "warning", *extra],
+                                "--port", str(port), "--tta", tta, "--log-level", "warning", *extra],
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     process = None
     url = args.url
     if url is None:
-        process, url = start_server(args.model, args.detector, args.max_concurrent)
+        process, url = start_server(args.model, args.detector, args.max_concurrent, args.tta)
     try:
         host, port = check_loopback(url)
         if args.warmup:
