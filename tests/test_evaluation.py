@@ -448,8 +448,9 @@ def test_evaluate_counts_how_each_face_was_found(tmp_path, capsys, tiny_model_fi
     assert result["n"] == 6 and result["faces"] == {"detected": 4, "crop": 1, "centre": 1}
     code, out, err = run_cli(capsys, *common, "--detector", "none")  # whole pictures, as training reads them
     assert code == 0 and json.loads(out)["faces"] == {} and json.loads(out)["n"] == 6
-    code, out, err = run_cli(capsys, *common[:-1], "--detector", "haar")
+    code, out, err = run_cli(capsys, *common[:-1], "--detector", "haar", "--report", tmp_path / "report")
     assert code == 0 and "faces: 1 48x48 crops, 4 detected, 1 central squares (no face found)" in out
+    assert "4 detected, 1 central squares" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_data_crop_writes_the_faces_as_a_fer2013_style_dataset(tmp_path, capsys):

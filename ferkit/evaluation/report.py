@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atomic import atomic_write, atomic_write_text
 from ..data.classes import CLASSES
+from ..data.fer2013 import describe_cropped
 from .evaluate import Evaluation, describe_model
 from .metrics import normalized_confusion
 
@@ -149,7 +150,9 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
     parts = [
         "# ferkit evaluation report",
         "",
-        f"Split **{evaluation.split}** ({metrics['n']:,} faces), test-time augmentation **{evaluation.tta}**, {kind}.",
+        f"Split **{evaluation.split}** ({metrics['n']:,} faces), test-time augmentation **{evaluation.tta}**, {kind}."
+        + (f" Pictures that were not 48x48 face crops: {describe_cropped(evaluation.cropped)}."
+           if set(evaluation.cropped) - {"crop"} else ""),
         "",
         _markdown_table(["accuracy", "macro F1", "ECE (15 bins)"],
                         [[f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['ece']:.4f}"]]),
