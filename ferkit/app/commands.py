@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def data_crop(args: argparse.Namespace) -> int:
         for way, n in dataset.cropped.get(name, {}).items():
             counts[way] = counts.get(way, 0) + n
         for picture, face in zip(split.sources, split.images):
-            relative = Path(picture).resolve().relative_to(source.resolve())
+            relative = Path(os.path.relpath(picture, source))  # the loader lists files below the path given
             target = out / relative.with_suffix(".png")
             if target in written:  # a.jpg and a.png side by side: keep both
                 target = out / relative.parent / (relative.name + ".png")

@@ -24,11 +24,11 @@ import numpy as np
 from ..data.classes import CLASSES
 from ..data.images import (FACE_SIZE, ImageDecodeError, levels_to_uint8, pil_to_array, read_image, to_face_size,
                            to_gray)
+from ..tta import resolve_tta
 from .crop import FRAMINGS, Framing, crop_faces
 from .detect import Detection, create_detector
 from .rows import Rows, face_row
 from .sources import SourceError, SourceItem, VideoReader, expand_sources, is_camera
-from ..tta import TTA_CHOICES, resolve_tta
 from .track import IoUTracker
 
 
