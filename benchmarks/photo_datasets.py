@@ -23,7 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ferkit.data import load_fer2013
+from ferkit.data import Split, load_fer2013
+from ferkit.data.fer2013 import describe_cropped
 from ferkit.data.classes import CLASSES
 from ferkit.evaluation import evaluate, evaluate_split
 from ferkit.models.hub import load_model
@@ -67,8 +68,6 @@ def main() -> int:
     public = load_fer2013(args.data)["publictest"]
     pick = np.sort(np.random.default_rng(0).choice(len(public), size=min(args.faces, len(public)), replace=False))
     faces, labels = public.images[pick], public.labels[pick]
-    from ferkit.data import Split
-
     reference = evaluate_split([load_model(args.model)], Split(faces, labels), split_name="publictest", tta=args.tta)
     print(f"{args.model}, {len(faces)} PublicTest faces, tta {args.tta}")
     print(f"  48x48 originals: accuracy {reference.metrics['accuracy']:.4f}")
@@ -79,7 +78,7 @@ def main() -> int:
             for detector in detectors:
                 cropper = None if detector == "none" else LargestFaceCropper(detector)
                 result = evaluate(folder, models=[args.model], tta=args.tta, cropper=cropper)
-                found = ", ".join(f"{n} {way}" for way, n in sorted(result.cropped.items())) or "whole pictures"
+                found = describe_cropped(result.cropped) if result.cropped else "whole pictures"
                 print(f"  {kind:<9} --detector {detector:<10}: accuracy {result.metrics['accuracy']:.4f}  "
                       f"macro-F1 {result.metrics['macro_f1']:.4f}  ({found})", flush=True)
     return 0

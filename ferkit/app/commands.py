@@ -56,10 +56,7 @@ def data_crop(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore")  # every picture converted is the point here, not news
         dataset = load_fer2013(source, skip_bad=True, cache=False, cropper=LargestFaceCropper(args.detector))
     written: set[Path] = set()
-    counts: dict[str, int] = {}
-    for name, split in dataset.splits.items():
-        for way, n in dataset.cropped.get(name, {}).items():
-            counts[way] = counts.get(way, 0) + n
+    for split in dataset.splits.values():
         for picture, face in zip(split.sources, split.images):
             relative = Path(os.path.relpath(picture, source))  # the loader lists files below the path given
             target = out / relative.with_suffix(".png")
@@ -71,7 +68,7 @@ def data_crop(args: argparse.Namespace) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, encoded.tobytes())
             written.add(target)
-    print(f"wrote {len(written):,} faces to {out} ({describe_cropped(counts)})")
+    print(f"wrote {len(written):,} faces to {out} ({describe_cropped(dataset.cropped_total())})")
     for problem in dataset.problems:
         print(f"ferkit: skipped {problem}", file=sys.stderr)
     return 1 if dataset.problems else 0

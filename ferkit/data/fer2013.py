@@ -82,6 +82,14 @@ class FER2013:
     def __getitem__(self, name: str) -> Split:
         return self.split(name)
 
+    def cropped_total(self) -> dict[str, int]:
+        """Faces per way the cropper found them, over all splits."""
+        total: dict[str, int] = {}
+        for counts in self.cropped.values():
+            for way, n in counts.items():
+                total[way] = total.get(way, 0) + n
+        return total
+
     def split(self, name: str) -> Split:
         key = name.strip().lower().replace("_", "").replace("-", "")
         key = _FOLDER_TO_SPLIT.get(key, key)
@@ -133,10 +141,7 @@ def load_fer2013(
         elif cropper is not None:
             result.cropped = {name: {"crop": len(split)} for name, split in result.splits.items()}
     if result.converted:
-        total: dict[str, int] = {}
-        for counts in result.cropped.values():
-            for way, n in counts.items():
-                total[way] = total.get(way, 0) + n
+        total = result.cropped_total()
         how = f" ({describe_cropped(total)})" if total else ""
         warnings.warn(
             f"{root}: {result.converted} image(s) were not 48x48 grayscale and were converted{how}",
