@@ -393,7 +393,7 @@ def test_macro_f1_averages_the_classes_that_occur_and_nan_probabilities_are_refu
 # ----------------------------------------------------------------------------- datasets of photos
 
 
-def _photo_dataset(root: Path) -> list[tuple[Path, tuple[int, int, int, int]]]:
+def photo_dataset(root: Path) -> list[tuple[Path, tuple[int, int, int, int]]]:
     """Class folders holding four photos (a real face, upscaled, somewhere on a larger canvas), one
     FER2013-style 48x48 crop and one picture without a face; returns each photo and its face's box."""
     import cv2
@@ -425,7 +425,7 @@ def test_a_dataset_of_photos_is_scored_on_the_largest_face_in_each(tmp_path):
     from ferkit.vision.crop import LargestFaceCropper
     from ferkit.vision.track import iou
 
-    photos = _photo_dataset(tmp_path / "photos")
+    photos = photo_dataset(tmp_path / "photos")
     cropper = LargestFaceCropper("haar")
     split = load_fer2013(tmp_path / "photos", cropper=cropper, cache=False).split("all")
     whole = load_fer2013(tmp_path / "photos", cache=False).split("all")
@@ -440,7 +440,7 @@ def test_a_dataset_of_photos_is_scored_on_the_largest_face_in_each(tmp_path):
 
 
 def test_evaluate_counts_how_each_face_was_found(tmp_path, capsys, tiny_model_file):
-    _photo_dataset(tmp_path / "photos")
+    photo_dataset(tmp_path / "photos")
     common = ["evaluate", "--data", tmp_path / "photos", "--model", tiny_model_file, "--json"]
     code, out, err = run_cli(capsys, *common, "--detector", "haar")
     assert code == 0, err
@@ -459,7 +459,7 @@ def test_data_crop_writes_the_faces_as_a_fer2013_style_dataset(tmp_path, capsys)
     from ferkit.data import load_fer2013
     from ferkit.vision.crop import LargestFaceCropper
 
-    _photo_dataset(tmp_path / "photos")
+    photo_dataset(tmp_path / "photos")
     (tmp_path / "photos" / "angry" / "broken.jpg").write_bytes(b"not a picture")
     code, out, err = run_cli(capsys, "data", "crop", tmp_path / "photos", tmp_path / "faces", "--detector", "haar")
     assert code == 1 and "broken.jpg" in err and len(err.strip().splitlines()) == 1

@@ -906,3 +906,56 @@ def test_sigterm_is_handled_like_ctrl_c(capsys):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert cleaned == [True] and capsys.readouterr().err.strip() == "ferkit: terminated"
+
+
+# ----------------------------------------------------------------------------- photos
+
+
+def test_training_on_photos_learns_from_their_faces(fer_root, tmp_path, capsys):
+    """``ferkit train`` reads a picture that is not a 48x48 crop as ``evaluate`` scores it: the largest
+    face found (the run records the detector, and a resume keeps it); ``--detector none`` reads it whole."""
+    from test_evaluation import photo_dataset
+
+    from ferkit.data import load_fer2013
+    from ferkit.training.loop import data_fingerprint
+    from ferkit.vision.crop import LargestFaceCropper
+
+    for split in ("train", "test"):
+        photo_dataset(tmp_path / "photos" / split)
+    common = ["train", "--data", str(tmp_path / "photos"), "--model", "tiny", "--model-option", "width=8",
+              "--epochs", "1", "--batch-size", "4", "--threads", "1"]
+
+    def trained_on(run: Path) -> str:
+        return load_checkpoint(run / "last.pt")["train_fingerprint"]
+
+    def fingerprint(**options) -> str:
+        split = load_fer2013(tmp_path / "photos", cache=False, **options)["training"]
+        return data_fingerprint(split.images, split.labels)
+
+    with pytest.warns(UserWarning, match="8 detected, 2 central squares"):  # both splits
+        assert main([*common, "--out", str(tmp_path / "haar"), "--detector", "haar"]) == 0
+    with pytest.warns(UserWarning, match="converted"):
+        haar_faces, whole = fingerprint(cropper=LargestFaceCropper("haar")), fingerprint()
+    assert haar_faces != whole and trained_on(tmp_path / "haar") == haar_faces
+    assert json.loads((tmp_path / "haar" / "config.json").read_text())["detector"] == "haar"
+    with pytest.warns(UserWarning, match="converted"):
+        assert main([*common, "--out", str(tmp_path / "whole"), "--detector", "none"]) == 0
+    assert trained_on(tmp_path / "whole") == whole
+
+    # A new run finds faces by default; a resumed one keeps the detector it started with.
+    with pytest.warns(UserWarning, match="converted"):
+        assert main([*common, "--out", str(tmp_path / "auto")]) == 0
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["detector"] == "auto"
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "whole"), "--detector", "haar"]) == 2
+    assert "detector 'none' -> 'haar'" in capsys.readouterr().err
+
+    # The Python API asks for the cropper the configuration names, rather than read photos whole.
+    config = TrainConfig(data=str(tmp_path / "photos"), model="tiny", out=str(tmp_path / "api"), epochs=1,
+                         detector="haar")
+    with pytest.raises(TrainingError, match="not 48x48 face crops.*pass cropper=LargestFaceCropper"), \
+            pytest.warns(UserWarning, match="converted"):
+        train(config)
+    run(quick_config(fer_root, tmp_path / "fer2013", detector="auto"))  # 48x48 crops need no cropper
+    with pytest.raises(TrainingError, match="detector is 'none'"):
+        train(config.replace(detector="none"), cropper=LargestFaceCropper("haar"))

@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from ..data.augment_config import AugmentConfig
-    from ..training.config import TrainConfig
+    from ..training.config import DETECTOR_NAMES, TrainConfig
 
     p = sub.add_parser("train", help="train a model on FER2013",
                        description="Train a model; validation on PublicTest each epoch keeps the best weights.")
@@ -34,7 +34,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             continue
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
+        if f.name == "detector":
+            p.add_argument(flag, choices=DETECTOR_NAMES, default=None,
+                           help="in a picture that is not a 48x48 face crop, train on the largest face this detector "
+                                "finds (the central square where none is found), as evaluate scores it; none = the "
+                                "whole picture, resized (default auto for a new run; a resumed run keeps its own)")
+        elif isinstance(default, bool):
             p.add_argument(flag, type=_parse_bool, metavar="yes|no", default=None, help=f"(default {default})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"(default {default!r})")

@@ -157,12 +157,18 @@ def train_command(args: argparse.Namespace) -> int:
                     else "; resume without those options or start a new --out")
             raise UsageError(f"{args.resume} holds a different configuration ({'; '.join(changed)}){hint}")
         moved = {key: given[key] for key in RESUMABLE_CHANGES if key in given and key != "out"}
-        summary = train(config.replace(out=str(args.resume), **moved), resume=True)
+        config = config.replace(out=str(args.resume), **moved)
     else:
         if "data" not in given:
             raise UsageError("train needs --data PATH (or --resume RUNDIR)")
+        given.setdefault("detector", "auto")  # photos are read as evaluate reads them: their faces
         config = TrainConfig(**given, model_options=options, augment=AugmentConfig(**augment))
-        summary = train(config)
+    cropper = None
+    if config.detector != "none":
+        from ..vision.crop import LargestFaceCropper
+
+        cropper = LargestFaceCropper(config.detector)
+    summary = train(config, resume=bool(args.resume), cropper=cropper)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not one per process
         print(json.dumps(summary))
     return 0

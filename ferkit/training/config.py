@@ -14,6 +14,7 @@ VALIDATION_SPLITS = ("publictest", "none")
 # What a resumed run may change: where the run lives, where its (same) data now lives (checked by
 # a fingerprint of the training faces), and how many threads it uses.
 RESUMABLE_CHANGES = ("out", "data", "threads")
+DETECTOR_NAMES = ("auto", "retinaface", "haar", "none")  # ferkit.vision.detect's DETECTORS, and none
 
 
 @dataclass
@@ -70,6 +71,10 @@ class TrainConfig:
     limit_train: int = 0  # use only N training faces, a seeded random subset (quick runs, tests)
     limit_val: int = 0
     skip_bad: bool = False  # skip unreadable images / bad CSV rows (each reported) instead of stopping
+    # How a picture that is not a 48x48 face crop becomes one: the largest face this detector finds
+    # (auto | retinaface | haar; ``train`` then needs the matching cropper), or none: the whole picture
+    # resized, as runs saved before this setting read them.  ``ferkit train`` defaults new runs to auto.
+    detector: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,7 +103,7 @@ class TrainConfig:
         model_info(self.model)  # unknown names list the registered models
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
                    "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
-                   "distill_mode": ("clean", "online"),
+                   "distill_mode": ("clean", "online"), "detector": DETECTOR_NAMES,
                    "val_split": VALIDATION_SPLITS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -35,6 +35,7 @@ import torch.nn as nn
 
 from ..atomic import atomic_write_text, remove_stale_temps
 from ..data import DataError, load_fer2013
+from ..data.fer2013 import FaceCropper
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights
 from ..data.classes import CLASSES
@@ -136,8 +137,14 @@ def mix_batch(x: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
     return x, lam * targets + (1 - lam) * targets[perm], True
 
 
-def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) -> dict:
+def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
+          cropper: FaceCropper | None = None) -> dict:
     """Train (or resume) the run described by ``config``; returns the summary dict.
+
+    With ``config.detector`` other than ``"none"``, ``cropper`` cuts the face out of every picture
+    that is not a 48x48 crop, in training and validation alike (``LargestFaceCropper(config.detector)``
+    from ``ferkit.vision.crop``, as ``ferkit train`` passes it; training does not import the detectors).
+    Data that is all 48x48 crops (FER2013) needs none.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is set up here (gloo on CPU, nccl
     on GPU) unless the caller already did, and torn down again at the end.  A process that trains
@@ -148,18 +155,20 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None) 
         config.validate()
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
+    if cropper is not None and config.detector == "none":
+        raise TrainingError("a cropper was given but the configuration's detector is 'none'")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     own_group = world > 1 and not dist.is_initialized()
     if own_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        return _train(config, resume, log, world)
+        return _train(config, resume, log, world, cropper)
     finally:
         if own_group:
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> dict:
+def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropper: FaceCropper | None) -> dict:
     # ---------------------------------------------------------------- processes and run directory
     distributed = world > 1
     rank = dist.get_rank() if distributed else 0
@@ -195,9 +204,13 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int) -> di
 
     # ---------------------------------------------------------------- data (training split only)
     try:
-        dataset = load_fer2013(config.data, skip_bad=config.skip_bad)
+        dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cropper=cropper)
     except DataError as exc:
         raise TrainingError(str(exc)) from None
+    if dataset.converted and cropper is None and config.detector != "none":
+        raise TrainingError(f"{config.data}: {dataset.converted} picture(s) are not 48x48 face crops and the "
+                            f"detector is {config.detector!r}: pass cropper=LargestFaceCropper({config.detector!r}) "
+                            "(ferkit.vision.crop), or detector='none' to read them whole")
     for problem in dataset.problems:
         say(f"skipped: {problem}")
     if "training" not in dataset.splits:
