@@ -189,6 +189,24 @@ def test_bad_images_skipped_and_reported(folder_with_bad_files):
     assert "empty.png: empty file" in text
 
 
+def test_every_picture_format_predict_reads_is_a_dataset_picture_too(tmp_path):
+    """A dataset kept as .ppm (FERET), .gif or .jpe loads; before, only predict read those."""
+    from PIL import Image
+
+    from ferkit.vision.sources import IMAGE_EXTENSIONS as SOURCE_EXTENSIONS
+
+    faces, _ = synthetic_faces(3)
+    for face, suffix in zip(faces, (".ppm", ".gif", ".jpe")):
+        (tmp_path / "d" / "happy").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(face).save(tmp_path / "d" / "happy" / f"face{suffix}", format={".jpe": "JPEG"}.get(suffix))
+    with pytest.warns(UserWarning, match="1 image"):  # the GIF's palette is converted to gray
+        data = load_fer2013(tmp_path / "d", cache=False)
+    assert len(data["all"]) == 3 and not data.problems
+    read = {Path(source).suffix: image for source, image in zip(data["all"].sources, data["all"].images)}
+    assert np.array_equal(read[".ppm"], faces[0]) and np.array_equal(read[".gif"], faces[1])  # lossless ones
+    assert ".ppm" in SOURCE_EXTENSIONS
+
+
 def test_empty_folder_and_missing_path(tmp_path):
     (tmp_path / "d" / "happy").mkdir(parents=True)
     with pytest.raises(DataError, match="empty class folder"):

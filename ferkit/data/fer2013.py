@@ -23,9 +23,8 @@ import numpy as np
 
 from .classes import CLASSES, SPLITS, class_index
 from .errors import DataError
-from .images import FACE_SIZE, ImageDecodeError, decode_face, read_image
+from .images import FACE_SIZE, IMAGE_EXTENSIONS, ImageDecodeError, decode_face, read_image
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 # Files that operating systems and tools drop into folders; never data.
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
 

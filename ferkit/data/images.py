@@ -15,6 +15,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 FACE_SIZE = 48
+# The picture files ferkit reads (all that Pillow decodes that people keep faces in), in datasets
+# and as prediction sources alike.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                              ".ppm", ".pgm", ".pbm", ".pnm"})
 # Photos larger than this are downscaled while decoding (JPEG draft mode) or refused, so one
 # huge upload cannot exhaust memory.
 MAX_PIXELS = 40_000_000

@@ -14,11 +14,11 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from ..data.images import IMAGE_EXTENSIONS
+
 # FFmpeg prints its own complaints about broken files to stderr; ferkit reports them as rows.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                              ".ppm", ".pgm", ".pbm", ".pnm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
                               ".3gp", ".ogv", ".mjpeg", ".mjpg"})
 
