@@ -239,6 +239,23 @@ def test_a_picture_no_face_fits_in_and_an_empty_folder_are_rows_not_tracebacks(c
         assert sum(r["source"].endswith("two.jpg") for r in rows) == 2
 
 
+def test_a_phone_picture_in_a_folder_is_an_error_row_and_notes_are_not_sources(capsys, tiny_model_file, photo,
+                                                                               tmp_path):
+    """An iPhone's HEIC photos beside JPEGs were once passed over in silence; a folder's notes and
+    annotation files are not pictures and give no row."""
+    folder = tmp_path / "album"
+    folder.mkdir()
+    (folder / "two.jpg").write_bytes(photo.read_bytes())
+    (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (folder / "landmarks.txt").write_text("1 2 3")
+    status, out, err = run(capsys, "predict", folder, "--model", tiny_model_file, "--detector", "haar", "--json")
+    rows = json.loads(out)
+    assert status == 1 and "Traceback" not in err
+    assert {r["source"].rsplit("/", 1)[-1] for r in rows} == {"two.jpg", "IMG_0001.HEIC"}
+    [heic] = [r for r in rows if r["source"].endswith("HEIC")]
+    assert ".heic pictures cannot be read" in heic["error"] and "JPEG or PNG" in heic["error"]
+
+
 def test_a_source_whose_annotation_cannot_be_written_is_an_error_row(capsys, tiny_model_file, photo, tmp_path):
     """The rows of the other sources survive; the failing one names its problem."""
     second = tmp_path / "again.jpg"

@@ -18,7 +18,11 @@ FACE_SIZE = 48
 # The picture files ferkit reads (all that Pillow decodes that people keep faces in), in datasets
 # and as prediction sources alike.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                              ".ppm", ".pgm", ".pbm", ".pnm"})
+                              ".avif", ".ppm", ".pgm", ".pbm", ".pnm"})
+# Pictures people keep that ferkit cannot decode (phones' HEIC, cameras' raw files, layered or
+# vector files): in a folder they are reported, not passed over in silence.
+UNREADABLE_PICTURE_EXTENSIONS = frozenset({".heic", ".heif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw",
+                                           ".orf", ".rw2", ".raf", ".raw", ".psd", ".svg"})
 # Photos larger than this are downscaled while decoding (JPEG draft mode) or refused, so one
 # huge upload cannot exhaust memory.
 MAX_PIXELS = 40_000_000

@@ -14,7 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..data.images import IMAGE_EXTENSIONS
+from ..data.images import IMAGE_EXTENSIONS, UNREADABLE_PICTURE_EXTENSIONS
 
 # FFmpeg prints its own complaints about broken files to stderr; ferkit reports them as rows.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -30,7 +30,7 @@ class SourceError(ValueError):
 @dataclass(frozen=True)
 class SourceItem:
     # "image", "video", "unknown" (an explicit file with another extension), "camera", "missing",
-    # or "empty" (a folder with no image or video in it)
+    # "empty" (a folder with no image or video in it) or "unreadable" (a picture format ferkit cannot decode)
     kind: str
     name: str  # shown in the ``source`` column
     target: str | int  # path or camera index
@@ -55,6 +55,8 @@ def kind_of(path: Path) -> str:
         return "video"
     if suffix in IMAGE_EXTENSIONS:
         return "image"
+    if suffix in UNREADABLE_PICTURE_EXTENSIONS:
+        return "unreadable"
     return "unknown"
 
 
@@ -86,12 +88,15 @@ def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
 
 
 def path_items(path: Path) -> list[SourceItem]:
-    """A file's item, or a folder's images and videos (recursively); an empty folder is one
-    ``empty`` item, so it is accounted for in the output."""
+    """A file's item, or a folder's images and videos (recursively), and its pictures in formats
+    ferkit cannot decode (each an ``unreadable`` item, so none is missed in silence); a folder with
+    none of them is one ``empty`` item, so it is accounted for in the output.  Other files (notes,
+    annotations) are not sources."""
     if not path.is_dir():
         return [SourceItem(kind_of(path), str(path), str(path))]
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | UNREADABLE_PICTURE_EXTENSIONS
     found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+                   and p.suffix.lower() in wanted)
     return [SourceItem(kind_of(p), str(p), str(p)) for p in found] or [SourceItem("empty", str(path), str(path))]
 
 
