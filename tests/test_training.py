@@ -949,6 +949,13 @@ def test_training_on_photos_learns_from_their_faces(fer_root, tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "whole"), "--detector", "haar"]) == 2
     assert "detector 'none' -> 'haar'" in capsys.readouterr().err
+    # A run saved before the setting existed read pictures whole, and resumes doing so.
+    config_file = tmp_path / "whole" / "config.json"
+    config_file.write_text(json.dumps({k: v for k, v in json.loads(config_file.read_text()).items()
+                                       if k != "detector"}))
+    with pytest.warns(UserWarning, match="converted"):
+        assert main(["train", "--resume", str(tmp_path / "whole")]) == 0
+    assert trained_on(tmp_path / "whole") == whole
 
     # The Python API asks for the cropper the configuration names, rather than read photos whole.
     config = TrainConfig(data=str(tmp_path / "photos"), model="tiny", out=str(tmp_path / "api"), epochs=1,
