@@ -35,10 +35,10 @@ import torch.nn as nn
 
 from ..atomic import atomic_write_text, remove_stale_temps
 from ..data import DataError, load_fer2013
-from ..data.fer2013 import FaceCropper
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights
 from ..data.classes import CLASSES
+from ..data.fer2013 import FaceCropper
 from ..data.preprocess import Normalizer
 from ..models import count_parameters, create_model
 from ..models.inference import predict_logits
