@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
+from ..detectors import DETECTOR_CHOICES
 from . import commands, verbs_evaluate, verbs_predict, verbs_serve
 
 EXIT_USAGE = 2
@@ -23,7 +24,7 @@ EXIT_USAGE = 2
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from ..data.augment_config import AugmentConfig
-    from ..training.config import DETECTOR_NAMES, TrainConfig
+    from ..training.config import TrainConfig
 
     p = sub.add_parser("train", help="train a model on FER2013",
                        description="Train a model; validation on PublicTest each epoch keeps the best weights.")
@@ -35,7 +36,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         if f.name == "detector":
-            p.add_argument(flag, choices=DETECTOR_NAMES, default=None,
+            p.add_argument(flag, choices=DETECTOR_CHOICES, default=None,
                            help="in a picture that is not a 48x48 face crop, train on the largest face this detector "
                                 "finds (the central square where none is found), as evaluate scores it; none = the "
                                 "whole picture, resized (default auto for a new run; a resumed run keeps its own)")
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "are listed and the rest go on.")
     crop.add_argument("path", help="a dataset root (train/, test/) or a folder of class folders")
     crop.add_argument("out", help="folder to write the faces into (the same layout)")
-    crop.add_argument("--detector", choices=("auto", "retinaface", "haar", "none"), default="auto",
+    crop.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                       help="face detector (default auto: RetinaFace when installed, else Haar); none = central squares")
     crop.set_defaults(run=commands.data_crop)
 

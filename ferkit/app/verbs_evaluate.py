@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from .errors import UsageError, report_skipped, single_model
 
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "faces; none = the centre crop alone")
     p.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
                    help="inference engine (default torch; int8 scores the model's quantised graph)")
-    p.add_argument("--detector", choices=("auto", "retinaface", "haar", "none"), default="auto",
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                    help="in a picture that is not a 48x48 face crop, score the largest face this detector finds "
                         "(the central square where it finds none); none = the whole picture, resized, as "
                         "ferkit train reads it (default auto)")

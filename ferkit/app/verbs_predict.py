@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ..detectors import FACE_DETECTORS
 from ..tta import TTA_CHOICES
 from .errors import Terminated, UsageError, single_model
 
-DETECTOR_CHOICES = ("auto", "retinaface", "haar")
 VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_PHOTO = ASSETS / "portraits.jpg"
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=f"Run predict on {DEMO_PHOTO.name} (public-domain portraits shipped with ferkit) "
                                    "and write the annotated picture and the rows.")
     p.add_argument("--model", default="default", help="shipped name, run directory or model file (default: default)")
-    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto")
+    p.add_argument("--detector", choices=FACE_DETECTORS, default="auto")
     p.add_argument("--out", default="out", metavar="DIR", help="folder for demo.jpg and demo.csv (default: out)")
     p.set_defaults(run=demo_command)
 
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="shipped name (default, fast, default-b, or best = default+default-b), "
                    "run directory or model file; several joined by + (default+fast) form an ensemble (default: default)")
-    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
+    p.add_argument("--detector", choices=FACE_DETECTORS, default="auto",
                    help="face detector: auto = retinaface when installed, else haar")
     p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
     p.add_argument("--tta", choices=TTA_CHOICES, default="auto",

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..data.augment_config import AugmentConfig
+from ..detectors import DETECTOR_CHOICES
 
 # Validation selects the best epoch, so it must be a held-out split that is never trained on;
 # PrivateTest is the final test and must not steer training either.
@@ -14,7 +15,6 @@ VALIDATION_SPLITS = ("publictest", "none")
 # What a resumed run may change: where the run lives, where its (same) data now lives (checked by
 # a fingerprint of the training faces), and how many threads it uses.
 RESUMABLE_CHANGES = ("out", "data", "threads")
-DETECTOR_NAMES = ("auto", "retinaface", "haar", "none")  # ferkit.vision.detect's DETECTORS, and none
 
 
 @dataclass
@@ -103,7 +103,7 @@ class TrainConfig:
         model_info(self.model)  # unknown names list the registered models
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
                    "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
-                   "distill_mode": ("clean", "online"), "detector": DETECTOR_NAMES,
+                   "distill_mode": ("clean", "online"), "detector": DETECTOR_CHOICES,
                    "val_split": VALIDATION_SPLITS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

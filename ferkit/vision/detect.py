@@ -18,8 +18,7 @@ import cv2
 import numpy as np
 
 from ..data.images import rescale, to_gray
-
-DETECTORS = ("auto", "retinaface", "haar")
+from ..detectors import FACE_DETECTORS as DETECTORS
 
 
 @dataclass
