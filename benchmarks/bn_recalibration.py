@@ -5,9 +5,9 @@
 
 Training sees augmented faces (crops, affine jitter, random erasing) and the batch-norm running
 statistics follow them, in the exponential moving average too; test faces are clean.  Here every
-batch-norm layer's statistics are reset and averaged (momentum None: a plain mean) over one pass of
-the Training split's faces, ``--views`` of each (``flip``: the centre crop and its mirror), in
-training mode and without gradients; the weights are untouched.  ``fixed / broken`` counts the
+batch-norm layer's statistics are averaged over one pass of the Training split's faces, ``--views``
+of each (``flip``: the centre crop and its mirror), by
+:func:`ferkit.models.batch_norm.recalibrate_batch_norm`; the weights are untouched.  ``fixed / broken`` counts the
 faces the recalibrated model gets right that the original gets wrong, and the reverse.  PublicTest
 is the split the models were selected on.  Pause any training first.
 """
@@ -19,24 +19,9 @@ import numpy as np
 import torch
 
 from ferkit.data import load_fer2013
-from ferkit.data.augment import tta_views
+from ferkit.models.batch_norm import recalibrate_batch_norm
 from ferkit.models.hub import load_model
 from ferkit.models.inference import predict_probs
-
-
-def recalibrate_batch_norm(model: torch.nn.Module, normalizer, faces: np.ndarray, size: int, views: str) -> None:
-    """Replace every batch-norm layer's running statistics by their mean over ``faces``."""
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for layer in layers:
-        layer.reset_running_stats()
-        layer.momentum = None  # a cumulative average over all batches
-    model.train()
-    with torch.no_grad():
-        for start in range(0, len(faces), 256):
-            chunk = np.ascontiguousarray(normalizer.prepare(faces[start:start + 256]))
-            x = tta_views(normalizer(torch.from_numpy(chunk).unsqueeze(1)), size, views)
-            model(x.reshape(-1, *x.shape[2:]).contiguous(memory_format=torch.channels_last))
-    model.eval()
 
 
 def main() -> None:
@@ -60,7 +45,7 @@ def main() -> None:
 
         before = {tta: correct(tta) for tta in args.tta.split(",")}
         saved = {k: v.clone() for k, v in model.state_dict().items()}
-        recalibrate_batch_norm(model, loaded.normalizer, train_faces, loaded.input_size, args.views)
+        recalibrate_batch_norm(model, loaded.normalizer, train_faces, views=args.views)
         for tta, was in before.items():
             now = correct(tta)
             print(f"{spec} {tta}: {was.mean():.4f} -> {now.mean():.4f} (fixed {int((now & ~was).sum())} / "

@@ -1,6 +1,6 @@
 """Ship a trained run as one of the package's models (``ferkit/weights/NAME.safetensors``).
 
-    python scripts/ship_model.py RUN_DIR NAME [--command "ferkit train ..."]
+    python scripts/ship_model.py RUN_DIR NAME [--command "ferkit train ..."] [--recalibrate-bn]
 
 Writes the run's best weights in float16 (half the size; they load as float32; ``--storage int8``:
 a quarter, per-channel int8 convolution and linear weights), fits a
@@ -11,6 +11,9 @@ graph beside it (``NAME.int8.onnx``, calibrated on training faces; compact: its 
 recomputed from the shipped file on load) with its PublicTest accuracy, which
 ``ferkit evaluate``, ``GET /api/model`` and the README table read.  PublicTest is the
 validation split the run selected on; PrivateTest is withheld and scored from outside.
+
+``--recalibrate-bn`` first re-estimates the batch-norm statistics on the clean Training faces
+(:mod:`ferkit.models.batch_norm`; the weights are untouched) and records it in the metadata.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from ferkit.data import load_fer2013
 from ferkit.evaluation import calibrate_model, evaluate_split
+from ferkit.models.batch_norm import recalibrate_batch_norm
 from ferkit.models.hub import WEIGHTS_DIR
 from ferkit.models.io import load_model_file, save_model_file
 from ferkit.vision.int8 import make_int8_graph
@@ -70,6 +74,8 @@ def main() -> None:
                         help="how the weights are stored (both load as float32); the figures are those of the stored file")
     parser.add_argument("--no-int8-graph", action="store_true",
                         help="ship no int8 graph (and remove a stale one)")
+    parser.add_argument("--recalibrate-bn", action="store_true",
+                        help="re-estimate the batch-norm statistics on the clean Training faces (centre + mirror)")
     args = parser.parse_args()
 
     source = load_model_file(args.run / "best.safetensors")
@@ -89,6 +95,10 @@ def main() -> None:
         "finished": bool(summary),
     }
     meta["continued_from"] = earlier_runs(config)
+    if args.recalibrate_bn:
+        layers = recalibrate_batch_norm(source.model, source.normalizer, load_fer2013(args.data)["training"].images)
+        meta["batch_norm"] = {"recalibrated_on": "training", "views": "flip", "layers": layers}
+        print(f"{args.name}: batch-norm statistics of {layers} layers re-estimated on the clean Training faces")
     meta["train_seconds_total"] = meta["train_seconds"] + sum(r.get("train_seconds", 0) for r in meta["continued_from"])
     meta["epochs_total"] = meta["epochs_run"] + sum(r.get("epochs_run", 0) for r in meta["continued_from"])
     target = WEIGHTS_DIR / f"{args.name}.safetensors"

@@ -314,3 +314,38 @@ def test_compact_weight_storage_loads_as_float32_and_predicts_like_the_original(
     with pytest.raises(ValueError, match="int4"):
         save_model_file(tmp_path / "x.safetensors", model, name="vgg_fer_fast", options={}, normalizer=normalizer,
                         storage="int4")
+
+
+def test_batch_norm_recalibration_takes_the_statistics_of_the_given_faces():
+    from ferkit.models.batch_norm import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.LazyLinear(7))
+    model.input_size = 44
+    model(torch.zeros(2, 1, 44, 44))
+    model.eval()
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    rng = np.random.default_rng(0)
+    faces = rng.integers(100, 200, size=(300, 48, 48), dtype=np.uint8)  # brighter than the default statistics
+    normalizer = Normalizer(torch.full((1, 1), 0.3), torch.full((1, 1), 0.2))
+
+    assert recalibrate_batch_norm(model, normalizer, faces, views="flip", batch_size=64) == 1
+
+    # What the layer must now hold: the mean over batches of each batch's statistics of the conv's
+    # outputs on the centre crops and their mirrors (running_var is the unbiased batch variance).
+    x = normalizer(torch.from_numpy(faces).unsqueeze(1))[:, :, 2:46, 2:46]
+    means, variances = [], []
+    with torch.no_grad():
+        for start in range(0, 300, 64):
+            crop = x[start:start + 64]
+            out = model[0](torch.cat([crop, crop.flip(-1)]))
+            means.append(out.mean((0, 2, 3)))
+            variances.append(out.transpose(0, 1).flatten(1).var(1, unbiased=True))
+    bn = model[1]
+    torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, torch.stack(variances).mean(0), rtol=1e-4, atol=1e-5)
+    assert not model.training and bn.momentum == 0.3
+    for key, value in model.state_dict().items():
+        if key in weights:
+            assert torch.equal(value, weights[key]), key
