@@ -793,6 +793,34 @@ def test_new_run_into_an_existing_run_is_refused(finished_run, capsys):
     assert snapshot(run_dir) == before
 
 
+def test_a_run_that_lost_its_checkpoint_is_not_trained_again_over_its_results(finished_run, tmp_path, capsys):
+    """Without last.pt there is nothing to resume from; starting again would overwrite best.safetensors."""
+    data, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (copy / "last.pt").unlink()
+    before = snapshot(copy)
+    expect_one_line_error(capsys, ["train", "--resume", str(copy)], "last.pt is missing", "history.json",
+                          "--pretrained")
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(copy), "--model", "tiny"],
+                          "already exists")
+    assert snapshot(copy) == before
+    # Killed after writing its first best weights but before its first checkpoint: it starts again.
+    for name in ("history.json", "history.csv", "summary.json"):
+        (copy / name).unlink()
+    assert main(["train", "--resume", str(copy)]) == 0
+    assert "killed before its first checkpoint" in capsys.readouterr().err and (copy / "last.pt").exists()
+
+
+def test_resuming_a_finished_run_says_it_is_finished(finished_run, tmp_path, capsys):
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    best = (copy / "best.safetensors").read_bytes()
+    assert main(["train", "--resume", str(copy)]) == 0
+    err = capsys.readouterr().err
+    assert "already finished (1/1 epochs)" in err and f"resuming {copy} at" not in err
+    assert (copy / "best.safetensors").read_bytes() == best
+
+
 def test_resume_with_a_different_configuration_is_refused(finished_run, tmp_path, capsys):
     _, run_dir = finished_run
     copy = Path(shutil.copytree(run_dir, tmp_path / "run"))

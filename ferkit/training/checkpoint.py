@@ -25,8 +25,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files; all mean the same here
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({first_line[:200]})") from None
+        # torch's first sentence says what failed; the rest is advice written for its own users
+        first_sentence = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({first_sentence[:200]})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a ferkit checkpoint")
     return state

@@ -80,6 +80,12 @@ RUN_FILES = ("config.json", "last.pt", "best.safetensors", "history.csv", "histo
              "summary.json")
 
 
+def trained_files(out: Path) -> list[str]:
+    """The files in ``out`` that only a run that has checkpointed an epoch writes (after last.pt;
+    best.safetensors alone may be left by a run killed before its first checkpoint)."""
+    return [name for name in ("history.json", "summary.json") if (out / name).exists()]
+
+
 def data_fingerprint(faces: np.ndarray, labels: np.ndarray) -> str:
     """A short hash of the training faces and labels: a resumed run must see the same data."""
     digest = hashlib.sha256(np.ascontiguousarray(faces).tobytes())
@@ -193,9 +199,15 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                                 f"({'; '.join(changed)})")
     elif resume and not (out / "config.json").exists():
         raise TrainingError(f"{out}: nothing to resume (no last.pt)")
+    elif resume and trained_files(out):
+        # Starting again would overwrite what the run has made (its best weights above all).
+        raise TrainingError(f"{out}: last.pt is missing but the run has trained ({', '.join(trained_files(out))} "
+                            f"are there); "
+                            f"nothing to resume from: move those files away, or train a new --out "
+                            f"(--pretrained {out / 'best.safetensors'} starts from its best weights)")
     elif resume:
         say(f"{out}: killed before its first checkpoint; starting again from epoch 1")
-    elif last_path.exists():
+    elif last_path.exists() or trained_files(out):
         raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
     if resume and is_main:
         stale = remove_stale_temps(out, RUN_FILES)
@@ -327,7 +339,11 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{last_path}: does not fit this run ({detail[:200]})") from None
-        say(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
+        if start_epoch >= config.epochs:
+            say(f"{out}: already finished ({start_epoch}/{config.epochs} epochs); nothing to train. To train "
+                f"longer, start a new run from its weights: --pretrained {out / 'best.safetensors'} --out NEW_RUN")
+        else:
+            say(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
         if state.get("compact"):
             say("a compact checkpoint: the weights restart from their float16 moving average with fresh momentum, "
                 "so the result will differ slightly from an uninterrupted run; the best epoch is chosen among "
