@@ -256,6 +256,51 @@ def test_a_phone_picture_in_a_folder_is_an_error_row_and_notes_are_not_sources(c
     assert ".heic pictures cannot be read" in heic["error"] and "JPEG or PNG" in heic["error"]
 
 
+def test_what_a_folder_names_like_a_picture_but_cannot_read_is_an_error_row(capsys, tiny_model_file, photo,
+                                                                            tmp_path, monkeypatch):
+    """A broken link, a pipe and a sub-folder that cannot be listed were once passed over in silence;
+    a file in a folder that may not be searched once stopped the whole batch."""
+    import os
+
+    folder = tmp_path / "album"
+    (folder / "locked").mkdir(parents=True)
+    (folder / "two.jpg").write_bytes(photo.read_bytes())
+    (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    os.mkfifo(folder / "pipe.png")
+    real_scandir, real_stat = os.scandir, os.stat
+    locked = str(folder / "locked")
+
+    def scandir(path="."):  # as without read permission on the folder (tests may run as root)
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path).startswith(locked + os.sep):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "stat", stat)
+    status, out, err = run(capsys, "predict", folder, folder / "locked" / "x.jpg", "", "--model", tiny_model_file,
+                           "--detector", "haar", "--json")
+    rows = json.loads(out)
+    assert status == 1 and "Traceback" not in err
+    errors = {r["source"].rsplit("/", 1)[-1]: r["error"] for r in rows if r["error"]}
+    assert errors == {"gone.jpg": "broken link", "pipe.png": "not a regular file",
+                      "locked": "folder cannot be listed (permission denied)", "x.jpg": "permission denied",
+                      "''": "empty source name"}
+    assert sum(r["source"].endswith("two.jpg") for r in rows) == 2
+
+
+def test_an_empty_file_or_model_name_is_a_one_line_error(capsys, tiny_model_file, photo):
+    for option in ("--csv", "--annotate"):
+        status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, option, "")
+        assert status == 2 and f"{option}: empty file name" in err and len(err.strip().splitlines()) == 1
+    status, _, err = run(capsys, "predict", photo, "--model", "")
+    assert status == 2 and "empty model name" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_source_whose_annotation_cannot_be_written_is_an_error_row(capsys, tiny_model_file, photo, tmp_path):
     """The rows of the other sources survive; the failing one names its problem."""
     second = tmp_path / "again.jpg"
@@ -381,6 +426,12 @@ def test_a_video_named_like_neither_is_run_as_a_video(capsys, tiny_model_file, t
     capture = cv2.VideoCapture(str(tmp_path / "one.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
     capture.release()
+    # A picture's name for what turns out a video: the rows are kept, the video written as .mp4.
+    status, out, err = run(capsys, "predict", tmp_path / "clip.mts", "--model", tiny_model_file, "--detector",
+                           "haar", "--max-frames", "2", "--annotate", tmp_path / "two.jpg", "--json")
+    assert status == 0, err
+    assert sorted({r["frame"] for r in json.loads(out)}) == [0, 1]
+    assert "is a video; writing" in err and (tmp_path / "two.mp4").is_file() and not (tmp_path / "two.jpg").exists()
 
 
 def test_csv_target_that_is_a_folder_is_refused_before_any_work(capsys, tiny_model_file, photo, tmp_path):

@@ -237,6 +237,9 @@ def predict_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-frames {args.max_frames}: must be at least 1")
     if not 0.0 <= args.smooth < 1.0:
         raise UsageError(f"--smooth {args.smooth}: must be at least 0 and below 1")
+    for option, value in (("--csv", args.csv), ("--annotate", args.annotate)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option}: empty file name")
     from ..vision.recognizer import EmotionRecognizer
     from ..vision.sources import expand_sources
 
@@ -378,14 +381,16 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
 
 def _video_target(out: Path, item) -> Path:
     """Where a source named like neither an image nor a video, found to be a video, is annotated:
-    a folder's planned ``NAME.annotated.jpg`` becomes ``.mp4``; a file name the user gave must suit."""
+    a picture's file name (the folder's planned ``NAME.annotated.jpg`` or one the user gave) becomes
+    ``.mp4``; found only once the file is read, so its rows are kept and the user is told."""
     from ..vision.sources import IMAGE_EXTENSIONS
 
     if Path(out).suffix.lower() not in IMAGE_EXTENSIONS:
         return Path(out)
-    if Path(out).name.endswith(".annotated" + Path(out).suffix):
-        return Path(out).with_suffix(".mp4")
-    raise UsageError(f"--annotate {out}: {item.name} is a video; annotate it to .mp4 or .avi")
+    target = Path(out).with_suffix(".mp4")
+    if not Path(out).name.endswith(".annotated" + Path(out).suffix):
+        print(f"ferkit: --annotate {out}: {item.name} is a video; writing {target}", file=sys.stderr)
+    return target
 
 
 def _show(picture) -> None:

@@ -55,6 +55,9 @@ def model_path(spec: str | Path | None = None) -> Path:
         if not path.exists():
             raise ModelFileError(f"{path}: the shipped model {spec!r} is missing from this installation")
         return path
+    if not str(spec).strip():  # Path("") is the current folder
+        names = ", ".join([*SHIPPED, *SHIPPED_ENSEMBLES])
+        raise ModelFileError(f"empty model name (give a shipped name: {names}, a run directory or a file)")
     path = Path(spec)
     if path.is_dir():
         best = path / "best.safetensors"

@@ -244,6 +244,9 @@ class EmotionRecognizer:
         if item.kind == "empty":
             yield item, None, "folder holds no image or video"
             return
+        if item.kind == "error":
+            yield item, None, item.problem
+            return
         if item.kind == "unreadable":
             yield item, None, (f"{Path(item.target).suffix.lower()} pictures cannot be read here; "
                                "convert it to JPEG or PNG")

@@ -30,10 +30,16 @@ class SourceError(ValueError):
 @dataclass(frozen=True)
 class SourceItem:
     # "image", "video", "unknown" (an explicit file with another extension), "camera", "missing",
-    # "empty" (a folder with no image or video in it) or "unreadable" (a picture format ferkit cannot decode)
+    # "empty" (a folder with no image or video in it), "unreadable" (a picture format ferkit cannot
+    # decode) or "error" (a path that cannot be reached or is not a file: ``problem`` says why)
     kind: str
     name: str  # shown in the ``source`` column
     target: str | int  # path or camera index
+    problem: str = ""
+
+
+def _os_problem(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def is_camera(source: str | int) -> bool:
@@ -70,8 +76,16 @@ def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
             index = int(source)
             items.append(SourceItem("camera", f"camera:{index}", index))
             continue
+        if not str(os.fspath(source)).strip():  # an unset shell variable, say: never "the current folder"
+            items.append(SourceItem("error", repr(str(source)), str(source), "empty source name"))
+            continue
         path = Path(os.fspath(source)).expanduser()
-        if path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # e.g. a file inside a folder that may not be searched
+            items.append(SourceItem("error", str(source), str(source), _os_problem(exc)))
+            continue
+        if exists:
             items.extend(path_items(path))
         elif glob.has_magic(str(source)):
             matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(str(source)), recursive=True))
@@ -90,14 +104,36 @@ def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
 def path_items(path: Path) -> list[SourceItem]:
     """A file's item, or a folder's images and videos (recursively), and its pictures in formats
     ferkit cannot decode (each an ``unreadable`` item, so none is missed in silence); a folder with
-    none of them is one ``empty`` item, so it is accounted for in the output.  Other files (notes,
-    annotations) are not sources."""
+    none of them is one ``empty`` item, so it is accounted for in the output.  What is named like a
+    picture or video but cannot be read as a file (a broken link, a pipe) and sub-folders that
+    cannot be listed are ``error`` items.  Other files (notes, annotations) are not sources."""
     if not path.is_dir():
         return [SourceItem(kind_of(path), str(path), str(path))]
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | UNREADABLE_PICTURE_EXTENSIONS
-    found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in wanted)
-    return [SourceItem(kind_of(p), str(p), str(p)) for p in found] or [SourceItem("empty", str(path), str(path))]
+    items: list[SourceItem] = []
+
+    def unlisted(exc: OSError) -> None:
+        where = exc.filename or str(path)
+        items.append(SourceItem("error", str(where), str(where), f"folder cannot be listed ({_os_problem(exc)})"))
+
+    for folder, folders, files in os.walk(path, onerror=unlisted):
+        for name in files:
+            if name.startswith(".") or Path(name).suffix.lower() not in wanted:
+                continue
+            file = Path(folder) / name
+            try:
+                regular = file.is_file()
+                broken_link = not regular and file.is_symlink() and not file.exists()
+            except OSError as exc:
+                items.append(SourceItem("error", str(file), str(file), _os_problem(exc)))
+                continue
+            if regular:
+                items.append(SourceItem(kind_of(file), str(file), str(file)))
+            else:
+                problem = "broken link" if broken_link else "not a regular file"
+                items.append(SourceItem("error", str(file), str(file), problem))
+    items.sort(key=lambda item: Path(item.name))  # the order rglob gave, folder by folder
+    return items or [SourceItem("empty", str(path), str(path))]
 
 
 @dataclass
