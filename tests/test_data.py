@@ -145,6 +145,56 @@ def test_a_folder_that_is_not_a_class_can_be_skipped(tmp_path):
     assert any("__MACOSX: unknown class folder" in p for p in data.problems)
 
 
+def test_a_csv_row_that_lost_a_field_is_bad_not_training(tmp_path):
+    """A PublicTest row whose Usage cell went missing once joined the Training split in silence."""
+    path = tmp_path / "f.csv"
+    path.write_text("emotion,pixels,Usage\n0," + pixels(1) + ",Training\n3," + pixels(2) + "\n"
+                    + "4," + pixels(3) + ",PublicTest,extra\n5," + pixels(4) + ",\n")
+    with pytest.raises(DataError, match=f"{path}:3: 2 field\\(s\\) where the header has 3"):
+        load_fer2013(path)
+    data = load_fer2013(path, skip_bad=True)
+    assert data["training"].labels.tolist() == [0] and list(data.splits) == ["training"]
+    assert [p.split(": ", 1)[1] for p in data.problems] == ["2 field(s) where the header has 3",
+                                                             "4 field(s) where the header has 3",
+                                                             "unknown Usage '' (expected Training, PublicTest or "
+                                                             "PrivateTest)"]
+
+
+def test_when_nothing_can_be_read_the_error_says_why(tmp_path):
+    path = write_csv(tmp_path / "f.csv", [(9, pixels(1), "Training"), (8, pixels(1), "Training")])
+    with pytest.raises(DataError, match=r"no faces found \(2 bad item\(s\); the first: .*:2: emotion 9"):
+        load_fer2013(path, skip_bad=True)
+
+
+def test_what_a_class_folder_holds_but_cannot_be_read_is_reported(tmp_path, monkeypatch):
+    """Broken links, pipes and sub-folders that cannot be listed were once passed over in silence;
+    an unreadable class folder stopped even a --skip-bad load.  Sub-folders (one per subject, say) are read."""
+    root = tmp_path / "d"
+    faces, labels = synthetic_faces(7)
+    write_class_folders(root, faces, labels, prefix="ok")
+    (root / "happy" / "subject1").mkdir()
+    (root / "happy" / "subject1" / "more.png").write_bytes((root / "happy" / "ok_3.png").read_bytes())
+    (root / "happy" / "gone.png").symlink_to(tmp_path / "deleted.png")
+    os.mkfifo(root / "sad" / "pipe.png")
+    (root / "fear" / "linked").symlink_to(root / "happy", target_is_directory=True)
+    real_scandir, locked = os.scandir, str(root / "angry")
+
+    def scandir(path="."):  # as without read permission on the folder (tests may run as root)
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(DataError, match="angry: cannot list folder"):
+        load_fer2013(root, cache=False)
+    data = load_fer2013(root, skip_bad=True, cache=False)
+    assert sorted(data["all"].sources) == sorted([str(p) for p in root.glob("*/ok_*.png") if p.parent.name != "angry"]
+                                                 + [str(root / "happy" / "subject1" / "more.png")])
+    assert sorted(p.split(": ", 1)[1] for p in data.problems) == [
+        "a link to a folder (not followed)", "broken link", "cannot list folder (permission denied)",
+        "not a regular file"]
+
+
 def test_csv_missing_column(tmp_path):
     path = write_csv(tmp_path / "f.csv", [(0, "Training")], header="emotion,Usage")
     with pytest.raises(DataError, match="missing column.*pixels"):

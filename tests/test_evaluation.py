@@ -113,9 +113,11 @@ def test_skip_bad_evaluates_the_rest_and_says_what_it_left_out(fer_root, tiny_mo
     code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--json")
     assert code == 2 and victim.name in err and len(err.strip().splitlines()) == 1
     code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--json",
-                             "--skip-bad")
+                             "--skip-bad", "--report", fer_root.parent / "report")
     result = json.loads(out)
     assert code == 0 and result["n"] == 13
+    report = (fer_root.parent / "report" / "report.md").read_text()
+    assert "Left out of the data (1 unreadable item(s))" in report and f"- {result['skipped'][0]}" in report
     assert len(result["skipped"]) == 1 and victim.name in result["skipped"][0]
     assert "skipped 1 bad item(s)" in err and victim.name in err
     code, _, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", tiny_model_file, "--skip-bad",

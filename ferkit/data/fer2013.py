@@ -127,8 +127,9 @@ def load_fer2013(
     else:
         layout = _folder_layout(root)
         base = str(root.resolve())
-        signature = [(f"{base}|{p}", size, mtime) for _, _, files in layout for p, _, size, mtime in files or []]
-        signature += [(f"{base}|{folder}|not a class", 0, 0) for _, folder, files in layout if files is None]
+        signature = [(f"{base}|{p}", size, mtime) for _, _, files, _ in layout for p, _, size, mtime in files or []]
+        signature += [(f"{base}|{folder}|not a class", 0, 0) for _, folder, files, _ in layout if files is None]
+        signature += [(f"{base}|{problem}", 0, 0) for _, _, _, problems in layout for problem in problems]
         result = cached_load(signature, skip_bad, lambda: _load_folders(root, layout, skip_bad), enabled=cache,
                              cache_dir=cache_dir)
         if cropper is not None and result.converted:
@@ -180,12 +181,18 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
         missing = [c for c in ("emotion", "pixels") if c not in header]
         if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'})")
+            found = ", ".join(header) or "none"
+            found = found if len(found) <= 120 else found[:120] + "..."  # a binary file's "header" is kilobytes
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {found})")
         reader.fieldnames = header
         has_usage = "usage" in header
         try:
             for row_number, row in enumerate(reader, start=2):  # row 1 is the header
                 where = f"{path}:{row_number}"
+                if None in row or None in row.values():  # DictReader's marks for extra and missing fields
+                    fields = len(header) + len(row.get(None) or []) - sum(v is None for v in row.values())
+                    bad(f"{where}: {fields} field(s) where the header has {len(header)}")
+                    continue
                 try:
                     label = int((row.get("emotion") or "").strip())
                 except ValueError:
@@ -194,7 +201,7 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
                 if not 0 <= label < len(CLASSES):
                     bad(f"{where}: emotion {label} is outside 0..{len(CLASSES) - 1}")
                     continue
-                usage = (row.get("usage") or "training").strip().lower() if has_usage else "training"
+                usage = row["usage"].strip().lower() if has_usage else "training"
                 split = _USAGE_TO_SPLIT.get(usage)
                 if split is None:
                     bad(f"{where}: unknown Usage {row.get('usage')!r} (expected Training, PublicTest or PrivateTest)")
@@ -217,7 +224,7 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
         except csv.Error as exc:
             raise DataError(f"{path}: malformed CSV ({exc})") from None
     if not faces:
-        raise DataError(f"{path}: no faces found")
+        raise DataError(f"{path}: no faces found{_first_of(problems)}")
     splits = {name: Split(np.stack(faces[name]), np.asarray(labels[name], dtype=np.int64), sources[name])
               for name in SPLITS if name in faces}
     return FER2013(splits, problems)
@@ -225,9 +232,10 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
 
 # ----------------------------------------------------------------------------- folders
 
-# (split hint from the folder, folder path, [(file, class index, size, mtime_ns)]) per class folder;
-# None instead of the files for a folder that is not named after a class (reported when loading).
-_Layout = list[tuple[str | None, Path, list[tuple[str, int, int, int]] | None]]
+# (split hint from the folder, folder path, [(file, class index, size, mtime_ns)], problems) per
+# class folder; None instead of the files for a folder that is not named after a class; problems:
+# what is in the folder but cannot be read as a file (all reported when loading).
+_Layout = list[tuple[str | None, Path, list[tuple[str, int, int, int]] | None, list[str]]]
 
 
 def _folder_layout(root: Path) -> _Layout:
@@ -259,21 +267,44 @@ def _class_folders(parent: Path, hint: str | None) -> _Layout:
     for folder in _subdirs(parent):
         index = class_index(folder.name)
         if index is None:  # e.g. __MACOSX after unzipping, or a class FER2013 does not have
-            layout.append((hint, folder, None))
+            layout.append((hint, folder, None, []))
             continue
-        # os.scandir gives file type and stat without extra system calls per file: listing the
-        # 32k files of FER2013 must stay fast, since it happens on every (cached) load.
-        with os.scandir(folder) as entries:
-            files = []
-            for entry in entries:
-                if entry.is_file() and not entry.name.startswith(".") and entry.name.lower() not in _IGNORED_NAMES:
-                    stat = entry.stat()
-                    files.append((entry.path, index, stat.st_size, stat.st_mtime_ns))
+        files: list[tuple[str, int, int, int]] = []
+        problems: list[str] = []
+        _scan_class_folder(folder, index, files, problems)
         files.sort()  # plain strings: sorting Path objects costs seconds on 32k files
-        layout.append((hint, folder, files))
-    if not any(files is not None for _, _, files in layout):
+        layout.append((hint, folder, files, problems))
+    if not any(files is not None for _, _, files, _ in layout):
         raise DataError(f"{parent}: no class folders found (expected folders named {', '.join(CLASSES)})")
     return layout
+
+
+def _scan_class_folder(folder: str | Path, index: int, files: list, problems: list[str]) -> None:
+    """Every file below a class folder (its sub-folders too, e.g. one per subject), and what cannot
+    be read as a file: a broken link, a pipe, a folder that cannot be listed.  os.scandir gives file
+    type and stat without extra system calls per file: listing the 32k files of FER2013 must stay
+    fast, since it happens on every (cached) load."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name.lower() in _IGNORED_NAMES:
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        _scan_class_folder(entry.path, index, files, problems)
+                    elif entry.is_file():
+                        stat = entry.stat()
+                        files.append((entry.path, index, stat.st_size, stat.st_mtime_ns))
+                    elif entry.is_dir():  # a link to a folder: not followed, it could loop
+                        problems.append(f"{entry.path}: a link to a folder (not followed)")
+                    elif entry.is_symlink():
+                        problems.append(f"{entry.path}: broken link")
+                    else:
+                        problems.append(f"{entry.path}: not a regular file")
+                except OSError as exc:
+                    problems.append(f"{entry.path}: cannot read ({(exc.strerror or str(exc)).lower()})")
+    except OSError as exc:
+        problems.append(f"{folder}: cannot list folder ({(exc.strerror or str(exc)).lower()})")
 
 
 def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCropper | None = None) -> FER2013:
@@ -289,11 +320,13 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCrop
             raise DataError(message)
         problems.append(message)
 
-    for hint, folder, files in layout:
+    for hint, folder, files, folder_problems in layout:
         if files is None:
             bad(f"{folder}: unknown class folder (expected one of {', '.join(CLASSES)})")
             continue
-        if not files:
+        for problem in folder_problems:
+            bad(problem)
+        if not files and not folder_problems:
             bad(f"{folder}: empty class folder")
             continue
         for file_name, index, _, _ in files:
@@ -315,7 +348,7 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCrop
             labels.setdefault(split, []).append(index)
             sources.setdefault(split, []).append(str(file))
     if not faces:
-        raise DataError(f"{root}: no readable images found")
+        raise DataError(f"{root}: no readable images found{_first_of(problems)}")
     order = [s for s in SPLITS if s in faces] + sorted(s for s in faces if s not in SPLITS)
     splits = {name: Split(np.stack(faces[name]), np.asarray(labels[name], dtype=np.int64), sources[name])
               for name in order}
@@ -334,6 +367,13 @@ def _read_face(file: Path, cropper: FaceCropper | None) -> tuple[np.ndarray, boo
     except Exception as exc:  # noqa: BLE001 - a picture that breaks the detector is one bad item
         raise ImageDecodeError(f"cannot find the face ({type(exc).__name__}: {exc})") from None
     return face, picture.shape != (FACE_SIZE, FACE_SIZE), cropper.last
+
+
+def _first_of(problems: list[str]) -> str:
+    """What to add to "nothing could be read": the first reason (the others are alike, as a rule)."""
+    if not problems:
+        return ""
+    return f" ({len(problems)} bad item(s); the first: {problems[0]})"
 
 
 def _split_of(file_name: str, hint: str | None) -> str:

@@ -184,6 +184,9 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
         "",
         "Every face's probabilities: [predictions.csv](predictions.csv).",
     ]
+    if evaluation.skipped:  # a figure computed without some faces says so, and which
+        parts += ["", f"## Left out of the data ({len(evaluation.skipped):,} unreadable item(s))", ""]
+        parts += [f"- {problem}" for problem in evaluation.skipped]
     for title, name in extra_images:
         parts += ["", f"## {title}", "", f"![{title}]({name})"]
     report = out / "report.md"
