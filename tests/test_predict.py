@@ -199,6 +199,9 @@ def test_bad_model_and_options_are_one_line_errors(capsys, photo, tmp_path, tiny
     assert status == 2 and err.startswith("ferkit: error:") and len(err.strip().splitlines()) == 1
     status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--every", "0")
     assert status == 2 and "--every" in err
+    for option, value in (("--min-face", "-1"), ("--detect-size", "3"), ("--detect-every", "0")):
+        status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, option, value)
+        assert status == 2 and err.startswith(f"ferkit: error: {option} {value}: must be at least"), err
 
 
 def test_export_onnx(capsys, tiny_model_file, tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -252,10 +253,16 @@ def predict_command(args: argparse.Namespace) -> int:
             print(f"ferkit: --show: {problem}; continuing without a window", file=sys.stderr)
         else:
             show = True
-    recognizer = EmotionRecognizer(args.model, detector="none" if args.no_detect else args.detector, tta=args.tta,
-                                   smooth=args.smooth, min_face=args.min_face, backend=args.backend,
-                                   detect_size=args.detect_size, detect_every=args.detect_every,
-                                   align=not args.no_align)
+    try:
+        recognizer = EmotionRecognizer(args.model, detector="none" if args.no_detect else args.detector,
+                                       tta=args.tta, smooth=args.smooth, min_face=args.min_face, backend=args.backend,
+                                       detect_size=args.detect_size, detect_every=args.detect_every,
+                                       align=not args.no_align)
+    except ValueError as exc:  # the Python API names its arguments (min_face=0); the command line its options
+        named = re.match(r"(min_face|detect_size|detect_every)=(.*)", str(exc))
+        if named is None:
+            raise
+        raise UsageError(f"--{named.group(1).replace('_', '-')} {named.group(2)}") from None
     sink = _JsonOut(sys.stdout) if args.json else _CsvOut(args.csv) if args.csv else _TextOut(sys.stdout)
     failed = 0
     try:
