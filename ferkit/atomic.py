@@ -2,6 +2,7 @@
 mid-write leaves the previous file intact.  Used by every layer, so it depends on nothing."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -20,10 +21,24 @@ def temp_beside(path: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, str
     For writers that stream (CSV rows, video frames) and rename when complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
+    make_folder(path.parent)
+    try:
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:  # name the file the user asked for, not the hidden temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600
     return handle, tmp
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p``, with an error that says which part of the path is a file where a folder must be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder", str(blocking)) from None
 
 
 def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
@@ -45,7 +60,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             write(out)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

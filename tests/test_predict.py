@@ -215,6 +215,30 @@ def test_export_onnx(capsys, tiny_model_file, tmp_path):
     assert logits.shape == (3, 7)
 
 
+def test_an_output_that_cannot_be_written_names_the_users_path(capsys, tiny_model_file, tmp_path):
+    """Errors once named ferkit's hidden temporary file (.x.onnx.k3y.tmp) or said only "File exists"."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("")
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx", "--out", tmp_path / "folder")
+    assert status == 2 and err.strip() == f"ferkit: error: {tmp_path / 'folder'}: is a folder; give a file name"
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx", "--out",
+                         tmp_path / "afile" / "sub" / "x.onnx")
+    assert status == 2 and err.strip() == f"ferkit: error: {tmp_path / 'afile'}: a file, not a folder"
+    status, _, err = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "afile")
+    assert status == 2 and err.strip() == f"ferkit: error: {tmp_path / 'afile'}: a file, not a folder"
+    assert not list((tmp_path / "folder").iterdir()) and not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_a_shipped_models_int8_graph_is_replaced_only_when_named(capsys, tmp_path):
+    from ferkit.models.hub import shipped_path
+
+    graph = shipped_path("fast").with_suffix(".int8.onnx")
+    before = graph.read_bytes()
+    status, _, err = run(capsys, "export", "--model", "fast", "--int8", "--data", tmp_path)
+    assert status == 2 and "shipped model" in err and f"--out {graph}" in err
+    assert graph.read_bytes() == before
+
+
 def test_demo_writes_picture_and_rows(capsys, tiny_model_file, tmp_path):
     status, _, _ = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "demo")
     assert status == 0

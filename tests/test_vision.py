@@ -316,6 +316,8 @@ def test_predict_video_tracks_and_samples(tiny_model_file, tmp_path):
     assert not np.allclose(frame, [f.confidence for f in rec.predict(results[5].image)], atol=1e-5)
     sampled = list(rec.predict_video(str(path), every=5))
     assert [r.index for r in sampled] == [0, 5, 10] and [r.time_s for r in sampled] == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match=f"^{tmp_path / 'nope.mp4'}: no such file$"):
+        list(rec.predict_video(tmp_path / "nope.mp4"))
 
 
 # A variable-frame-rate Matroska file (MJPEG, 64x48, 20 frames at irregular times; written with

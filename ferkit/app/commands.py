@@ -65,7 +65,6 @@ def data_crop(args: argparse.Namespace) -> int:
             ok, encoded = cv2.imencode(".png", face)
             if not ok:
                 raise UsageError(f"{target}: cannot encode the face as PNG")
-            target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, encoded.tobytes())
             written.add(target)
     print(f"wrote {len(written):,} faces to {out} ({describe_cropped(dataset.cropped_total())})")

@@ -122,10 +122,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _write_report(out: Path, result, specs: list[str]) -> Path:
+    from ..atomic import make_folder
     from ..evaluation.evaluate import run_directory
     from ..evaluation.report import write_report
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     extra = []
     for i, (spec, loaded) in enumerate(zip(specs, result.models)):
         run = run_directory(spec, loaded)

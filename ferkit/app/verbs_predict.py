@@ -185,6 +185,7 @@ class _TextOut:
 # -- annotation targets -------------------------------------------------------------------------
 def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
     """Where each item's annotated output goes: ``("file", {0: path})`` or ``("dir", {index: path})``."""
+    from ..atomic import make_folder
     from ..vision.sources import IMAGE_EXTENSIONS
 
     target = Path(out)
@@ -208,7 +209,7 @@ def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
             name, n = f"{stem}_{n}.annotated{suffix}", n + 1
         used.add(name)
         plan[i] = target / name
-    target.mkdir(parents=True, exist_ok=True)
+    make_folder(target)
     return "dir", plan
 
 
@@ -440,10 +441,16 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def _export_int8(loaded, args: argparse.Namespace) -> int:
+    from ..models.hub import WEIGHTS_DIR, model_path
     from ..vision.int8 import int8_path, make_int8_graph
 
     if not args.data:
         raise UsageError("--int8 needs --data: a FER2013 copy whose training faces calibrate the activation ranges")
+    if not args.out and model_path(args.model).resolve().is_relative_to(WEIGHTS_DIR.resolve()):
+        # The packaged graph was calibrated on the full training split and its accuracy is in the model's
+        # metadata; replacing it (perhaps from a small --data) must be asked for by name.
+        raise UsageError(f"{args.model} is a shipped model with its own int8 graph: give --out FILE "
+                         f"(--out {int8_path(loaded)} replaces the packaged one)")
     out = Path(args.out) if args.out else int8_path(loaded)
     graph, agreement, checked = make_int8_graph(loaded, args.data, out, skip_bad=args.skip_bad, compact=args.compact)
     size = f"{out.stat().st_size / 1e6:.2f} MB, compact: int8 weights recomputed from the model file on load" \

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write, atomic_write_text, make_folder
 from ..data.classes import CLASSES
 from ..data.fer2013 import describe_cropped
 from .evaluate import Evaluation, describe_model
@@ -132,7 +132,7 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
     """Write the PNGs and ``report.md`` into ``out_dir``; ``extra_images`` are (title, file name)
     pairs already in ``out_dir`` (e.g. training curves) to link as well. Returns report.md's path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     metrics = evaluation.metrics
     plot_confusion(out / "confusion_matrix.png", metrics)
     plot_per_class(out / "per_class_accuracy.png", metrics)

@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..atomic import atomic_write_text, remove_stale_temps
+from ..atomic import atomic_write_text, make_folder, remove_stale_temps
 from ..data import DataError, load_fer2013
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights
@@ -349,7 +349,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                 "so the result will differ slightly from an uninterrupted run; the best epoch is chosen among "
                 "the resumed ones")
     if is_main:  # on resume too: the data may have moved, the thread count changed
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         config.save(out / "config.json")
 
     say(f"{config.model}: {count_parameters(model):,} parameters, input {input_size}px; "

@@ -212,7 +212,10 @@ class EmotionRecognizer:
         target: str | int = source if isinstance(source, int) else os.fspath(source)
         if isinstance(target, str) and is_camera(target):
             target = int(target)
-        reader = VideoReader(target, every=every)
+        try:
+            reader = VideoReader(target, every=every)
+        except SourceError as exc:  # rows have the source in a column of its own; an exception names it
+            raise SourceError(f"{target}: {exc}") from None
         yield from self.track_frames(reader)
 
     def track_frames(self, reader: VideoReader) -> Iterator[FrameResult]:
