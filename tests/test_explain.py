@@ -236,6 +236,12 @@ def test_visualize_filters_cli(tmp_path, tiny_model_file, fer_root, capsys):
     code = main(["visualize-filters", "--model", str(tiny_model_file), "--filters", "2", "--steps", "2",
                  "--out", str(tmp_path / "filters.pdf")])
     assert code == 0 and (tmp_path / "filters.pdf").read_bytes()[:5] == b"%PDF-"
+    # A layer with no feature maps is named as such at once, not sent off to find --data first.
+    for extra in ([], ["--data", str(fer_root)]):
+        code = main(["visualize-filters", "--model", str(tiny_model_file), "--layer", "classifier", "--out",
+                     str(tmp_path / "c.png"), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and "layer 'classifier' does not produce N x C x H x W feature maps" in err, err
 
 
 def test_filters_of_a_transfer_backbone_are_visualised_on_gray_inputs():

@@ -23,8 +23,8 @@ class _Stop(Exception):
     """Raised by the capture hook: the layers after the one we watch need not run."""
 
 
-def layer_activations(net: nn.Module, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The output of ``module`` (a layer of ``net``) for input ``x``, without running the rest."""
+def layer_activations(net: nn.Module, module: nn.Module, x: torch.Tensor, name: str = "") -> torch.Tensor:
+    """The output of ``module`` (a layer of ``net``, called ``name``) for input ``x``, without running the rest."""
     captured: list[torch.Tensor] = []
 
     def hook(m, i, o):
@@ -39,7 +39,8 @@ def layer_activations(net: nn.Module, module: nn.Module, x: torch.Tensor) -> tor
     finally:
         handle.remove()
     if not captured or captured[0].dim() != 4:
-        raise ValueError("the layer does not produce N x C x H x W feature maps")
+        raise ValueError(f"layer {name!r} does not produce N x C x H x W feature maps: choose a convolution "
+                         "layer or one after it")
     return captured[0]
 
 
@@ -54,10 +55,13 @@ def strongest_filters(model: nn.Module, layer: str | None = None, count: int = 1
     name, module = resolve_layer(net, layer)
     if inputs is not None:
         with torch.no_grad():
-            scores = layer_activations(net, module, inputs.float()).mean(dim=(0, 2, 3))
+            scores = layer_activations(net, module, inputs.float(), name).mean(dim=(0, 2, 3))
     elif isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() == 4:
         scores = module.weight.detach().flatten(1).norm(dim=1)
     else:
+        size = int(getattr(model, "input_size", 48))
+        with torch.no_grad():  # a layer with no feature maps at all cannot be shown: say so before --data is asked for
+            layer_activations(net, module, torch.zeros(1, input_channels(net), size, size), name)
         raise ValueError(f"layer {name!r} has no convolution weights: rank its filters by activation "
                          "on some faces instead (give --data)")
     order = torch.argsort(scores, descending=True, stable=True)[:count]
@@ -95,7 +99,7 @@ def maximize_filters(model: nn.Module, filters: Sequence[int], layer: str | None
     rows = torch.arange(len(index))
 
     def objective(images: torch.Tensor) -> torch.Tensor:
-        activations = layer_activations(net, module, images)
+        activations = layer_activations(net, module, images, name)
         if index.max() >= activations.shape[1]:
             raise ValueError(f"layer {name!r} has {activations.shape[1]} filters; "
                              f"asked for filter {int(index.max())}")
