@@ -210,6 +210,8 @@ def test_export_onnx(capsys, tiny_model_file, tmp_path):
     status, out, _ = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx", "--out",
                          tmp_path / "tiny.onnx")
     assert status == 0 and "max probability difference" in out
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx", "--out", tmp_path / "t.txt")
+    assert status == 2 and "name the ONNX file .onnx" in err and not (tmp_path / "t.txt").exists()
     session = ort.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"faces": np.zeros((3, 1, 48, 48), np.float32)})[0]
     assert logits.shape == (3, 7)

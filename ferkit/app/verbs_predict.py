@@ -427,6 +427,8 @@ def export_command(args: argparse.Namespace) -> int:
         raise UsageError("--compact applies to int8 graphs: add --int8 --data FER2013_PATH")
     if not args.out:
         raise UsageError("export needs --out FILE")
+    if Path(args.out).suffix.lower() != ".onnx" and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: name the ONNX file .onnx")
     data = export_onnx(loaded)
     # Check the graph before writing it: the same faces through both engines must give the same probabilities.
     faces = np.random.default_rng(0).integers(0, 256, size=(8, 48, 48), dtype=np.uint8)
