@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from .classes import CLASSES, SPLITS, class_index
-from .errors import DataError
+from .errors import DataError, os_problem
 from .images import FACE_SIZE, IMAGE_EXTENSIONS, ImageDecodeError, decode_face, read_image
 
 # Files that operating systems and tools drop into folders; never data.
@@ -302,9 +302,9 @@ def _scan_class_folder(folder: str | Path, index: int, files: list, problems: li
                     else:
                         problems.append(f"{entry.path}: not a regular file")
                 except OSError as exc:
-                    problems.append(f"{entry.path}: cannot read ({(exc.strerror or str(exc)).lower()})")
+                    problems.append(f"{entry.path}: cannot read ({os_problem(exc)})")
     except OSError as exc:
-        problems.append(f"{folder}: cannot list folder ({(exc.strerror or str(exc)).lower()})")
+        problems.append(f"{folder}: cannot list folder ({os_problem(exc)})")
 
 
 def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCropper | None = None) -> FER2013:

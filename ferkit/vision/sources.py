@@ -14,6 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from ..data.errors import os_problem
 from ..data.images import IMAGE_EXTENSIONS, UNREADABLE_PICTURE_EXTENSIONS
 
 # FFmpeg prints its own complaints about broken files to stderr; ferkit reports them as rows.
@@ -36,10 +37,6 @@ class SourceItem:
     name: str  # shown in the ``source`` column
     target: str | int  # path or camera index
     problem: str = ""
-
-
-def _os_problem(exc: OSError) -> str:
-    return (exc.strerror or type(exc).__name__).lower()
 
 
 def is_camera(source: str | int) -> bool:
@@ -83,7 +80,7 @@ def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
         try:
             exists = path.exists()
         except OSError as exc:  # e.g. a file inside a folder that may not be searched
-            items.append(SourceItem("error", str(source), str(source), _os_problem(exc)))
+            items.append(SourceItem("error", str(source), str(source), os_problem(exc)))
             continue
         if exists:
             items.extend(path_items(path))
@@ -114,9 +111,9 @@ def path_items(path: Path) -> list[SourceItem]:
 
     def unlisted(exc: OSError) -> None:
         where = exc.filename or str(path)
-        items.append(SourceItem("error", str(where), str(where), f"folder cannot be listed ({_os_problem(exc)})"))
+        items.append(SourceItem("error", str(where), str(where), f"folder cannot be listed ({os_problem(exc)})"))
 
-    for folder, folders, files in os.walk(path, onerror=unlisted):
+    for folder, _, files in os.walk(path, onerror=unlisted):
         for name in files:
             if name.startswith(".") or Path(name).suffix.lower() not in wanted:
                 continue
@@ -125,7 +122,7 @@ def path_items(path: Path) -> list[SourceItem]:
                 regular = file.is_file()
                 broken_link = not regular and file.is_symlink() and not file.exists()
             except OSError as exc:
-                items.append(SourceItem("error", str(file), str(file), _os_problem(exc)))
+                items.append(SourceItem("error", str(file), str(file), os_problem(exc)))
                 continue
             if regular:
                 items.append(SourceItem(kind_of(file), str(file), str(file)))
