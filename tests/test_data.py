@@ -193,6 +193,9 @@ def test_what_a_class_folder_holds_but_cannot_be_read_is_reported(tmp_path, monk
     assert sorted(p.split(": ", 1)[1] for p in data.problems) == [
         "a link to a folder (not followed)", "broken link", "cannot list folder (permission denied)",
         "not a regular file"]
+    os.mkfifo(tmp_path / "named.csv")  # a pipe given by name once read as an empty CSV file
+    with pytest.raises(DataError, match="named.csv: not a regular file or folder"):
+        load_fer2013(tmp_path / "named.csv", cache=False)
 
 
 def test_csv_missing_column(tmp_path):

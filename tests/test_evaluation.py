@@ -288,6 +288,7 @@ def test_calibrate_cli_writes_the_temperature(tmp_path, fer_root, tiny_model_fil
                                 "--out", out, "--json")
     assert code == 0, err
     result = json.loads(stdout)
+    assert f"fitted on only {result['n']} face(s) of publictest" in err  # 14 faces: said to be noisy
     assert load_model_file(out).temperature == pytest.approx(result["temperature"])
     assert load_model_file(tiny_model_file).temperature == 1.0  # --out leaves the source alone
     assert load_model_file(out).meta["calibration"]["split"] == "publictest"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -296,6 +297,7 @@ def test_what_a_folder_names_like_a_picture_but_cannot_read_is_an_error_row(caps
     (folder / "two.jpg").write_bytes(photo.read_bytes())
     (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
     os.mkfifo(folder / "pipe.png")
+    os.mkfifo(tmp_path / "named.jpg")  # a pipe given by name once read as an "empty file"
     real_scandir, real_stat = os.scandir, os.stat
     locked = str(folder / "locked")
 
@@ -311,15 +313,21 @@ def test_what_a_folder_names_like_a_picture_but_cannot_read_is_an_error_row(caps
 
     monkeypatch.setattr(os, "scandir", scandir)
     monkeypatch.setattr(os, "stat", stat)
-    status, out, err = run(capsys, "predict", folder, folder / "locked" / "x.jpg", "", "--model", tiny_model_file,
-                           "--detector", "haar", "--json")
+    status, out, err = run(capsys, "predict", folder, folder / "locked" / "x.jpg", "", tmp_path / "named.jpg",
+                           "--model", tiny_model_file, "--detector", "haar", "--json")
     rows = json.loads(out)
     assert status == 1 and "Traceback" not in err
     errors = {r["source"].rsplit("/", 1)[-1]: r["error"] for r in rows if r["error"]}
     assert errors == {"gone.jpg": "broken link", "pipe.png": "not a regular file",
                       "locked": "folder cannot be listed (permission denied)", "x.jpg": "permission denied",
-                      "''": "empty source name"}
+                      "''": "empty source name", "named.jpg": "not a regular file"}
     assert sum(r["source"].endswith("two.jpg") for r in rows) == 2
+
+
+def test_a_linux_camera_device_is_that_camera():
+    from ferkit.vision.sources import SourceItem, path_items
+
+    assert path_items(Path("/dev/video2")) == [SourceItem("camera", "camera:2", 2)]
 
 
 def test_an_empty_file_or_model_name_is_a_one_line_error(capsys, tiny_model_file, photo):

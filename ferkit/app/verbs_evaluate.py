@@ -191,6 +191,7 @@ def _print_summary(result) -> None:
 def calibrate_command(args: argparse.Namespace) -> int:
     from ..data import load_fer2013
     from ..evaluation import calibrate_model, select_split
+    from ..evaluation.calibration import FEW_FACES_FOR_TEMPERATURE
     from ..models.hub import WEIGHTS_DIR, load_model, model_path
     from ..models.io import save_model_file, stored_as
 
@@ -203,6 +204,9 @@ def calibrate_command(args: argparse.Namespace) -> int:
     report_skipped(dataset.problems, args.data)
     name, split = select_split(dataset, args.split)
     result = calibrate_model(loaded, split)
+    if result.n < FEW_FACES_FOR_TEMPERATURE:
+        print(f"ferkit: warning: temperature fitted on only {result.n} face(s) of {name}; below "
+              f"{FEW_FACES_FOR_TEMPERATURE} faces it changes from sample to sample", file=sys.stderr)
     meta = {**loaded.meta, "calibration": {"split": name, **result.to_dict()}}
     save_model_file(target, loaded.model, name=loaded.name, options=loaded.options, normalizer=loaded.normalizer,
                     classes=loaded.classes, temperature=result.temperature, meta=meta, storage=stored_as(source))

@@ -117,6 +117,8 @@ def load_fer2013(
     root = Path(path)
     if not root.exists():
         raise DataError(f"{root}: no such file or directory")
+    if not root.is_file() and not root.is_dir():  # a pipe or device: it has no size or date to cache by
+        raise DataError(f"{root}: not a regular file or folder")
     if root.is_file():
         if root.suffix.lower() != ".csv":
             raise DataError(f"{root}: not a FER2013 CSV file or dataset folder")

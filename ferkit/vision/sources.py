@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
                               ".3gp", ".ogv", ".mjpeg", ".mjpg"})
+
+
+LINUX_CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
 
 
 class SourceError(ValueError):
@@ -105,7 +109,13 @@ def path_items(path: Path) -> list[SourceItem]:
     picture or video but cannot be read as a file (a broken link, a pipe) and sub-folders that
     cannot be listed are ``error`` items.  Other files (notes, annotations) are not sources."""
     if not path.is_dir():
-        return [SourceItem(kind_of(path), str(path), str(path))]
+        if path.is_file():
+            return [SourceItem(kind_of(path), str(path), str(path))]
+        camera = LINUX_CAMERA_DEVICE.fullmatch(str(path))
+        if camera:  # /dev/video2 is what Linux users call camera 2
+            return [SourceItem("camera", f"camera:{camera[1]}", int(camera[1]))]
+        # A pipe, socket or device given by name: reading it would block or read a stream, not a file.
+        return [SourceItem("error", str(path), str(path), "not a regular file")]
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | UNREADABLE_PICTURE_EXTENSIONS
     items: list[SourceItem] = []
 
