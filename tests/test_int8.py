@@ -197,3 +197,19 @@ def test_an_online_teacher_can_run_its_int8_graph(tiny_model_file, fer_root):
     assert not torch.equal(p8, p32)  # it is the int8 graph that ran
     with pytest.raises(TrainingError, match="--distill-int8 needs"):
         train(TrainConfig(data=str(fer_root), out=str(fer_root.parent / "run"), model="tiny", distill_int8=True))
+
+
+def test_export_never_writes_over_the_model_or_its_int8_graph_by_mistake(capsys, tiny_model_file, fer_root):
+    """`export --int8 --out` once wrote the graph over the very model file it exported, and any name
+    passed; a float graph named .int8.onnx replaced the int8 graph `--backend int8` loads."""
+    before = tiny_model_file.read_bytes()
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root,
+                         "--out", tiny_model_file)
+    assert status == 2 and "name the ONNX file .onnx" in err and tiny_model_file.read_bytes() == before
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root,
+                         "--out", tiny_model_file.with_name("graph.txt"))
+    assert status == 2 and "name the ONNX file .onnx" in err and not tiny_model_file.with_name("graph.txt").exists()
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--format", "onnx",
+                         "--out", int8_path(load_model(tiny_model_file)))
+    assert status == 2 and "--backend int8" in err and not int8_path(load_model(tiny_model_file)).exists()
+    assert len(err.strip().splitlines()) == 1

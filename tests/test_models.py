@@ -259,7 +259,9 @@ def test_ferkit_models_lists_every_model(capsys):
     assert rows["sepconv"]["params"] == count_parameters(create_model("sepconv"))
 
 
-@pytest.mark.parametrize("damage", ["no name", "header not an object", "no normaliser", "bad options"])
+@pytest.mark.parametrize("damage", ["no name", "header not an object", "no normaliser", "bad options",
+                                    "input size the net cannot take", "input size not a number",
+                                    "temperature not a number", "meta not an object"])
 def test_a_model_file_with_a_damaged_header_is_a_model_file_error(tmp_path, damage):
     """Hand-edited or foreign safetensors files fail with one message naming the file."""
     import json as json_module
@@ -277,6 +279,9 @@ def test_a_model_file_with_a_damaged_header_is_a_model_file_error(tmp_path, dama
         del header["name"]
     if damage == "bad options":
         header["options"] = ["width", 8]
+    # These once loaded, then failed on every face (or without the file's name).
+    header.update({"input size the net cannot take": {"input_size": 1000}, "input size not a number": {"input_size": "big"},
+                   "temperature not a number": {"temperature": "hot"}, "meta not an object": {"meta": [1]}}.get(damage, {}))
     text = json_module.dumps([1, 2]) if damage == "header not an object" else json_module.dumps(header)
     path = tmp_path / "damaged.safetensors"
     path.write_bytes(st_save(tensors, metadata={"ferkit": text}))
@@ -349,3 +354,13 @@ def test_batch_norm_recalibration_takes_the_statistics_of_the_given_faces():
     for key, value in model.state_dict().items():
         if key in weights:
             assert torch.equal(value, weights[key]), key
+
+
+def test_a_header_input_size_the_network_cannot_take_fails_at_load(tmp_path):
+    """Such a file once loaded, then failed on every face with a shape error and no file name."""
+    model = create_model("vgg_fer_fast")
+    path = tmp_path / "wrong_size.safetensors"
+    model.input_size = 20  # its classifier wants the feature map of a 44-pixel face
+    save_model_file(path, model, name="vgg_fer_fast", options={}, normalizer=Normalizer.identity())
+    with pytest.raises(ModelFileError, match="wrong_size.safetensors: the network cannot take 20x20 faces"):
+        load_model_file(path)

@@ -324,6 +324,35 @@ def test_what_a_folder_names_like_a_picture_but_cannot_read_is_an_error_row(caps
     assert sum(r["source"].endswith("two.jpg") for r in rows) == 2
 
 
+def test_boxes_of_a_jpeg_too_large_to_decode_whole_are_in_its_own_pixels(capsys, tiny_model_file, tmp_path,
+                                                                         monkeypatch):
+    """Such a JPEG is decoded at 1/2, 1/4 or 1/8 of its size; its boxes were once in those pixels."""
+    import functools
+
+    import ferkit.data.images as images
+    import ferkit.vision.recognizer as recognizer_module
+    from ferkit import EmotionRecognizer
+    from test_vision import matches
+
+    canvas, truth = compose(2, size=160)
+    path = tmp_path / "big.jpg"
+    cv2.imwrite(str(path), canvas)
+    small_limit = functools.partial(images.read_image_scaled, max_pixels=canvas.shape[0] * canvas.shape[1] // 3)
+    monkeypatch.setattr(recognizer_module, "read_image_scaled", small_limit)
+    assert recognizer_module.load_image(path).shape[1] == canvas.shape[1] // 2  # decoded at half size
+    recognizer = EmotionRecognizer(tiny_model_file, detector="haar")
+    assert matches(recognizer.predict(path), truth, threshold=0.5)
+    assert [d.box for d in recognizer.detect(path)] == [f.box for f in recognizer.predict(path)]
+    rows = recognizer.predict_many(path)
+    assert matches([recognizer_module.Face(tuple(r[k] for k in ("x", "y", "w", "h")), "", 0, {}) for r in rows],
+                   truth, threshold=0.5)
+    status, _, err = run(capsys, "predict", path, "--model", tiny_model_file, "--detector", "haar",
+                         "--annotate", tmp_path / "out.jpg", "--csv", tmp_path / "rows.csv")
+    assert status == 0, err
+    with open(tmp_path / "rows.csv", newline="") as handle:
+        assert [int(r["w"]) for r in csv.DictReader(handle)] == [f.box[2] for f in recognizer.predict(path)]
+
+
 def test_a_linux_camera_device_is_that_camera():
     from ferkit.vision.sources import SourceItem, path_items
 

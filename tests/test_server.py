@@ -101,12 +101,12 @@ def assert_face(face: dict) -> None:
 def test_health(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "tiny"}
+    assert response.json() == {"status": "ok", "model": "tiny.safetensors"}
 
 
 def test_model_reports_classes_parameters_and_accuracy_from_meta(client, recognizer):
     info = client.get("/api/model").json()
-    assert info["name"] == "tiny"
+    assert (info["name"], info["architecture"]) == ("tiny.safetensors", "tiny")  # the file served, its network
     assert info["classes"] == list(CLASSES)
     assert info["parameters"] == recognizer.info["parameters"] > 0
     assert info["input_size"] == 48
@@ -146,11 +146,30 @@ def test_page_assets_name_no_other_host():
         assert "://" not in text and 'src="//' not in text and 'href="//' not in text, name
 
 
+def test_a_jpeg_too_large_to_decode_whole_is_answered_in_its_own_pixels(client, face_photo, monkeypatch):
+    """A JPEG over the pixel limit is decoded at 1/2 (or 1/4, 1/8) size; its width, height and boxes
+    were once given in the pixels of that smaller picture."""
+    import functools
+
+    import ferkit.data.images as images
+
+    whole = client.post("/api/predict", content=encode(face_photo), headers={"content-type": "image/jpeg"}).json()
+    pixels = face_photo.shape[0] * face_photo.shape[1]
+    monkeypatch.setattr(images, "read_image_scaled", functools.partial(images.read_image_scaled, max_pixels=pixels // 3))
+    response = client.post("/api/predict", content=encode(face_photo), headers={"content-type": "image/jpeg"})
+    assert response.status_code == 200, response.text
+    halved = response.json()
+    assert (halved["width"], halved["height"]) == (face_photo.shape[1], face_photo.shape[0])
+    assert len(halved["faces"]) == len(whole["faces"]) == 1
+    for a, b in zip(halved["faces"][0]["box"], whole["faces"][0]["box"]):
+        assert abs(a - b) <= 0.1 * whole["faces"][0]["box"][2]  # the same face, at full scale
+
+
 def test_predict_multipart_finds_the_face(client, face_photo):
     response = client.post("/api/predict", files={"file": ("face.jpg", encode(face_photo), "image/jpeg")})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == "tiny" and body["ms"] > 0
+    assert body["model"] == "tiny.safetensors" and body["ms"] > 0
     assert (body["width"], body["height"]) == (face_photo.shape[1], face_photo.shape[0])
     assert len(body["faces"]) == 1
     assert_face(body["faces"][0])
@@ -391,7 +410,16 @@ def test_unexpected_errors_are_500_json_and_the_server_goes_on():
 
 def test_create_app_builds_a_recognizer_from_a_model_file(tiny_model_file):
     with TestClient(create_app(str(tiny_model_file))) as client:
-        assert client.get("/api/model").json()["name"] == "tiny"
+        assert client.get("/api/model").json()["name"] == "tiny.safetensors"
+
+
+def test_a_shipped_ensemble_is_named_with_its_figures_and_no_server_paths():
+    """`best` was once reported as "vgg_fer+vgg_fer" with no figures, and its members' absolute paths."""
+    with TestClient(create_app(EmotionRecognizer("best", detector="haar"))) as client:
+        info = client.get("/api/model").json()
+    assert (info["name"], info["architecture"]) == ("best", "vgg_fer+vgg_fer")
+    assert 0.6 < info["accuracy"]["publictest_acc_tencrop"] < 1
+    assert "path" not in json.dumps(info["meta"]) and "/" not in json.dumps(info["meta"])
 
 
 @pytest.mark.parametrize("limit", [0, -1, float("nan")])

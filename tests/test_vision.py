@@ -86,12 +86,38 @@ def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_bad_options_are_rejected(tiny_model_file):
-    with pytest.raises(ValueError, match="detector"):
-        EmotionRecognizer(model=tiny_model_file, detector="dlib")
+    for detector in ("dlib", None):  # None once raised AttributeError; the list once left out "none"
+        with pytest.raises(ValueError, match="detector.*auto, retinaface, haar, none"):
+            EmotionRecognizer(model=tiny_model_file, detector=detector)
     with pytest.raises(ValueError, match="augmentation"):
         EmotionRecognizer(model=tiny_model_file, tta="rotate")
     with pytest.raises(ValueError, match="smooth"):
         EmotionRecognizer(model=tiny_model_file, smooth=1.0)
+
+
+def test_classify_takes_one_colour_crop_as_one_face(recognizer):
+    """A 48x48x3 crop was once read as 48 crops of 48x3 pixels."""
+    faces, _ = real_faces(per_class=1)
+    colour = cv2.cvtColor(faces[0], cv2.COLOR_GRAY2BGR)
+    expected = recognizer.classify(faces[:1])
+    for crop in (colour, faces[0][:, :, None], faces[0]):
+        assert np.allclose(recognizer.classify(crop), expected, atol=1e-5)
+    assert recognizer.classify(np.stack([colour, colour])).shape == (2, 7)
+    assert recognizer.classify(faces[:5]).shape == (5, 7)  # a stack of gray crops stays a stack
+    for bad in (None, "face.jpg", ["face.jpg"]):
+        with pytest.raises(TypeError, match="predict"):
+            recognizer.classify(bad)
+
+
+def test_a_transparent_array_is_seen_on_white_as_a_transparent_file_is(recognizer, tmp_path):
+    bgra = np.zeros((60, 80, 4), np.uint8)
+    bgra[:, :40] = (10, 20, 30, 0)  # left half fully transparent
+    bgra[:, 40:] = (10, 20, 30, 255)
+    Image.fromarray(cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)).save(tmp_path / "t.png")
+    from ferkit.vision.recognizer import load_image
+
+    assert np.array_equal(load_image(bgra), load_image(tmp_path / "t.png"))
+    assert load_image(bgra)[0, 0].tolist() == [255, 255, 255]
 
 
 @pytest.mark.parametrize("detector", DETECTORS)

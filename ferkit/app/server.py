@@ -71,7 +71,8 @@ class HealthOut(BaseModel):
 
 
 class ModelOut(BaseModel):
-    name: str
+    name: str = Field(description="the model as the server was started with it: default, fast, best, a file name")
+    architecture: str = Field(description="its network (vgg_fer, ...); an ensemble's joined by +")
     classes: list[str]
     parameters: int
     input_size: int
@@ -166,10 +167,10 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
         data = await _read_image_upload(request, limit)
         async with busy:
             start = time.perf_counter()
-            image, faces = await run_in_threadpool(_analyse, recognizer, data)
+            (width, height), faces = await run_in_threadpool(_analyse, recognizer, data)
             ms = (time.perf_counter() - start) * 1000.0
         return {"faces": [face.to_dict() for face in faces], "model": model_out["name"], "ms": round(ms, 2),
-                "width": int(image.shape[1]), "height": int(image.shape[0])}
+                "width": width, "height": height}
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -249,11 +250,12 @@ async def _multipart_file(request: Request, body: bytes) -> bytes:
         raise ApiError(400, f"bad multipart body: {exc.detail}") from None
 
 
-def _decode(data: bytes):
-    """Bytes -> image array; 415 for data that is no image format at all, 400 for a broken image."""
+def _decode(data: bytes) -> tuple[Any, float]:
+    """Bytes -> image array and its scale (array pixels per pixel of the upload: below 1 for a JPEG
+    too large to decode whole); 415 for data that is no image format at all, 400 for a broken image."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..data.images import ImageDecodeError, read_image
+    from ..data.images import ImageDecodeError, read_image_scaled
 
     try:
         # Only the header is parsed here; this tells "not an image" from "a damaged image".
@@ -263,19 +265,23 @@ def _decode(data: bytes):
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         pass  # a known format with a damaged header: read_image names the problem below
     try:
-        return read_image(data)
+        return read_image_scaled(data)
     except ImageDecodeError as exc:
         raise ApiError(400, f"cannot decode the image: {exc}") from None
 
 
 def _analyse(recognizer: Any, data: bytes) -> tuple:
-    """Decode and classify (in a worker thread): the image array and the faces found in it.
+    """Decode and classify (in a worker thread): the upload's (width, height) and the faces found in it.
 
     ``EmotionRecognizer.predict`` keeps no state between calls (tracking and smoothing belong to
     its video path only), so concurrent requests from different clients cannot blend together.
     """
-    image = _decode(data)
-    return image, recognizer.predict(image)
+    from ..vision.recognizer import faces_in_file_pixels
+
+    image, scale = _decode(data)
+    faces = faces_in_file_pixels(recognizer.predict(image), scale)
+    height, width = image.shape[:2]
+    return (round(width / scale), round(height / scale)), faces
 
 
 def _as_recognizer(recognizer_or_model: Any) -> Any:
@@ -287,13 +293,23 @@ def _as_recognizer(recognizer_or_model: Any) -> Any:
 
 
 def _model_summary(info: dict) -> dict:
-    meta = dict(info.get("meta") or {})
+    meta = _without_paths(dict(info.get("meta") or {}))  # where files lie on the server is no client's business
     accuracy = {key: float(value) for key, value in _flatten(meta).items()
                 if isinstance(value, (int, float)) and not isinstance(value, bool)
                 and any(word in key.lower() for word in ("acc", "f1", "nll", "ece"))}
-    return {"name": str(info.get("name", "model")), "classes": list(info.get("classes", [])),
+    architecture = str(info.get("name", "model"))
+    return {"name": str(info.get("model", architecture)), "architecture": architecture,
+            "classes": list(info.get("classes", [])),
             "parameters": int(info.get("parameters", 0)), "input_size": int(info.get("input_size", 48)),
             "accuracy": accuracy, "meta": _jsonable(meta)}
+
+
+def _without_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items() if k != "path"}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    return value
 
 
 def _flatten(meta: dict, prefix: str = "") -> dict:

@@ -366,7 +366,7 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                 if args.max_frames and processed >= args.max_frames:
                     break
             elif out is not None:
-                write_image(out, annotate(result.image, result.faces))
+                write_image(out, annotate(result.image, result.faces, box_scale=result.image_scale))
     except KeyboardInterrupt as exc:
         if item.kind != "camera" or isinstance(exc, Terminated):
             if video_out is not None:
@@ -421,14 +421,21 @@ def export_command(args: argparse.Namespace) -> int:
     from ..vision.onnx import OnnxBackend, export_onnx
 
     loaded = load_model(single_model(args.model, "export"))
+    if args.out is not None:
+        out = Path(args.out)
+        if out.suffix.lower() != ".onnx" and not out.is_dir():
+            raise UsageError(f"--out {args.out}: name the ONNX file .onnx")
+        if loaded.path and out.exists() and out.resolve() == Path(loaded.path).resolve():
+            raise UsageError(f"--out {args.out}: that is the model file being exported")
+        if not args.int8 and out.name.lower().endswith(".int8.onnx"):
+            raise UsageError(f"--out {args.out}: a .int8.onnx name is where --backend int8 looks for the int8 graph; "
+                             "give the float graph another name, or add --int8")
     if args.int8:
         return _export_int8(loaded, args)
     if args.compact:
         raise UsageError("--compact applies to int8 graphs: add --int8 --data FER2013_PATH")
     if not args.out:
         raise UsageError("export needs --out FILE")
-    if Path(args.out).suffix.lower() != ".onnx" and not Path(args.out).is_dir():
-        raise UsageError(f"--out {args.out}: name the ONNX file .onnx")
     data = export_onnx(loaded)
     # Check the graph before writing it: the same faces through both engines must give the same probabilities.
     faces = np.random.default_rng(0).integers(0, 256, size=(8, 48, 48), dtype=np.uint8)

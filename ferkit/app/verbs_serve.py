@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inference engine: auto (default), onnx, torch, or int8 (the model's quantised graph)")
     p.add_argument("--max-concurrent", type=int, default=DEFAULT_MAX_CONCURRENT,
                    help="images decoded and classified at once; more requests wait their turn "
-                        f"(default {DEFAULT_MAX_CONCURRENT}; each decoded photo may take ~100 MB)")
+                        f"(default {DEFAULT_MAX_CONCURRENT}; decoding a 40-megapixel photo may take ~400-550 MB)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest accepted upload in MB; bigger requests get 413 (default {DEFAULT_MAX_UPLOAD_MB:g})")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -64,8 +64,8 @@ def serve_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
     where = f"http://{_url_host(args.host)}:{args.port}/" if args.port else f"a free port of {args.host}"
     info = recognizer.info
-    print(f"ferkit: serving model {info['name']} (detector {info.get('detector', args.detector)}, "
-          f"backend {info['backend']}) on {where} "
+    print(f"ferkit: serving model {info.get('model', info['name'])} ({info['name']}, "
+          f"detector {info.get('detector', args.detector)}, backend {info['backend']}) on {where} "
           "(Ctrl+C to stop)", file=sys.stderr, flush=True)
     # One worker process: the model is loaded once and inference runs in its threadpool.
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)

@@ -34,7 +34,17 @@ class ImageDecodeError(ValueError):
 
 
 def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode a file path or encoded bytes into an 8-bit array: H x W (gray) or H x W x 3 (BGR)."""
+    """Decode a file path or encoded bytes into an 8-bit array: H x W (gray) or H x W x 3 (BGR).
+
+    A JPEG over ``max_pixels`` comes back downscaled (see :func:`read_image_scaled`)."""
+    return read_image_scaled(source, max_pixels=max_pixels)[0]
+
+
+def read_image_scaled(source: str | os.PathLike | bytes, *,
+                      max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, float]:
+    """:func:`read_image`, and the scale it was decoded at: array pixels per pixel of the file
+    (1.0, or 1/2, 1/4, 1/8 for a JPEG over ``max_pixels``), so that boxes found in the array can be
+    given in the file's pixels."""
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:
@@ -46,15 +56,20 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXEL
                 raise ImageDecodeError("empty file")
             opened = Image.open(path)
         with opened as image:  # closes the file even when decoding fails
+            full_width = image.width
             if image.width * image.height > max_pixels:
-                # JPEG can decode at 1/2, 1/4 or 1/8 scale without ever holding the full image.
-                image.draft(image.mode, (image.width // 8 + 1, image.height // 8 + 1))
+                # JPEG can decode at 1/2, 1/4 or 1/8 scale without ever holding the full image: the
+                # largest that fits (faces in a group photo are small enough already).
+                factor = next((k for k in (2, 4) if image.width * image.height <= max_pixels * k * k), 8)
+                image.draft(image.mode, (-(-image.width // factor), -(-image.height // factor)))
                 if image.width * image.height > max_pixels:
                     raise ImageDecodeError(
                         f"image too large ({image.width}x{image.height}; limit {max_pixels:,} pixels)"
                     )
             image.load()
-            return _to_array(ImageOps.exif_transpose(image))
+            scale = image.width / full_width
+            ImageOps.exif_transpose(image, in_place=True)  # a copy would be one more full-size picture
+            return _to_array(image), scale
     except ImageDecodeError:
         raise
     except FileNotFoundError:
@@ -89,13 +104,18 @@ def _to_array(image: Image.Image) -> np.ndarray:
     if image.mode == "L":
         return np.asarray(image, dtype=np.uint8)
     if image.mode in ("1", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGB", "RGBX"):
+        # Few full-size copies: a 40-megapixel photo is 120 MB a copy (each one was once made twice).
         if image.mode in ("LA", "PA", "RGBA") or (image.mode == "P" and "transparency" in image.info):
             # Composite transparent pixels on white, as a viewer shows them.
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        return np.ascontiguousarray(rgb[:, :, ::-1])
+            rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+            rgb_image = Image.new("RGB", rgba.size, (255, 255, 255))
+            rgb_image.paste(rgba, mask=rgba.getchannel("A"))
+            del rgba
+        else:
+            rgb_image = image if image.mode == "RGB" else image.convert("RGB")
+        rgb = np.array(rgb_image, dtype=np.uint8)  # a writable copy, swapped to BGR in place
+        del rgb_image
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=rgb)
     raise ImageDecodeError(f"unsupported image mode {image.mode}")
 
 

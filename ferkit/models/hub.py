@@ -104,14 +104,34 @@ def shipped_models() -> list[dict]:
             **{f"publictest_{tta}": meta.get(f"publictest_acc_{tta}") for tta in ("none", "flip", "tencrop")},
             "epochs": meta.get("epochs_total"), "train_minutes": round(meta.get("train_seconds_total", 0) / 60),
         })
-    figures = json.loads(ENSEMBLE_FIGURES.read_text()) if ENSEMBLE_FIGURES.is_file() else {}
     for name, members in SHIPPED_ENSEMBLES.items():
-        measured = figures.get(name, {})
-        if measured.get("members") != list(members) or measured.get("files") != member_digests(members):
-            measured = {}  # figures of another line-up, or of members since re-shipped, do not describe this one
+        measured = shipped_ensemble_figures(name)
         rows.append({"name": name, "members": list(members),
                      **{f"publictest_{tta}": measured.get(f"publictest_acc_{tta}") for tta in ("none", "flip", "tencrop")}})
     return rows
+
+
+def shipped_ensemble_figures(name: str) -> dict:
+    """The PublicTest figures stored for the shipped ensemble ``name`` (``publictest_acc_tencrop``, ...);
+    none when they were measured on another line-up, or on members since re-shipped."""
+    figures = json.loads(ENSEMBLE_FIGURES.read_text()) if ENSEMBLE_FIGURES.is_file() else {}
+    measured, members = figures.get(name, {}), SHIPPED_ENSEMBLES[name]
+    if measured.get("members") != list(members) or measured.get("files") != member_digests(members):
+        return {}
+    return {key: value for key, value in measured.items() if key.startswith("publictest_")}
+
+
+def model_label(spec: str | Path | Sequence[str | Path] | None) -> str:
+    """A short name for the model(s) ``spec`` names, to show users: a shipped name as it is, a file or
+    run folder by its own name (no folders of the machine it lives on), an ensemble's joined by '+'."""
+    if spec is None:
+        return "default"
+    if isinstance(spec, str) and (spec in SHIPPED or spec in SHIPPED_ENSEMBLES):
+        return spec
+    members = ensemble_members(spec)
+    if len(members) == 1 and isinstance(spec, (str, Path)):
+        return Path(members[0]).name or str(members[0])
+    return ENSEMBLE_SEPARATOR.join(model_label(member) for member in members)
 
 
 def member_digests(members: Sequence[str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from safetensors.torch import save as st_save
 
 from ..atomic import atomic_write_bytes
 from ..data.classes import CLASSES
+from ..data.images import FACE_SIZE
 from ..data.preprocess import Normalizer
 from .registry import count_parameters, create_model
 
@@ -140,8 +141,9 @@ def load_model_file(path: str | Path) -> LoadedModel:
     header, tensors = read_model_file(path)
     options = header.get("options", {})
     classes = header.get("classes", list(CLASSES))
-    if not isinstance(options, dict) or not isinstance(classes, list) or not classes:
-        raise ModelFileError(f"{path}: bad model header (options must be an object, classes a non-empty list)")
+    if not isinstance(options, dict) or not isinstance(classes, list) or not classes \
+            or not isinstance(header.get("meta", {}), dict):
+        raise ModelFileError(f"{path}: bad model header (options and meta must be objects, classes a non-empty list)")
     try:
         model = create_model(header["name"], num_classes=len(classes), **options)
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -151,15 +153,39 @@ def load_model_file(path: str | Path) -> LoadedModel:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelFileError(f"{path}: weights do not fit {header['name']} ({str(exc).splitlines()[0]})") from None
-    model.input_size = int(header.get("input_size", getattr(model, "input_size", 48)))
+    input_size = header.get("input_size", getattr(model, "input_size", 48))
+    temperature = header.get("temperature", 1.0)
+    if isinstance(input_size, bool) or not isinstance(input_size, int):
+        raise ModelFileError(f"{path}: bad model header (input_size {input_size!r}: a whole number of pixels)")
+    if not 8 <= input_size <= FACE_SIZE:  # faces are 48x48 everywhere in ferkit: taken whole or centre-cropped
+        raise ModelFileError(f"{path}: model takes {input_size}x{input_size} inputs but faces are "
+                             f"{FACE_SIZE}x{FACE_SIZE} (a model takes them whole or centre crops of 8 pixels or more)")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 1e3:
+        raise ModelFileError(f"{path}: bad model header (temperature {temperature!r}: a positive number)")
+    model.input_size = input_size
     model.eval()
+    _check_forward(model, len(classes), path)
     try:
         normalizer = Normalizer.from_state_dict(
             {k[len("normalizer."):]: v for k, v in tensors.items() if k.startswith("normalizer.")})
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: missing or bad normalisation ({exc})") from None
     return LoadedModel(model, normalizer, header["name"], options, list(classes),
-                       float(header.get("temperature", 1.0)), header.get("meta", {}), str(path))
+                       float(temperature), header.get("meta", {}), str(path))
+
+
+def _check_forward(model: torch.nn.Module, num_classes: int, path: str | Path) -> None:
+    """One face of the stated size through the network: a header whose input size does not fit the
+    weights fails here, named, instead of on every face later."""
+    side = model.input_size
+    try:
+        with torch.no_grad():
+            shape = tuple(model(torch.zeros(1, 1, side, side)).shape)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: the network cannot take {side}x{side} faces as its header says "
+                             f"({str(exc).splitlines()[0][:120]})") from None
+    if shape != (1, num_classes):
+        raise ModelFileError(f"{path}: the network gives {shape} for one face, not {num_classes} class scores")
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:

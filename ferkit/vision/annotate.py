@@ -90,8 +90,10 @@ def display_scale(height: int, width: int) -> float:
     return min(scale, (MAX_ENCODABLE - PANEL_WIDTH * 4) / width)
 
 
-def annotate(image: np.ndarray, faces: Sequence, columns: int | None = None) -> np.ndarray:
-    """BGR picture: the image (rescaled to a readable height) with boxes, and the panel on its right."""
+def annotate(image: np.ndarray, faces: Sequence, columns: int | None = None, box_scale: float = 1.0) -> np.ndarray:
+    """BGR picture: the image (rescaled to a readable height) with boxes, and the panel on its right.
+    ``box_scale``: pixels of ``image`` per pixel of the boxes (below 1 when the image was decoded smaller
+    than its file, whose pixels the boxes are in)."""
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
     scale = display_scale(*bgr.shape[:2])
     if scale != 1.0:
@@ -100,7 +102,7 @@ def annotate(image: np.ndarray, faces: Sequence, columns: int | None = None) -> 
         bgr = bgr.copy()
     thickness = max(2, round(bgr.shape[0] / 300))
     for i, face in enumerate(faces):
-        x, y, w, h = (round(v * scale) for v in face.box)
+        x, y, w, h = (round(v * scale * box_scale) for v in face.box)
         color = _color(face.emotion)
         cv2.rectangle(bgr, (x, y), (x + w, y + h), color, thickness)
         text = f"{_label(face, i)} {face.emotion}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ import cv2
 import numpy as np
 
 from ..data.classes import CLASSES
-from ..data.images import (FACE_SIZE, ImageDecodeError, levels_to_uint8, pil_to_array, read_image, to_face_size,
-                           to_gray)
+from ..data.images import (FACE_SIZE, ImageDecodeError, levels_to_uint8, pil_to_array, read_image_scaled,
+                           to_face_size, to_gray)
+from ..detectors import DETECTOR_CHOICES
 from ..tta import resolve_tta
 from .crop import FRAMINGS, Framing, crop_faces
-from .detect import Detection, create_detector
+from .detect import Detection, DetectorError, create_detector
 from .rows import Rows, face_row
 from .sources import SourceError, SourceItem, VideoReader, expand_sources, is_camera
 from .track import IoUTracker
@@ -57,6 +58,9 @@ class FrameResult:
     image: np.ndarray | None = field(default=None, repr=False)  # the frame, for drawing
     fps: float | None = None  # the video's frame rate (None for a photo or an unknown rate)
     frames: int | None = None  # the video's frame count, when the container says
+    # Pixels of ``image`` per pixel of the file (boxes are in the file's pixels): below 1 for a JPEG
+    # too large to decode whole, which is read at 1/2, 1/4 or 1/8 of its size.
+    image_scale: float = 1.0
 
 
 class EmotionRecognizer:
@@ -84,8 +88,12 @@ class EmotionRecognizer:
     def __init__(self, model: str | Path | Sequence[str | Path] = "default", detector: str = "auto", tta: str = "auto",
                  smooth: float = 0.5, min_face: int = 20, *, backend: str = "auto", align: bool = True,
                  detect_size: int | None = None, detect_every: int = 1):
-        from ..models.hub import ensemble_members, load_model
+        from ..models.hub import SHIPPED_ENSEMBLES, ensemble_members, load_model, model_label
         from ..models.io import ModelFileError
+
+        model = "default" if model is None else model
+        if not isinstance(detector, str) or detector.lower() not in DETECTOR_CHOICES:
+            raise DetectorError(f"unknown detector {detector!r}; choose one of: {', '.join(DETECTOR_CHOICES)}")
 
         self._still_tta, self._video_tta = resolve_tta(tta), resolve_tta(tta, video=True)  # checks the name
         if not 0.0 <= float(smooth) < 1.0:
@@ -93,6 +101,8 @@ class EmotionRecognizer:
         if int(min_face) < 1:
             raise ValueError(f"min_face={min_face}: must be at least 1 pixel")
         self.members = [load_model(spec) for spec in ensemble_members(model)]
+        self.model_label = model_label(model)  # "default", "best", "best.safetensors": what the user chose
+        self._shipped_ensemble = model if isinstance(model, str) and model in SHIPPED_ENSEMBLES else None
         for member in self.members:  # rows and the panel have one column per FER2013 class
             if sorted(member.classes) != sorted(CLASSES):
                 raise ModelFileError(f"{member.path or member.name}: classes {', '.join(member.classes)} are not "
@@ -123,16 +133,19 @@ class EmotionRecognizer:
     # -- information -------------------------------------------------------------------------
     @property
     def info(self) -> dict:
-        from ..models.hub import ENSEMBLE_SEPARATOR
+        from ..models.hub import ENSEMBLE_SEPARATOR, shipped_ensemble_figures
 
         loaded = self.loaded
         if len(self.members) > 1:
             members = [{"name": m.name, "path": m.path, "parameters": m.parameters} for m in self.members]
             name = ENSEMBLE_SEPARATOR.join(m.name for m in self.members)
             parameters, meta, path = sum(m.parameters for m in self.members), {"ensemble": members}, None
+            if self._shipped_ensemble:  # its PublicTest figures, as `ferkit models --shipped` gives them
+                meta.update(shipped_ensemble_figures(self._shipped_ensemble))
         else:
             name, parameters, meta, path = loaded.name, loaded.parameters, dict(loaded.meta), loaded.path
-        return {"name": name, "classes": list(loaded.classes), "parameters": parameters,
+        # name: the architecture(s); model: the model as the user named it.
+        return {"name": name, "model": self.model_label, "classes": list(loaded.classes), "parameters": parameters,
                 "input_size": loaded.input_size, "meta": meta,
                 "detector": "none" if self.detector is None else self.detector.name,
                 "backend": self.backend.name, "tta": self.tta, "path": path}
@@ -164,8 +177,9 @@ class EmotionRecognizer:
     def detect(self, image: Any) -> list[Detection]:
         """Face boxes in ``image`` (left to right); the whole image when the detector is ``none``
         or the image is a 48x48 face crop."""
-        array = load_image(image)
-        return self._detect(array)
+        array, scale = _load_scaled(image)
+        return [replace(d, box=in_file_pixels(d.box, scale),
+                        landmarks=None if d.landmarks is None else d.landmarks / scale) for d in self._detect(array)]
 
     def _detect(self, array: np.ndarray) -> list[Detection]:
         height, width = array.shape[:2]
@@ -180,9 +194,10 @@ class EmotionRecognizer:
         return sorted(found, key=lambda d: (d.box[0], d.box[1]))
 
     def predict(self, image: Any) -> list[Face]:
-        """Faces in one image: a path, a numpy array (BGR, or gray), a PIL image or encoded bytes."""
-        array = load_image(image)
-        return self._faces(array, self._detect(array), self._still_tta)
+        """Faces in one image: a path, a numpy array (BGR, or gray), a PIL image or encoded bytes.
+        Boxes are in the image's pixels (a file's, even when it was too large to decode whole)."""
+        array, scale = _load_scaled(image)
+        return faces_in_file_pixels(self._faces(array, self._detect(array), self._still_tta), scale)
 
     def _faces(self, array: np.ndarray, detections: list[Detection], tta: str) -> list[Face]:
         if not detections:
@@ -256,7 +271,7 @@ class EmotionRecognizer:
             return
         if item.kind in ("image", "unknown"):
             try:
-                array = read_image(item.target)
+                array, scale = read_image_scaled(item.target)
             except ImageDecodeError as exc:
                 # A file named neither like an image nor like a video may still be a video.
                 if item.kind == "unknown" and _looks_like_video(item.target):
@@ -272,7 +287,7 @@ class EmotionRecognizer:
             except Exception as exc:  # noqa: BLE001 - one picture that breaks must not stop the batch
                 yield item, None, f"cannot process the image ({type(exc).__name__}: {exc})"
                 return
-            yield item, FrameResult(0, 0.0, faces, array), None
+            yield item, FrameResult(0, 0.0, faces_in_file_pixels(faces, scale), array, image_scale=scale), None
             return
         frames = 0
         try:
@@ -304,18 +319,37 @@ def result_rows(source: str, result: FrameResult | None, error: str | None = Non
 
 
 def load_image(image: Any) -> np.ndarray:
-    """A path, encoded bytes, PIL image or numpy array -> uint8 gray H x W or BGR H x W x 3."""
+    """A path, encoded bytes, PIL image or numpy array -> uint8 gray H x W or BGR H x W x 3
+    (a JPEG file too large to decode whole comes back at 1/2, 1/4 or 1/8 of its size)."""
+    return _load_scaled(image)[0]
+
+
+def _load_scaled(image: Any) -> tuple[np.ndarray, float]:
+    """:func:`load_image` and the scale it decoded at (array pixels per pixel of the file)."""
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
         try:
-            return read_image(image)
+            return read_image_scaled(image)
         except ImageDecodeError as exc:
             name = "image bytes" if isinstance(image, (bytes, bytearray, memoryview)) else os.fspath(image)
             raise ImageDecodeError(f"{name}: {exc}") from None
     if hasattr(image, "mode") and hasattr(image, "save"):  # a PIL image, without importing PIL here
-        return pil_to_array(image)
+        return pil_to_array(image), 1.0
     if isinstance(image, np.ndarray):
-        return _normalise_array(image)
+        return _normalise_array(image), 1.0
+    if image is None:
+        raise TypeError("no image (None): give a path, bytes, PIL image or array")
     raise TypeError(f"cannot read an image from {type(image).__name__}: give a path, bytes, PIL image or array")
+
+
+def in_file_pixels(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+    """A box found in an image decoded at ``scale`` (see :func:`read_image_scaled`), in the file's pixels."""
+    if scale == 1.0:
+        return box
+    return tuple(int(round(v / scale)) for v in box)
+
+
+def faces_in_file_pixels(faces: list[Face], scale: float) -> list[Face]:
+    return faces if scale == 1.0 else [replace(f, box=in_file_pixels(f.box, scale)) for f in faces]
 
 
 def _normalise_array(array: np.ndarray) -> np.ndarray:
@@ -327,8 +361,9 @@ def _normalise_array(array: np.ndarray) -> np.ndarray:
         raise ImageDecodeError("empty array")
     if array.dtype != np.uint8:
         array = levels_to_uint8(array, sixteen_bit=array.dtype == np.uint16)
-    if array.ndim == 3 and array.shape[2] == 4:
-        array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
+    if array.ndim == 3 and array.shape[2] == 4:  # transparent pixels on white, as decoded files are
+        alpha = array[:, :, 3:].astype(np.float32) / 255.0
+        array = (array[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
     return np.ascontiguousarray(array)
 
 
@@ -342,8 +377,17 @@ def _as_crops(crops: np.ndarray | list) -> np.ndarray:
     if isinstance(crops, np.ndarray) and crops.ndim == 3 and crops.dtype == np.uint8 \
             and crops.shape[1:] == (FACE_SIZE, FACE_SIZE):
         return np.ascontiguousarray(crops)
+    if crops is None or isinstance(crops, (str, os.PathLike, bytes)):
+        raise TypeError(f"crops {crops!r}: give face arrays (N x H x W, or a list of H x W [x 3] arrays); "
+                        "predict() takes files")
+    # One crop, gray (H x W) or colour (H x W x 3/4/1), rather than a stack of N gray crops H x W
+    # (no stack of 48 crops 3 pixels wide is meant).
+    single = isinstance(crops, np.ndarray) and (
+        crops.ndim == 2 or (crops.ndim == 3 and crops.shape[2] in (1, 3, 4) and min(crops.shape[:2]) > 4))
     out = []
-    for crop in (crops if not (isinstance(crops, np.ndarray) and crops.ndim == 2) else [crops]):
+    for crop in ([crops] if single else crops):
+        if crop is None or isinstance(crop, (str, os.PathLike, bytes)):
+            raise TypeError(f"crop {crop!r}: crops are face arrays; predict() takes files")
         out.append(to_face_size(to_gray(_normalise_array(np.asarray(crop)))))
     return np.stack(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
 
