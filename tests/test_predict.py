@@ -410,6 +410,29 @@ def test_ctrl_c_marks_the_sources_not_finished(capsys, tiny_model_file, photo, t
     assert all("interrupted" in r["error"] for r in rows[2:])
 
 
+def test_ctrl_c_in_a_video_keeps_its_annotated_frames(capsys, tiny_model_file, tmp_path, monkeypatch):
+    """The annotated copy of a video interrupted by Ctrl+C was once thrown away, though its rows were kept."""
+    from ferkit.vision.recognizer import EmotionRecognizer
+
+    clip = tmp_path / "clip.avi"
+    write_video(clip, frames=12)
+    original = EmotionRecognizer.track_frames
+
+    def stop_after_five(self, reader):
+        for count, result in enumerate(original(self, reader)):
+            if count == 5:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(EmotionRecognizer, "track_frames", stop_after_five)
+    status, _, err = run(capsys, "predict", clip, "--model", tiny_model_file, "--detector", "haar",
+                         "--annotate", tmp_path / "out.mp4", "--csv", tmp_path / "rows.csv")
+    assert status == 1 and "interrupted" in err
+    capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert capture.isOpened() and capture.get(cv2.CAP_PROP_FRAME_COUNT) >= 5
+    capture.release()
+
+
 def test_writing_where_a_folder_is_in_the_way_is_a_one_line_error(capsys, tiny_model_file, photo, tmp_path):
     (tmp_path / "file").write_text("x")
     status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",

@@ -776,6 +776,66 @@ def test_unknown_model_and_optimizer_list_the_choices(finished_run, tmp_path, ca
     assert not out.exists()  # names are checked before anything is written
 
 
+@pytest.mark.parametrize("options, fragment", [
+    # Once tracebacks after the run folder was made, NaN weights saved as "best", or silently ignored.
+    (["--model-option", "width=0"], "--model-option width=0"),
+    (["--aug-erase-min", "30", "--aug-erase-max", "5"], "--aug-erase-min"),
+    (["--lr", "inf"], "--lr inf: not a finite number"),
+    (["--momentum", "nan"], "--momentum nan"),
+    (["--aug-rotate", "nan"], "--aug-rotate nan"),
+    (["--mixup", "-1"], "--mixup"),
+    (["--mix-prob", "5"], "--mix-prob"),
+    (["--warmup-epochs", "-2"], "--warmup-epochs"),
+    (["--aug-shift", "5"], "--aug-shift"),
+    (["--schedule", "cosine", "--min-lr", "1.0"], "--min-lr"),
+    (["--freeze", "1", "--unfreeze-epoch", "5"], "--unfreeze-epoch 5"),
+    (["--aug-crop", "100"], "--aug-crop 100: tiny takes 48x48"),
+    (["--seed", "-1"], "--seed"),
+    (["--pretrained", "nothere.safetensors"], "--pretrained nothere.safetensors: no such file"),
+])
+def test_a_bad_training_setting_is_one_line_before_anything_is_written(finished_run, tmp_path, capsys, options,
+                                                                     fragment):
+    data, _ = finished_run
+    out = tmp_path / "new"
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
+                                   "--epochs", "1", *options], fragment)
+    assert not out.exists()
+
+
+def test_an_output_that_is_a_file_is_refused_before_the_data_is_read(finished_run, tmp_path, capsys, monkeypatch):
+    import ferkit.training.loop as loop
+
+    data, _ = finished_run
+    (tmp_path / "afile").write_text("notes")
+    monkeypatch.setattr(loop, "load_fer2013", lambda *a, **k: pytest.fail("the data was read first"))
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "afile"), "--model", "tiny"],
+                          "afile: a file, not a folder")
+
+
+def test_a_diverging_run_stops_and_saves_no_nan_weights(finished_run, tmp_path, capsys):
+    data, _ = finished_run
+    out = tmp_path / "diverged"
+    code = main(["train", "--data", str(data), "--out", str(out), "--model", "tiny", "--model-option", "width=8",
+                 "--epochs", "1", "--batch-size", "8", "--lr", "1e30", "--warmup-epochs", "0", "--threads", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("ferkit: error: epoch 1: the training loss became nan (the weights diverged)")
+    assert not (out / "best.safetensors").exists() and not (out / "last.pt").exists()
+
+
+def test_a_run_records_the_crop_it_trains_on_and_its_teacher_by_full_path(finished_run, tmp_path, capsys,
+                                                                          monkeypatch):
+    """tiny (48 px) runs once recorded the default crop, 44; a relative --distill could not resume elsewhere."""
+    data, run_dir = finished_run
+    assert json.loads((run_dir / "config.json").read_text())["augment"]["crop"] == 48
+    monkeypatch.chdir(run_dir.parent)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "pupil"), "--model", "tiny",
+                 "--model-option", "width=8", "--epochs", "1", "--batch-size", "8", "--threads", "1",
+                 "--distill", run_dir.name]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "pupil" / "config.json").read_text())["distill"] == str(run_dir.resolve())
+
+
 def test_data_without_a_training_split(tmp_path, capsys):
     faces, labels = synthetic_faces(14)
     write_class_folders(tmp_path / "fer" / "test", faces, labels, "PublicTest")

@@ -126,6 +126,19 @@ def train_command(args: argparse.Namespace) -> int:
              if v is not None and k not in ("run", "verb", "resume", "model_option") and not k.startswith("aug_")}
     if "data" in given:  # absolute, so the run resumes from any working directory
         given["data"] = str(Path(given["data"]).resolve())
+    # Teachers and starting weights too, when they are files or run folders (shipped names stay names).
+    if given.get("pretrained") and Path(given["pretrained"]).exists():
+        given["pretrained"] = str(Path(given["pretrained"]).resolve())
+    if given.get("distill"):
+        from ..models.hub import ENSEMBLE_SEPARATOR, ensemble_members
+
+        try:
+            members = ensemble_members(given["distill"])
+        except ValueError:  # an empty member: the loop's own check names it
+            members = [given["distill"]]
+        if any(Path(m).exists() for m in members):
+            given["distill"] = ENSEMBLE_SEPARATOR.join(
+                str(Path(m).resolve()) if Path(m).exists() else str(m) for m in members)
     augment = {k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None}
     options = {}
     for item in args.model_option:
@@ -162,6 +175,13 @@ def train_command(args: argparse.Namespace) -> int:
             raise UsageError("train needs --data PATH (or --resume RUNDIR)")
         given.setdefault("detector", "auto")  # photos are read as evaluate reads them: their faces
         config = TrainConfig(**given, model_options=options, augment=AugmentConfig(**augment))
+        try:
+            input_size = config.input_size()
+        except (ValueError, TypeError):  # an unknown model: train's own check names the choices
+            input_size = None
+        if "crop" in augment and input_size is not None and augment["crop"] != input_size:
+            raise UsageError(f"--aug-crop {augment['crop']}: {config.model} takes {input_size}x{input_size} faces and is "
+                             "trained on crops of that size; choose another with --model-option input_size=N")
     cropper = None
     if config.detector != "none":
         from ..vision.crop import LargestFaceCropper

@@ -369,8 +369,8 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                 write_image(out, annotate(result.image, result.faces, box_scale=result.image_scale))
     except KeyboardInterrupt as exc:
         if item.kind != "camera" or isinstance(exc, Terminated):
-            if video_out is not None:
-                video_out.abort()
+            if video_out is not None:  # Ctrl+C keeps the frames annotated so far, as their rows are kept
+                video_out.abort() if isinstance(exc, Terminated) else video_out.close()
             raise
         # Ctrl+C ends a camera session normally: outputs so far are kept.
     except BaseException:

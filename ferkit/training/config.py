@@ -93,14 +93,28 @@ class TrainConfig:
                 raise ValueError(f"bad augment settings ({exc})") from None
         return cls(**values)
 
+    def input_size(self) -> int:
+        """The side of the faces the network takes (its registered size, or ``input_size=`` among its options)."""
+        from ..models import model_info
+
+        return int(self.model_options.get("input_size", model_info(self.model).input_size))
+
     def validate(self) -> None:
         """Raise ValueError (one line) for a name or value that cannot work, before any file is written."""
+        import math
+
         from ..data.balance import BALANCING
         from ..models import model_info
         from .optim import OPTIMIZERS
         from .schedule import SCHEDULES
 
         model_info(self.model)  # unknown names list the registered models
+        # NaN passes every range check below (all comparisons are false) and trains NaN weights.
+        for owner, prefix in ((self, ""), (self.augment, "aug-")):
+            for item in fields(owner):
+                value = getattr(owner, item.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValueError(f"--{prefix}{item.name.replace('_', '-')} {value}: not a finite number")
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
                    "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
                    "distill_mode": ("clean", "online"), "detector": DETECTOR_CHOICES,
@@ -127,10 +141,51 @@ class TrainConfig:
              "--distill-int8 needs --distill and --distill-mode online"),
             (not self.unfreeze_epoch or self.freeze, "--unfreeze-epoch needs --freeze"),
             (self.limit_train >= 0 and self.limit_val >= 0 and self.threads >= 0, "limits and threads must not be negative"),
+            (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "--weight-decay must not be negative"),
+            (self.warmup_epochs >= 0, "--warmup-epochs must not be negative"),
+            (0 <= self.min_lr < self.lr, "--min-lr must be at least 0 and below --lr"),
+            (self.grad_clip >= 0, "--grad-clip must be 0 (off) or a positive gradient norm"),
+            (self.mixup >= 0 and self.cutmix >= 0, "--mixup and --cutmix must be 0 (off) or a positive Beta parameter"),
+            (0 <= self.mix_prob <= 1, "--mix-prob must be in [0, 1]"),
+            (self.seed >= 0, "--seed must not be negative"),
+            (self.unfreeze_epoch < self.epochs, f"--unfreeze-epoch {self.unfreeze_epoch} is not before the last epoch "
+                                                f"({self.epochs}): the blocks would never train"),
+        ]
+        augment = self.augment
+        checks += [
+            (0 <= augment.shift < 0.5, "--aug-shift must be in [0, 0.5): a fraction of the face's side"),
+            (0 <= augment.rotate <= 180, "--aug-rotate must be in [0, 180] degrees"),
+            (0 <= augment.scale < 1, "--aug-scale must be in [0, 1): a fraction of the face's size"),
+            (0 <= augment.erase_p <= 1, "--aug-erase-p must be in [0, 1]"),
+            (1 <= augment.erase_min <= augment.erase_max, "--aug-erase-min must be at least 1 and at most --aug-erase-max"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self._check_model_builds()
+
+    def _check_model_builds(self) -> None:
+        """Build the network with its options and pass one face through it: a width of 0 or a
+        size its classifier does not fit otherwise fails in the first training step."""
+        import warnings
+
+        import torch
+
+        from ..models import create_model
+
+        options = " ".join(f"{k}={json.dumps(v)}" for k, v in self.model_options.items())
+        where = f"--model-option {options}" if options else f"--model {self.model}"
+        try:
+            with warnings.catch_warnings():  # torch's own warnings about the bad sizes, said better below
+                warnings.simplefilter("ignore")
+                model = create_model(self.model, num_classes=7, **self.model_options).eval()
+                side = self.input_size()
+                with torch.no_grad():
+                    model(torch.zeros(1, 1, side, side))
+        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{where}: {self.model} cannot be built with it ({detail})") from None
 
     def save(self, path: Path) -> None:
         from .checkpoint import atomic_write_text

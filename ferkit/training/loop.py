@@ -19,6 +19,7 @@ norm, whose statistics are per process); rank 0 alone validates and writes files
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -161,6 +162,10 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
         config.validate()
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
+    if not resume and config.augment.crop != config.input_size():
+        # The augmentation crops faces to the network's input size, whatever the setting said: record
+        # what is done.  (A resumed run keeps its saved settings, to match its checkpoint.)
+        config = config.replace(augment=dataclasses.replace(config.augment, crop=config.input_size()))
     if cropper is not None and config.detector == "none":
         raise TrainingError("a cropper was given but the configuration's detector is 'none'")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -209,6 +214,11 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         say(f"{out}: killed before its first checkpoint; starting again from epoch 1")
     elif last_path.exists() or trained_files(out):
         raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
+    # Checked before the data and a teacher are read, which can take minutes.
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"{out}: a file, not a folder")
+    if config.pretrained and state is None and not Path(config.pretrained).exists():
+        raise TrainingError(f"--pretrained {config.pretrained}: no such file")
     if resume and is_main:
         stale = remove_stale_temps(out, RUN_FILES)
         if stale:
@@ -463,6 +473,9 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         eval_model = ema.module if ema is not None else model
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                "train_acc": correct / max(seen, 1), "val_loss": None, "val_acc": None}
+        if not math.isfinite(row["train_loss"]):  # diverged: NaN weights must not become "best" or a checkpoint
+            raise TrainingError(f"epoch {epoch + 1}: the training loss became {row['train_loss']} (the weights "
+                                "diverged); nothing of this epoch was saved. Lower --lr or set --grad-clip")
         if val_faces is not None and len(val_faces):
             figures = torch.zeros(2, dtype=torch.float64)
             if is_main:  # one process validates; the others get its figures
