@@ -125,6 +125,17 @@ def test_skip_bad_evaluates_the_rest_and_says_what_it_left_out(fer_root, tiny_mo
     assert code == 0 and "skipped 1 bad item(s)" in err
 
 
+def test_a_report_written_again_leaves_no_curves_of_the_earlier_one(fer_root, tiny_model_file, tmp_path, capsys):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("an earlier report of two runs")
+    (report / "training_curves_2.png").write_bytes(b"png")
+    (report / "my_notes.txt").write_text("kept")
+    code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--report", report)
+    assert code == 0, err
+    assert not (report / "training_curves_2.png").exists() and (report / "my_notes.txt").exists()
+
+
 def test_evaluate_text_summary_and_other_split(fer_root, tiny_model_file, capsys):
     code, out, _ = run_cli(capsys, "evaluate", "--data", fer_root, "--split", "training", "--model", tiny_model_file)
     assert code == 0
@@ -242,6 +253,9 @@ def test_report_files(tmp_path, fer_root, tiny_model_file, capsys):
     assert len(rows) == json.loads(stdout)["n"] and np.allclose(probs.sum(1), 1, atol=1e-4)
     assert (rows["predicted"] == [CLASSES[i] for i in probs.argmax(1)]).all()
     assert rows["correct"].mean() == pytest.approx(json.loads(stdout)["accuracy"])
+    # Each row names its face's file, so a mistake can be looked at (the true class is its folder's).
+    assert all(Path(source).is_file() and Path(source).parent.name == true
+               for source, true in zip(rows["source"], rows["true"]))
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -4,6 +4,7 @@ after a real SIGKILL, transfer learning, and the ``ferkit train`` command's bad-
 Every run uses a few dozen synthetic faces, tiny models, one thread and a few epochs."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -318,7 +319,9 @@ def test_run_files_are_written(fer_root, tmp_path):
     out = tmp_path / "run"
     assert {p.name for p in out.iterdir()} == {"config.json", "last.pt", "best.safetensors", "history.csv",
                                                 "history.json", "curves.png", "summary.json"}
-    assert TrainConfig.load(out / "config.json") == config
+    # As given, but with the crop actually trained on: the network's input size.
+    assert TrainConfig.load(out / "config.json") == config.replace(
+        augment=dataclasses.replace(config.augment, crop=config.input_size()))
     history = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2]
     assert all(0 <= r["val_acc"] <= 1 and r["val_loss"] > 0 for r in history)

@@ -441,7 +441,7 @@ def test_predict_many_accounts_for_every_input(recognizer, tmp_path):
     assert len(by_source["in/two.jpg"]) == 2 and all(r["emotion"] for r in by_source["in/two.jpg"])
     [none] = by_source["in/sub/none.png"]
     assert none["face"] is None and none["emotion"] is None and none["error"] is None and none["frame"] == 0
-    assert by_source["in/broken.jpg"][0]["error"]
+    assert by_source["in/broken.jpg"][0]["error"] and by_source["in/broken.jpg"][0]["frame"] is None
     assert "no such file" in by_source[str(tmp_path / "missing.png")][0]["error"]
     clip = by_source["in/sub/clip.avi"]
     assert len(clip) == 6 and {r["frame"] for r in clip} == {0, 1, 2} and {r["track"] for r in clip} == {0, 1}
@@ -449,6 +449,7 @@ def test_predict_many_accounts_for_every_input(recognizer, tmp_path):
     # Exports carry the same rows and columns.
     frame = rows.to_pandas()
     assert list(frame.columns) == list(COLUMNS) and len(frame) == len(rows)
+    assert str(frame["frame"].dtype) == "Int64" and frame["frame"].isna().sum() == 2  # the error rows
     assert json.loads(rows.to_json()) == rows.to_records()
     csv_path = tmp_path / "rows.csv"
     rows.to_csv(csv_path)

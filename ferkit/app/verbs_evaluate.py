@@ -127,6 +127,9 @@ def _write_report(out: Path, result, specs: list[str]) -> Path:
     from ..evaluation.report import write_report
 
     make_folder(out)
+    if (out / "report.md").is_file():  # an earlier report's curves (of other runs) must not linger beside this one
+        for stale in out.glob("training_curves*.png"):
+            stale.unlink()
     extra = []
     for i, (spec, loaded) in enumerate(zip(specs, result.models)):
         run = run_directory(spec, loaded)

@@ -299,13 +299,13 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
         except KeyboardInterrupt as exc:
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
             for rest in items[index:]:
-                sink.write(face_row(rest.name, 0, None, None, None, f"{how} before it was finished"))
+                sink.write(face_row(rest.name, None, None, None, None, f"{how} before it was finished"))
             print(f"ferkit: {how}; {len(items) - index} of {len(items)} source(s) not finished", file=sys.stderr)
             if isinstance(exc, Terminated):
                 raise
             return failed + len(items) - index
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
-            sink.write(face_row(item.name, 0, None, None, None, f"{type(exc).__name__}: {exc}"))
+            sink.write(face_row(item.name, None, None, None, None, f"{type(exc).__name__}: {exc}"))
             ok = False
         failed += not ok
         progress.update(1)

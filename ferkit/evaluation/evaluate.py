@@ -41,6 +41,7 @@ class Evaluation:
     faces: np.ndarray | None = field(default=None, repr=False)  # the split's faces, for reports
     skipped: list[str] = field(default_factory=list)  # bad items left out of the data (skip_bad), each named
     cropped: dict[str, int] = field(default_factory=dict)  # pictures per way their face was found (a cropper)
+    sources: list[str] = field(default_factory=list)  # where each face came from (file, or CSV row), for reports
 
     @property
     def predictions(self) -> np.ndarray:
@@ -133,7 +134,8 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
     metrics = classification_metrics(split.labels, probs.argmax(axis=1), CLASSES)
     metrics["ece"] = expected_calibration_error(probs, split.labels)
     return Evaluation(metrics, probs, split.labels, split_name, tta, list(models),
-                      list(specs) or [m.path or m.name for m in models], split.images)
+                      list(specs) or [m.path or m.name for m in models], split.images,
+                      sources=list(getattr(split, "sources", []) or []))
 
 
 def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Sequence[str | os.PathLike] = ("default",),

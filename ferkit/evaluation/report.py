@@ -6,6 +6,7 @@ error analysis or ensembling in pandas without running the models again.
 """
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 from typing import Sequence
@@ -117,14 +118,17 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def write_predictions(path: Path, evaluation: Evaluation) -> None:
-    """One tidy row per face: its index in the split, true and predicted class, and every probability."""
-    header = ["index", "true", "predicted", "correct", *(f"p_{c}" for c in CLASSES)]
-    lines = [",".join(header)]
-    for i, (label, row) in enumerate(zip(evaluation.labels, evaluation.probs)):
+    """One tidy row per face: its index in the split, where it came from (a file, or a CSV row), true
+    and predicted class, and every probability."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")  # file names may hold commas and quotes
+    writer.writerow(["index", "source", "true", "predicted", "correct", *(f"p_{c}" for c in CLASSES)])
+    sources = evaluation.sources if len(evaluation.sources) == len(evaluation.labels) else [""] * len(evaluation.labels)
+    for i, (label, row, source) in enumerate(zip(evaluation.labels, evaluation.probs, sources)):
         predicted = int(row.argmax())
-        lines.append(",".join([str(i), CLASSES[int(label)], CLASSES[predicted], str(int(predicted == label)),
-                               *(f"{p:.6f}" for p in row)]))
-    atomic_write_text(path, "\n".join(lines) + "\n")
+        writer.writerow([i, source, CLASSES[int(label)], CLASSES[predicted], int(predicted == label),
+                         *(f"{p:.6f}" for p in row)])
+    atomic_write_text(path, buffer.getvalue())
 
 
 def write_report(out_dir: str | Path, evaluation: Evaluation,

@@ -162,9 +162,8 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
         config.validate()
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
-    if not resume and config.augment.crop != config.input_size():
-        # The augmentation crops faces to the network's input size, whatever the setting said: record
-        # what is done.  (A resumed run keeps its saved settings, to match its checkpoint.)
+    if config.augment.crop != config.input_size():
+        # The augmentation crops faces to the network's input size, whatever the setting said: record what is done.
         config = config.replace(augment=dataclasses.replace(config.augment, crop=config.input_size()))
     if cropper is not None and config.detector == "none":
         raise TrainingError("a cropper was given but the configuration's detector is 'none'")
@@ -198,7 +197,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         state = load_checkpoint(last_path)
         if not isinstance(state.get("config"), dict):
             raise CheckpointError(f"{last_path}: not a ferkit training checkpoint")
-        changed = config_differences(state["config"], config.to_dict())
+        saved = dict(state["config"])
+        # Runs saved before the crop was recorded as trained (always the input size) hold the setting instead.
+        saved["augment"] = {**saved.get("augment", {}), "crop": config.augment.crop}
+        changed = config_differences(saved, config.to_dict())
         if changed:
             raise TrainingError(f"{last_path}: checkpoint was written by a different configuration "
                                 f"({'; '.join(changed)})")

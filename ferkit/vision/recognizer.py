@@ -312,7 +312,7 @@ class EmotionRecognizer:
 def result_rows(source: str, result: FrameResult | None, error: str | None = None) -> list[dict]:
     """The rows for one frame (or one failed source)."""
     if result is None:
-        return [face_row(source, 0, None, None, None, error or "unreadable")]
+        return [face_row(source, None, None, None, None, error or "unreadable")]
     if not result.faces:
         return [face_row(source, result.index, result.time_s, None)]
     return [face_row(source, result.index, result.time_s, i, face) for i, face in enumerate(result.faces)]

@@ -23,9 +23,10 @@ BASE_COLUMNS: tuple[str, ...] = ("source", "frame", "time_s", "face", "track", "
 COLUMNS: tuple[str, ...] = (*BASE_COLUMNS, "error")
 
 
-def face_row(source: str, frame: int, time_s: float | None, index: int | None, face: Any = None,
+def face_row(source: str, frame: int | None, time_s: float | None, index: int | None, face: Any = None,
              error: str | None = None) -> dict:
-    """One row; ``face`` is a :class:`~ferkit.vision.recognizer.Face` or None (no face / error)."""
+    """One row; ``face`` is a :class:`~ferkit.vision.recognizer.Face` or None (no face / error).
+    An error row names no frame (``frame`` None): a video's frames before the error have rows of their own."""
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row.update(source=source, frame=frame, time_s=None if time_s is None else round(float(time_s), 4),
                error=error)
@@ -53,7 +54,9 @@ class Rows(list):
     def to_pandas(self) -> "pandas.DataFrame":
         import pandas as pd
 
-        return pd.DataFrame(self.to_records(), columns=list(COLUMNS))
+        frame = pd.DataFrame(self.to_records(), columns=list(COLUMNS))
+        # Whole numbers that may be missing (no face, an error row): pandas' nullable integers, not floats.
+        return frame.astype({c: "Int64" for c in ("frame", "face", "track", "x", "y", "w", "h")})
 
     def to_json(self, path: str | Path | None = None, indent: int | None = None) -> str:
         text = json.dumps(self.to_records(), indent=indent)
