@@ -125,7 +125,8 @@ def test_skip_bad_evaluates_the_rest_and_says_what_it_left_out(fer_root, tiny_mo
     assert code == 0 and "skipped 1 bad item(s)" in err
 
 
-def test_a_report_written_again_leaves_no_curves_of_the_earlier_one(fer_root, tiny_model_file, tmp_path, capsys):
+def test_a_report_written_again_leaves_no_curves_of_the_earlier_one(fer_root, tiny_model_file, tmp_path, capsys,
+                                                                    monkeypatch):
     report = tmp_path / "report"
     report.mkdir()
     (report / "report.md").write_text("an earlier report of two runs")
@@ -134,6 +135,13 @@ def test_a_report_written_again_leaves_no_curves_of_the_earlier_one(fer_root, ti
     code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--report", report)
     assert code == 0, err
     assert not (report / "training_curves_2.png").exists() and (report / "my_notes.txt").exists()
+    # A file in the way is said at once, not after the whole evaluation.
+    import ferkit.evaluation as evaluation_package
+
+    monkeypatch.setattr(evaluation_package, "evaluate", lambda *a, **k: pytest.fail("evaluated first"))
+    code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file,
+                           "--report", report / "my_notes.txt" / "sub")
+    assert code == 2 and err.strip() == f"ferkit: error: {report / 'my_notes.txt'}: a file, not a folder"
 
 
 def test_evaluate_text_summary_and_other_split(fer_root, tiny_model_file, capsys):

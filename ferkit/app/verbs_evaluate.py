@@ -96,6 +96,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
 
     specs = args.model or ["default"]
+    if args.report:  # a file in the way is said before the evaluation, which can take minutes
+        nearest = next((p for p in (Path(args.report), *Path(args.report).parents) if p.exists()), None)
+        if nearest is not None and not nearest.is_dir():
+            raise UsageError(f"{nearest}: a file, not a folder")
     backend = None
     if args.backend != "torch":
         from ..vision.backends import create_backend
