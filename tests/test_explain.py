@@ -193,7 +193,7 @@ def test_explain_cli_bigger_photo_without_detector(tmp_path, tiny_model_file, ca
                  "--out", str(out)])
     stdout, err = capsys.readouterr()
     assert code == 0, err
-    assert "central 120x120 square" in stdout
+    assert "the whole 120x130 image as the face" in stdout  # as predict --no-detect reads it
     _assert_png(out)
 
 

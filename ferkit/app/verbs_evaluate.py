@@ -237,8 +237,12 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
 
     Detection lives in the vision layer, which the explain layer must not import; so it is
     done here, in the application layer."""
+    from ..data.images import FACE_SIZE, to_face_size, to_gray
     from ..vision.crop import LargestFaceCropper
 
+    if detector == "none" and image.shape[:2] != (FACE_SIZE, FACE_SIZE):
+        # As `predict --no-detect` and `evaluate --detector none` read such a picture: whole.
+        return to_face_size(to_gray(image)), f"detector none: the whole {image.shape[1]}x{image.shape[0]} image as the face"
     cropper = LargestFaceCropper(detector)
     face = cropper(image)
     if cropper.last == "crop":
@@ -247,8 +251,7 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
         return face, (f"face {cropper.last_box} found by {cropper.detector.name} "
                       f"({cropper.faces_in_last} face(s) in the image)")
     side = min(image.shape[:2])
-    why = "no face detected" if detector != "none" else "detector none"
-    return face, f"{why}: using the central {side}x{side} square of the image"
+    return face, f"no face detected: using the central {side}x{side} square of the image"
 
 
 def explain_command(args: argparse.Namespace) -> int:
