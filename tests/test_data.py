@@ -403,6 +403,8 @@ def test_balancing_modes():
     weights = class_weights(labels, num_classes=3)
     assert weights[1] > weights[2] > weights[0]
     assert abs(float((weights[labels]).mean()) - 1) < 1e-6
+    weights = class_weights(labels, num_classes=4)  # a class with no face (once averaged 3/4 per face)
+    assert weights[3] == 0 and abs(float((weights[labels]).mean()) - 1) < 1e-6
     with pytest.raises(ValueError, match="undersample"):
         balanced_indices(labels, "smote", rng)
 

@@ -132,6 +132,17 @@ def test_center_loss_value_and_wen_update_by_hand():
     assert torch.allclose(loss.centers, torch.tensor([[2 / 3, 0.0], [0.0, 0.5]]))
 
 
+def test_center_loss_sees_the_features_not_their_dropped_out_copy():
+    """The captured features were once the classifier's input after dropout: half zeroed, the rest doubled."""
+    model = create_model("sepconv").train()
+    features = PenultimateFeatures(model)
+    x = torch.randn(4, 1, model.input_size, model.input_size)
+    torch.manual_seed(1)
+    model(x)
+    torch.manual_seed(1)
+    assert torch.allclose(features.value, model.forward_features(x)) and features.dim == 128
+
+
 def test_center_loss_pulls_features_towards_their_centres():
     """Joint supervision (seed 001, eq. 4) on a fixed batch, against cross-entropy alone from the
     same start: features end nearer their class centres and classes more compact, still separable."""
@@ -208,25 +219,25 @@ def test_unknown_optimizer_lists_the_choices():
 
 
 def test_onecycle_rates_at_key_steps():
-    lr, total, warm = 0.1, 100, 20
+    lr, total, warm = 0.1, 101, 20  # steps 0-100
     assert lr_at("onecycle", lr, 0, total, warm) == pytest.approx(lr / 25)
     assert lr_at("onecycle", lr, 10, total, warm) == pytest.approx((lr / 25 + lr) / 2)
     assert lr_at("onecycle", lr, warm, total, warm) == pytest.approx(lr)
     assert lr_at("onecycle", lr, 60, total, warm) == pytest.approx((lr + lr / 1e4) / 2)
-    assert lr_at("onecycle", lr, total, total, warm) == pytest.approx(lr / 1e4)
-    rates = [lr_at("onecycle", lr, s, total, warm) for s in range(total + 1)]
+    assert lr_at("onecycle", lr, total - 1, total, warm) == pytest.approx(lr / 1e4)  # the last step taken
+    rates = [lr_at("onecycle", lr, s, total, warm) for s in range(total)]
     assert rates.index(max(rates)) == warm
     assert all(a <= b for a, b in zip(rates[:warm], rates[1:warm + 1]))
     assert all(a >= b for a, b in zip(rates[warm:], rates[warm + 1:]))
 
 
 def test_cosine_with_warmup_rates_at_key_steps():
-    lr, total, warm, floor = 0.1, 110, 10, 0.001
+    lr, total, warm, floor = 0.1, 111, 10, 0.001  # steps 0-110
     assert lr_at("cosine", lr, 0, total, warm, floor) == pytest.approx(lr / warm)
     assert lr_at("cosine", lr, 4, total, warm, floor) == pytest.approx(lr * 5 / warm)
     assert lr_at("cosine", lr, warm, total, warm, floor) == pytest.approx(lr)
     assert lr_at("cosine", lr, 60, total, warm, floor) == pytest.approx((lr + floor) / 2)
-    assert lr_at("cosine", lr, total, total, warm, floor) == pytest.approx(floor)
+    assert lr_at("cosine", lr, total - 1, total, warm, floor) == pytest.approx(floor)  # reached on the last step
     assert lr_at("cosine", lr, 0, total, 0, floor) == pytest.approx(lr)  # no warm-up
 
 

@@ -29,7 +29,8 @@ def balanced_indices(labels: np.ndarray, mode: str, rng: np.random.Generator, nu
 
 
 def class_weights(labels: np.ndarray, num_classes: int = 7) -> np.ndarray:
-    """Inverse-frequency weights, scaled so the average weight per face is 1."""
+    """Inverse-frequency weights, scaled so the average weight per face is 1 (over the classes present)."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    present = max(1, int((counts > 0).sum()))
+    weights = np.where(counts > 0, len(labels) / (present * np.maximum(counts, 1)), 0.0)
     return weights.astype(np.float32)

@@ -136,6 +136,7 @@ class _OnlineMember:
 
 def distilled_targets(targets: torch.Tensor, teacher: torch.Tensor, weight: float) -> torch.Tensor:
     """Each face's target distribution: ``(1 - weight)`` of its label, ``weight`` of the teacher's
-    probabilities. Cross-entropy against it is the label loss plus ``weight`` times the teacher
-    term (up to the teacher's entropy, a constant)."""
+    probabilities. Cross-entropy against it is ``(1 - weight)`` times the label loss plus ``weight``
+    times the cross-entropy against the teacher (label smoothing, applied afterwards, takes its share
+    of both)."""
     return (1.0 - weight) * targets + weight * teacher

@@ -72,19 +72,27 @@ class CenterLoss(nn.Module):
 
 
 class PenultimateFeatures:
-    """Captures the input of a model's last ``nn.Linear`` (the features the classifier sees)."""
+    """Captures the deep features the classifier sees: the input of a model's last ``nn.Linear``, or
+    of the dropout just before it.  Center loss wants the features themselves (Wen et al. 2016, seed
+    001 eq. 4): after dropout, half the units are zeroed and the rest doubled, which adds a pull of
+    the features' norm towards zero that the paper's loss does not have."""
 
     def __init__(self, model: nn.Module):
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        leaves = [m for m in model.modules() if not list(m.children())]  # in registration (= forward) order
+        linears = [i for i, m in enumerate(leaves) if isinstance(m, nn.Linear)]
         if not linears:
             raise ValueError("center loss needs a model whose classifier is an nn.Linear layer")
-        self.layer = linears[-1]
+        self.classifier = leaves[linears[-1]]
+        first = linears[-1]
+        while first > 0 and isinstance(leaves[first - 1], nn.Dropout):
+            first -= 1
+        self.layer = leaves[first]
         self.value: torch.Tensor | None = None
         self._hook = self.layer.register_forward_hook(self._capture)
 
     @property
     def dim(self) -> int:
-        return self.layer.in_features
+        return self.classifier.in_features
 
     def _capture(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         self.value = inputs[0]

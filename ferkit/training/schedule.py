@@ -23,12 +23,12 @@ def lr_at(schedule: str, base_lr: float, step: int, total_steps: int, warmup_ste
         start, end = base_lr / 25.0, base_lr / 1e4
         if step < warmup_steps:
             return start + (base_lr - start) * (1 - math.cos(math.pi * step / max(1, warmup_steps))) / 2
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)  # the last step is total - 1
         return end + (base_lr - end) * (1 + math.cos(math.pi * min(1.0, progress))) / 2
     # cosine with linear warm-up
     if step < warmup_steps:
         return base_lr * (step + 1) / max(1, warmup_steps)
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)  # ends at min_lr on the last step
     return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress))) / 2
 
 
