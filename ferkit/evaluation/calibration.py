@@ -19,8 +19,8 @@ from .metrics import expected_calibration_error
 
 # Far outside anything a trained network needs; bounds a degenerate fit (e.g. all-correct data).
 T_MIN, T_MAX = 0.05, 20.0
-# Below this many faces a fitted T swings with the sample (on a few dozen faces, by a factor of
-# two between halves); `calibrate` still fits it but says so.  PublicTest has 3,589.
+# Below this many faces a fitted T moves with the sample (one temperature from a handful of faces is
+# mostly noise); `calibrate` still fits it but says so.  PublicTest has 3,589.
 FEW_FACES_FOR_TEMPERATURE = 500
 
 
