@@ -364,3 +364,14 @@ def test_a_header_input_size_the_network_cannot_take_fails_at_load(tmp_path):
     save_model_file(path, model, name="vgg_fer_fast", options={}, normalizer=Normalizer.identity())
     with pytest.raises(ModelFileError, match="wrong_size.safetensors: the network cannot take 20x20 faces"):
         load_model_file(path)
+
+
+def test_the_medium_nets_pooling_pads_as_keras_same_does():
+    """3x3/2 pooling of an even input: Keras pads one pixel after, none before (MaxPool2d(padding=1) pads both)."""
+    from ferkit.models.jahromi import SamePaddedMaxPool
+
+    x = torch.randn(2, 3, 24, 24)
+    by_hand = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, 2)
+    assert torch.equal(SamePaddedMaxPool(3, 2)(x), by_hand) and by_hand.shape[-1] == 12
+    assert SamePaddedMaxPool(3, 2)(torch.randn(1, 1, 11, 11)).shape[-1] == 6  # ceil(11 / 2), padded 1 + 1
+    assert not torch.equal(torch.nn.MaxPool2d(3, 2, padding=1)(x), by_hand)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .layers import flat_size
 from .registry import register_model
@@ -43,6 +44,23 @@ class ShallowCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class SamePaddedMaxPool(nn.Module):
+    """Max pooling with Keras ``same`` padding: ``ceil(n / stride)`` outputs, the padding split with the
+    odd pixel after (bottom/right).  ``MaxPool2d(padding=1)`` pads both sides, which shifts every
+    window of an even-sized input by one pixel."""
+
+    def __init__(self, kernel: int, stride: int):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
+            total = max((-(-size // self.stride) - 1) * self.stride + self.kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.max_pool2d(F.pad(x, pads, value=float("-inf")), self.kernel, self.stride)
+
+
 class MediumCNN(nn.Module):
     """32C5-MP3-BN-32C4-MP3-BN-64C5-MP3-BN-FC1024-D-FC7 (after Kim et al. 2016).
 
@@ -54,7 +72,7 @@ class MediumCNN(nn.Module):
         super().__init__()
 
         def pool_bn(channels: int) -> list[nn.Module]:
-            return [nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(channels)]
+            return [SamePaddedMaxPool(3, 2), nn.BatchNorm2d(channels)]
 
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(inplace=True), *pool_bn(32),
