@@ -355,6 +355,24 @@ def test_photo_errors_are_shown_and_the_page_keeps_working(page, tmp_path, face_
     assert page.inner_text("#faces") == "No face found."
 
 
+def test_a_failed_photo_takes_the_previous_one_off_screen(page, tmp_path, face_photo):
+    """The last photo and its boxes once stayed on screen beside the next photo's error (and came back on resize)."""
+    good = tmp_path / "first.jpg"
+    good.write_bytes(encode(face_photo))
+    page.set_input_files("#photo", str(good))
+    page.wait_for_selector("body[data-state='photo-done']")
+    width, height = page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")
+    assert _canvas_pixel(page, width // 2, height // 2) != [255, 255, 255]  # the grey photo
+    bad = tmp_path / "second.jpg"
+    bad.write_bytes(b"this is not a picture\n" * 10)
+    page.set_input_files("#photo", str(bad))
+    page.wait_for_selector("body[data-state='photo-error']")
+    assert _canvas_pixel(page, width // 2, height // 2) == [255, 255, 255]
+    page.evaluate("window.dispatchEvent(new Event('resize'))")
+    assert _canvas_pixel(page, width // 2, height // 2) == [255, 255, 255]
+    assert page.evaluate("state.photo") is None
+
+
 def test_camera_sends_frames_one_at_a_time_and_updates_live(page, server, tmp_path):
     in_flight = {"now": 0, "max": 0, "done": 0}
 

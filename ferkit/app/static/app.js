@@ -84,8 +84,11 @@ async function predict(body, contentType) {
   try {
     const r = await fetch("/api/predict", options);
     let data = null;
-    try { data = await r.json(); } catch (_) { /* not JSON: reported below */ }
+    try { data = await r.json(); } catch (err) {
+      if (err.name === "AbortError") throw err;  // the timeout, while the body was read
+    }
     if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+    if (!data || !Array.isArray(data.faces)) throw new Error("unexpected answer from the server (not ferkit's JSON)");
     return data;
   } catch (err) {
     if (err.name === "AbortError") throw new Error(`no answer from the server within ${REQUEST_TIMEOUT_MS / 1000} s`);
@@ -106,7 +109,10 @@ async function uploadable(file) {
   const canvas = document.createElement("canvas");
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
   canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const context = canvas.getContext("2d");
+  context.fillStyle = "#fff";  // transparent pixels on white, as the server reads a transparent file (JPEG has no alpha)
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
   return { body: blob || file, bitmap };
 }
@@ -123,8 +129,12 @@ function fitCanvas(width, height) {
   if (view.width !== w || view.height !== h) { view.width = w; view.height = h; }
 }
 
+// The picture (none: a file this browser cannot show, which the server could still read) on white,
+// as the server sees transparent pixels, and the boxes of the last answer.
 function drawScene(source) {
-  ctx.drawImage(source, 0, 0, view.width, view.height);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, view.width, view.height);
+  if (source) ctx.drawImage(source, 0, 0, view.width, view.height);
   const sx = view.width / state.frameSize[0];
   const sy = view.height / state.frameSize[1];
   const line = Math.max(2, Math.round(view.width / 260));
@@ -149,6 +159,14 @@ function drawScene(source) {
     ctx.fillStyle = "#fff";
     ctx.fillText(label, x * sx + 4, ty - 2);
   });
+}
+
+// A new photo, the camera or an error: the photo on screen no longer goes with what is shown.
+function dropPhoto() {
+  if (state.photo && state.photo.close) state.photo.close();  // a decoded photo can take 100+ MB
+  state.photo = null;
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, view.width, view.height);
 }
 
 // After an error the last answer no longer holds: no boxes, no cards (not "No face found.").
@@ -275,26 +293,34 @@ async function onPhoto(event) {
   if (!file) return;
   stopCamera();
   setMode("photo");
+  $("timeline-box").hidden = true;  // the camera's timeline says nothing of a photo
+  dropPhoto();
+  clearFaces();
   const seq = ++state.seq;
   document.body.dataset.state = "loading";
   setStatus(`Analysing ${file.name}\u2026`);
+  let decoded = null;
   try {
     const { body, bitmap } = await uploadable(file);
+    decoded = bitmap;
     const form = new FormData();
     form.append("file", body, file.name);
     const answer = await predict(form);
-    if (seq !== state.seq) return;  // another photo was chosen, or the camera started, meanwhile
+    if (seq !== state.seq) { if (bitmap) bitmap.close(); return; }  // another photo or the camera took over
     state.photo = bitmap;
     state.faces = answer.faces;
     state.frameSize = [answer.width, answer.height];
     fitCanvas(answer.width, answer.height);
-    if (bitmap) drawScene(bitmap);
+    drawScene(bitmap);
     renderFaces(answer.faces);
     const n = answer.faces.length;
-    setStatus(`${file.name}: ${n} face${n === 1 ? "" : "s"} in ${answer.ms.toFixed(0)} ms (${answer.model}).`);
+    const preview = bitmap ? "" : " (this browser cannot show the picture: boxes only)";
+    setStatus(`${file.name}: ${n} face${n === 1 ? "" : "s"} in ${answer.ms.toFixed(0)} ms (${answer.model})${preview}.`);
     document.body.dataset.state = "photo-done";
   } catch (err) {
+    if (decoded && decoded !== state.photo) decoded.close();
     if (seq !== state.seq) return;
+    dropPhoto();
     clearFaces();
     setStatus(`${file.name}: ${err.message}`, true);
     document.body.dataset.state = "photo-error";
@@ -339,6 +365,8 @@ async function startCamera() {
     });
   }
   setMode("camera");
+  dropPhoto();
+  $("rate").textContent = "";
   state.frames = 0;
   state.faces = [];
   state.history = [];
@@ -419,6 +447,6 @@ function sendFrame() {
 $("photo").addEventListener("change", onPhoto);
 $("camera").addEventListener("click", () => (state.stream ? stopCamera() : startCamera()));
 window.addEventListener("resize", () => {
-  if (state.mode === "photo" && state.photo) drawScene(state.photo);
+  if (state.mode === "photo" && document.body.dataset.state === "photo-done") drawScene(state.photo);
 });
 loadModelInfo();
