@@ -154,10 +154,11 @@ function drawScene(source) {
     const label = `${i + 1} ${emojiFor(face.emotion)} ${face.emotion} ${pct(face.confidence)}`;
     const tw = ctx.measureText(label).width + 10;
     const ty = Math.max(fontSize + 6, y * sy);
+    const lx = Math.max(0, Math.min(x * sx - line / 2, view.width - tw));  // a face at the right edge keeps its label
     ctx.fillStyle = color;
-    ctx.fillRect(x * sx - line / 2, ty - fontSize - 6, tw, fontSize + 6);
+    ctx.fillRect(lx, ty - fontSize - 6, tw, fontSize + 6);
     ctx.fillStyle = "#fff";
-    ctx.fillText(label, x * sx + 4, ty - 2);
+    ctx.fillText(label, lx + 4 + line / 2, ty - 2);
   });
 }
 
@@ -385,6 +386,7 @@ function stopCamera() {
   for (const track of state.stream.getTracks()) track.stop();
   state.stream = null;
   state.seq += 1;  // an answer still on its way belongs to the stopped session
+  state.inFlight = false;  // and must not hold back the next session's first frame
   video.srcObject = null;
   $("camera").textContent = "Start camera";
   $("camera").classList.remove("on");
@@ -437,7 +439,8 @@ function sendFrame() {
       setStatus(`Frame not analysed: ${err.message}`, true);
       pause = RETRY_MS;
     } finally {
-      setTimeout(() => { state.inFlight = false; }, pause);
+      // Only this session's request frees the next frame (a stopped session's late answer must not).
+      setTimeout(() => { if (seq === state.seq) state.inFlight = false; }, pause);
     }
   }, "image/jpeg", 0.85);
 }
