@@ -341,6 +341,7 @@ async function startCamera() {
   state.starting = true;
   $("camera").disabled = true;
   setStatus("Starting the camera\u2026");
+  const seqAtStart = state.seq;  // a photo chosen while the permission prompt is open wins
   let stream = null;
   try {
     stream = await navigator.mediaDevices.getUserMedia({
@@ -356,6 +357,11 @@ async function startCamera() {
   } finally {
     state.starting = false;
     $("camera").disabled = false;
+  }
+  if (state.seq !== seqAtStart) {
+    for (const track of stream.getTracks()) track.stop();
+    video.srcObject = null;
+    return;
   }
   state.stream = stream;
   state.seq += 1;
