@@ -37,8 +37,16 @@ def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
-        raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder", str(blocking)) from None
+        check_folder_path(folder)
+        raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder", str(folder)) from None
+
+
+def check_folder_path(folder: Path) -> None:
+    """:func:`make_folder`'s error, raised before anything is made: for commands that would write the
+    folder only after minutes of work."""
+    blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder", str(blocking))
 
 
 def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:

@@ -2,8 +2,9 @@
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
 # Images decoded and classified at once; the others wait.  Decoding a 40-megapixel photo (the
-# largest read whole) peaks at about 380 MB (530 MB for a transparent PNG; 120 MB once decoded), so
-# this bounds the server's memory: about 2 GB at worst.  On 2 cores, 4 serves as many requests per
+# largest read whole) peaks at about 380 MB (530 MB for a transparent PNG; 120 MB once decoded: peak
+# ru_maxrss of read_image on a 6300x6300 JPEG / RGBA PNG, 2026-11-24), so this bounds the server's
+# memory: about 2 GB at worst.  On 2 cores, 4 serves as many requests per
 # second as 16 (59 vs 58/s, benchmarks/serve_load.py) and 2 about a fifth fewer (49/s).
 DEFAULT_MAX_CONCURRENT = 4
 # Host headers a server bound to this machine answers: a web page whose name has been rebound to

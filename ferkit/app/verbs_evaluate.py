@@ -97,9 +97,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
     specs = args.model or ["default"]
     if args.report:  # a file in the way is said before the evaluation, which can take minutes
-        nearest = next((p for p in (Path(args.report), *Path(args.report).parents) if p.exists()), None)
-        if nearest is not None and not nearest.is_dir():
-            raise UsageError(f"{nearest}: a file, not a folder")
+        from ..atomic import check_folder_path
+
+        check_folder_path(Path(args.report))
     backend = None
     if args.backend != "torch":
         from ..vision.backends import create_backend

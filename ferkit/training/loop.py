@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..atomic import atomic_write_text, make_folder, remove_stale_temps
+from ..atomic import atomic_write_text, check_folder_path, make_folder, remove_stale_temps
 from ..data import DataError, load_fer2013
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights
@@ -217,8 +217,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     elif last_path.exists() or trained_files(out):
         raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
     # Checked before the data and a teacher are read, which can take minutes.
-    if out.exists() and not out.is_dir():
-        raise TrainingError(f"{out}: a file, not a folder")
+    check_folder_path(out)
     if config.pretrained and state is None and not Path(config.pretrained).exists():
         raise TrainingError(f"--pretrained {config.pretrained}: no such file")
     if resume and is_main:
