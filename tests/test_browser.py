@@ -339,6 +339,20 @@ def test_a_big_photo_is_downscaled_in_the_browser_before_upload(page, server, fa
     assert page.locator("#faces .face").count() == 1
 
 
+def test_a_photo_over_the_servers_upload_limit_is_re_encoded_to_fit(page, server, face_photo, tmp_path):
+    """Under PHOTO_MAX_SIDE and PHOTO_MAX_BYTES, but over this server's --max-upload-mb: the page
+    reads the limit from /api/health and sends a JPEG that fits instead of getting a 413."""
+    noisy = cv2.resize(face_photo, (1600, round(1600 * face_photo.shape[0] / face_photo.shape[1])),
+                       interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    noisy += np.random.default_rng(0).integers(-12, 13, noisy.shape, dtype=np.int16)
+    photo = tmp_path / "scan.png"
+    photo.write_bytes(cv2.imencode(".png", np.clip(noisy, 0, 255).astype(np.uint8))[1].tobytes())
+    assert LIMIT_MB * 1024 * 1024 < photo.stat().st_size < 4 * 1024 * 1024
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector("body[data-state='photo-done']")
+    assert page.locator("#faces .face").count() == 1
+
+
 def test_photo_errors_are_shown_and_the_page_keeps_working(page, tmp_path, face_photo):
     bad = tmp_path / "holiday.jpg"
     bad.write_bytes(b"this is not a picture\n" * 10)
@@ -390,6 +404,12 @@ def test_camera_sends_frames_one_at_a_time_and_updates_live(page, server, tmp_pa
     page.on("requestfinished", finished)
     page.on("requestfailed", finished)
 
+    # Every write to the status live region is recorded: a screen reader reads each one out.
+    page.evaluate("""() => {
+        window.statusWrites = [];
+        new MutationObserver(() => window.statusWrites.push(document.getElementById('status').textContent))
+            .observe(document.getElementById('status'), {childList: true, characterData: true, subtree: true});
+    }""")
     page.click("#camera")
     page.wait_for_selector("body[data-state='camera']")
     page.wait_for_function("() => Number(document.body.dataset.frames) >= 3")
@@ -397,6 +417,11 @@ def test_camera_sends_frames_one_at_a_time_and_updates_live(page, server, tmp_pa
     page.wait_for_selector("#faces .face")
     seen = int(page.evaluate("document.body.dataset.frames"))
     page.wait_for_function("seen => Number(document.body.dataset.frames) > seen", arg=seen)
+    # ... but they are not announced frame by frame: the cards' region is silent while the camera
+    # runs, and the status is written only when its text changes.
+    assert page.get_attribute("#faces", "aria-live") == "off"
+    writes = page.evaluate("window.statusWrites")
+    assert writes and all(a != b for a, b in zip(writes, writes[1:])), writes
     assert page.locator("#timeline-box").is_visible()
     assert page.evaluate("state.history.filter(p => p.scores).length") >= 1
     assert "frames/s analysed" in page.inner_text("#rate")
@@ -408,6 +433,7 @@ def test_camera_sends_frames_one_at_a_time_and_updates_live(page, server, tmp_pa
 
     page.click("#camera")
     page.wait_for_selector("body[data-state='idle']")
+    assert page.get_attribute("#faces", "aria-live") == "polite"
     frames = int(page.evaluate("document.body.dataset.frames"))
     page.wait_for_timeout(500)
     assert int(page.evaluate("document.body.dataset.frames")) == frames, "frames sent after the camera stopped"

@@ -101,7 +101,8 @@ def assert_face(face: dict) -> None:
 def test_health(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "tiny.safetensors"}
+    # The page reads the limit to decide when to re-encode a photo before upload.
+    assert response.json() == {"status": "ok", "model": "tiny.safetensors", "max_upload_bytes": int(0.05 * 1024 * 1024)}
 
 
 def test_model_reports_classes_parameters_and_accuracy_from_meta(client, recognizer):

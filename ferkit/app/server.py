@@ -68,6 +68,7 @@ class PredictOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     model: str
+    max_upload_bytes: int = Field(description="largest request body accepted; bigger ones get 413")
 
 
 class ModelOut(BaseModel):
@@ -155,7 +156,7 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
 
     @app.get("/api/health", response_model=HealthOut, tags=["api"])
     async def health() -> dict:
-        return {"status": "ok", "model": model_out["name"]}
+        return {"status": "ok", "model": model_out["name"], "max_upload_bytes": limit}
 
     @app.get("/api/model", response_model=ModelOut, tags=["api"])
     async def model_info() -> dict:

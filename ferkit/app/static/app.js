@@ -17,6 +17,8 @@ const RETRY_MS = 1000;        // pause after a failed request before the next fr
 const REQUEST_TIMEOUT_MS = 30000;    // a request with no answer by then is given up (and the loop goes on)
 const PHOTO_MAX_SIDE = 2048;         // bigger photos are downscaled here before upload (phone photos
 const PHOTO_MAX_BYTES = 4 * 1024 * 1024;  // would often exceed the server's upload limit)
+const PHOTO_MIN_SIDE = 256;          // re-encoding to fit the upload limit stops shrinking here
+const MULTIPART_ROOM = 16 * 1024;    // the form's own bytes around the file count toward the limit
 
 const $ = (id) => document.getElementById(id);
 const view = $("view");
@@ -36,19 +38,24 @@ const state = {
   inFlight: false,
   frames: 0,             // camera frames analysed
   sentTimes: [],         // arrival times of recent answers, for the rate shown
+  uploadLimit: Infinity, // the server's largest accepted request (from /api/health)
   history: [],           // {t, scores|null} of the main face, for the timeline
   t0: 0,
 };
 
+// The status is a live region: an unchanged text is not written again, so that a screen reader
+// does not repeat "Camera on: 1 face." for every camera frame.
 function setStatus(text, isError = false) {
   const el = $("status");
-  el.textContent = text;
+  if (el.textContent !== text) el.textContent = text;
   el.classList.toggle("error", isError);
 }
 
 function setMode(mode) {
   state.mode = mode;
   document.body.dataset.state = mode;
+  // The face cards change with every camera frame: announced, they would be read out without end.
+  $("faces").setAttribute("aria-live", mode === "camera" ? "off" : "polite");
 }
 
 function emojiFor(name) { return EMOJI[name] || "\u{1F642}"; }
@@ -75,6 +82,14 @@ async function loadModelInfo() {
   buildLegend();
 }
 
+async function loadUploadLimit() {
+  try {
+    const r = await fetch("/api/health");
+    const info = r.ok ? await r.json() : null;
+    if (info && Number(info.max_upload_bytes) > 0) state.uploadLimit = Number(info.max_upload_bytes);
+  } catch (err) { /* unknown: photos over PHOTO_MAX_BYTES are still re-encoded, and a 413 is shown */ }
+}
+
 // POST an image; resolves to the parsed answer or throws an Error carrying the server's message.
 async function predict(body, contentType) {
   const controller = new AbortController();
@@ -99,13 +114,26 @@ async function predict(body, contentType) {
 }
 
 // The photo to upload: the file itself, or a JPEG of it downscaled to PHOTO_MAX_SIDE when it is
-// larger than that or than PHOTO_MAX_BYTES.  A file the browser cannot decode goes as it is, so
-// that the server names the problem.
+// larger than that, or bigger than PHOTO_MAX_BYTES or than the server accepts (then smaller
+// still, down to PHOTO_MIN_SIDE, until it fits).  A file the browser cannot decode goes as it is,
+// so that the server names the problem.
 async function uploadable(file) {
   const bitmap = await createImageBitmap(file).catch(() => null);
   if (!bitmap) return { body: file, bitmap: null };
-  const scale = Math.min(1, PHOTO_MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-  if (scale === 1 && file.size <= PHOTO_MAX_BYTES) return { body: file, bitmap };
+  const budget = Math.min(PHOTO_MAX_BYTES, state.uploadLimit - MULTIPART_ROOM);
+  const longSide = Math.max(bitmap.width, bitmap.height);
+  const minScale = Math.min(1, PHOTO_MIN_SIDE / longSide);
+  let scale = Math.min(1, PHOTO_MAX_SIDE / longSide);
+  if (scale === 1 && file.size <= budget) return { body: file, bitmap };
+  for (;;) {
+    const blob = await jpegOf(bitmap, scale);
+    if (!blob) return { body: file, bitmap };
+    if (blob.size <= budget || scale <= minScale) return { body: blob, bitmap };
+    scale = Math.max(scale * 0.7, minScale);
+  }
+}
+
+async function jpegOf(bitmap, scale) {
   const canvas = document.createElement("canvas");
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
   canvas.height = Math.max(1, Math.round(bitmap.height * scale));
@@ -113,8 +141,7 @@ async function uploadable(file) {
   context.fillStyle = "#fff";  // transparent pixels on white, as the server reads a transparent file (JPEG has no alpha)
   context.fillRect(0, 0, canvas.width, canvas.height);
   context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
-  return { body: blob || file, bitmap };
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
 }
 
 // ---------------------------------------------------------------- drawing
@@ -459,3 +486,4 @@ window.addEventListener("resize", () => {
   if (state.mode === "photo" && document.body.dataset.state === "photo-done") drawScene(state.photo);
 });
 loadModelInfo();
+loadUploadLimit();
