@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..data.images import FACE_SIZE, rescale, to_face_size, to_gray
-from .detect import Detection
+from .detect import Detection, Detector
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class LargestFaceCropper:
         self.last, self.last_box, self.faces_in_last = "crop", None, 0
 
     @property
-    def detector(self):
+    def detector(self) -> Detector | None:
         """The detector (None for ``"none"``), built when first asked for."""
         from .detect import create_detector
 

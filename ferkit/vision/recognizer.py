@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -31,6 +31,9 @@ from .detect import Detection, DetectorError, create_detector
 from .rows import Rows, face_row
 from .sources import SourceError, SourceItem, VideoReader, expand_sources, is_camera
 from .track import IoUTracker
+
+if TYPE_CHECKING:  # for the annotation only: backends imports torch, which waits until a model is built
+    from .backends import Backend
 
 
 @dataclass
@@ -126,7 +129,7 @@ class EmotionRecognizer:
         self._columns = [[member.classes.index(c) for c in self.loaded.classes] for member in self.members]
 
     @property
-    def backend(self):
+    def backend(self) -> Backend:
         """The first member's engine (the only one for a single model)."""
         return self.backends[0]
 
