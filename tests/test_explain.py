@@ -16,7 +16,7 @@ from ferkit.explain import (conv_layers, explain, grad_cam, guided_backprop, gui
 from ferkit.explain.filters import layer_activations
 from ferkit.models import create_model
 
-from conftest import synthetic_faces
+from conftest import real_faces, synthetic_faces
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -185,6 +185,30 @@ def test_explain_cli(tmp_path, tiny_model_file, capsys, method):
     assert code == 0, err
     assert "explaining happy" in stdout
     _assert_png(out)
+
+
+def test_explain_cli_predicts_what_predict_does(tmp_path, capsys):
+    """explain's "predicted X (P%)" is predict's answer for the same face (ten-crop by default), and
+    the map explains that class; ``--tta none`` gives the centre view's."""
+    from ferkit.vision.recognizer import EmotionRecognizer
+
+    faces, _ = real_faces(per_class=1)
+    views = {tta: EmotionRecognizer(model="fast", tta=tta, detector="none", backend="torch") for tta in ("auto", "none")}
+    told_apart = 0
+    for i, face in enumerate(faces):
+        path = tmp_path / f"face{i}.png"
+        cv2.imwrite(str(path), face)
+        expected = {}
+        for tta, recognizer in views.items():
+            found = recognizer.predict(str(path))[0]
+            expected[tta] = f"predicted {found.emotion} ({found.scores[found.emotion]:.0%}); explaining {found.emotion}"
+            extra = [] if tta == "auto" else ["--tta", "none"]
+            code = main(["explain", str(path), "--model", "fast", "--out", str(tmp_path / "map.png"), *extra])
+            stdout, err = capsys.readouterr()
+            assert code == 0, err
+            assert expected[tta] in stdout, (tta, stdout)
+        told_apart += expected["auto"] != expected["none"]
+    assert told_apart, "no face whose ten-crop answer differs from its centre view's: the test shows nothing"
 
 
 def test_explain_cli_bigger_photo_without_detector(tmp_path, tiny_model_file, capsys):

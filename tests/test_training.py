@@ -602,6 +602,23 @@ def test_pretrained_file_for_another_architecture_is_a_clear_error(fer_root, tmp
     assert code == 2 and len(err.splitlines()) == 1 and "other.pt" in err and "do not fit" in err
 
 
+def test_train_options_yes_no_stand_alone_and_names_are_listed(capsys):
+    """``--skip-bad`` alone means yes (as for data stats and evaluate); a misspelt name is refused
+    by the parser with the choices, before any data is read."""
+    from ferkit.app.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--data", "d", "--skip-bad", "--aug-flip", "no", "--ema", "0.9"])
+    assert (args.skip_bad, args.aug_flip, args.ema) == (True, False, 0.9)
+    assert build_parser().parse_args(["train", "--skip-bad", "no"]).skip_bad is False
+    for option, bad in (("--optimizer", "sgdd"), ("--schedule", "cosin"), ("--balance", "over"),
+                        ("--distill-mode", "offline"), ("--val-split", "privatetest")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["train", "--data", "d", option, bad])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and bad in err and "choose from" in err, err
+
+
 # ----------------------------------------------------------------------------- resume after SIGKILL
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from ..detectors import DETECTOR_CHOICES
 from . import commands, verbs_evaluate, verbs_predict, verbs_serve
@@ -24,12 +24,13 @@ EXIT_USAGE = 2
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from ..data.augment_config import AugmentConfig
-    from ..training.config import TrainConfig
+    from ..training.config import TrainConfig, option_choices
 
     p = sub.add_parser("train", help="train a model on FER2013",
                        description="Train a model; validation on PublicTest each epoch keeps the best weights.")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR where it stopped")
     defaults = TrainConfig()
+    choices = option_choices()
     for f in fields(TrainConfig):
         if f.name in ("augment", "model_options"):
             continue
@@ -40,18 +41,30 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                            help="in a picture that is not a 48x48 face crop, train on the largest face this detector "
                                 "finds (the central square where none is found), as evaluate scores it; none = the "
                                 "whole picture, resized (default auto for a new run; a resumed run keeps its own)")
+        elif f.name == "data":
+            p.add_argument(flag, default=None, help="fer2013.csv or a dataset folder (needed for a new run)")
         elif isinstance(default, bool):
-            p.add_argument(flag, type=_parse_bool, metavar="yes|no", default=None, help=f"(default {default})")
+            _add_yes_no(p, flag, f"(default {'yes' if default else 'no'})")
+        elif f.name in choices:
+            p.add_argument(flag, choices=choices[f.name], default=None, help=f"(default {default})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"(default {default!r})")
     for f in fields(AugmentConfig):
         default = getattr(AugmentConfig(), f.name)
         flag = "--aug-" + f.name.replace("_", "-")
-        kind = _parse_bool if isinstance(default, bool) else type(default)
-        p.add_argument(flag, type=kind, default=None, help=f"augmentation {f.name} (default {default!r})")
+        if isinstance(default, bool):
+            _add_yes_no(p, flag, f"augmentation {f.name} (default {'yes' if default else 'no'})")
+        else:
+            p.add_argument(flag, type=type(default), default=None, help=f"augmentation {f.name} (default {default!r})")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture option, e.g. dropout=0.4 or widths=[32,64,128,256] (JSON values)")
     p.set_defaults(run=commands.train_command)
+
+
+def _add_yes_no(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    """A yes/no option that also stands alone: ``--skip-bad`` is ``--skip-bad yes``."""
+    parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, metavar="yes|no", default=None,
+                        help=help_text)
 
 
 def _parse_bool(text: str) -> bool:
@@ -63,8 +76,16 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line, not the verb's whole usage (34 lines
+    for ``train``) with the error at the bottom."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ferkit", description="Facial expression recognition toolkit.")
+    parser = _OneLineParser(prog="ferkit", description="Facial expression recognition toolkit.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..detectors import DETECTOR_CHOICES
-from ..tta import TTA_CHOICES
+from ..tta import TTA_CHOICES, resolve_tta
 from .errors import UsageError, report_skipped, single_model
 
 METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
@@ -65,7 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", help="layer for Grad-CAM (default: the last convolution layer)")
     p.add_argument("--class", dest="target", metavar="NAME", help="class to explain (default: the predicted one)")
     p.add_argument("--model", default="default", metavar="NAME_OR_PATH")
-    p.add_argument("--detector", default="auto", help="face detector for photos: auto, haar, retinaface or none")
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
+                   help="face detector for photos (default auto); none = the whole picture")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="auto",
+                   help="views averaged for the prediction, as predict does (default auto: ten-crop); the map "
+                        "itself explains the centre view")
     p.add_argument("--out", required=True, metavar="PNG")
     p.set_defaults(run=explain_command)
 
@@ -281,9 +285,11 @@ def explain_command(args: argparse.Namespace) -> int:
     face, note = _face_from_image(image, args.detector)
     size = loaded.input_size
     x = model_input(loaded.normalizer, face, size)
-    result = explain(loaded.model, x, args.method, target, args.layer)
-    probs = predict_probs(loaded.model, loaded.normalizer, face[None], temperature=loaded.temperature)[0]
+    # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
+    probs = predict_probs(loaded.model, loaded.normalizer, face[None], tta=resolve_tta(args.tta),
+                          temperature=loaded.temperature)[0]
     predicted = int(probs.argmax())
+    result = explain(loaded.model, x, args.method, predicted if target is None else target, args.layer)
     explained = int(result.targets[0])
     offset = (face.shape[-1] - size) // 2
     view = loaded.normalizer.prepare(face[None])[0][offset:offset + size, offset:offset + size]

@@ -15,6 +15,18 @@ VALIDATION_SPLITS = ("publictest", "none")
 # What a resumed run may change: where the run lives, where its (same) data now lives (checked by
 # a fingerprint of the training faces), and how many threads it uses.
 RESUMABLE_CHANGES = ("out", "data", "threads")
+# Named here rather than beside torch's optimisers so that the CLI can list them without importing torch.
+OPTIMIZERS = ("sgd", "adam", "adamax", "adamw", "radam")
+
+
+def option_choices() -> dict[str, tuple[str, ...]]:
+    """The allowed values of every ``TrainConfig`` field that takes a name."""
+    from ..data.balance import BALANCING
+    from .schedule import SCHEDULES
+
+    return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
+            "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
+            "distill_mode": ("clean", "online"), "detector": DETECTOR_CHOICES, "val_split": VALIDATION_SPLITS}
 
 
 @dataclass
@@ -103,10 +115,7 @@ class TrainConfig:
         """Raise ValueError (one line) for a name or value that cannot work, before any file is written."""
         import math
 
-        from ..data.balance import BALANCING
         from ..models import model_info
-        from .optim import OPTIMIZERS
-        from .schedule import SCHEDULES
 
         model_info(self.model)  # unknown names list the registered models
         # NaN passes every range check below (all comparisons are false) and trains NaN weights.
@@ -115,11 +124,7 @@ class TrainConfig:
                 value = getattr(owner, item.name)
                 if isinstance(value, float) and not math.isfinite(value):
                     raise ValueError(f"--{prefix}{item.name.replace('_', '-')} {value}: not a finite number")
-        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
-                   "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
-                   "distill_mode": ("clean", "online"), "detector": DETECTOR_CHOICES,
-                   "val_split": VALIDATION_SPLITS}
-        for name, allowed in choices.items():
+        for name, allowed in option_choices().items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         checks = [

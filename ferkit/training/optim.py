@@ -5,7 +5,7 @@ from typing import Iterable
 
 import torch
 
-OPTIMIZERS = ("sgd", "adam", "adamax", "adamw", "radam")
+from .config import OPTIMIZERS
 
 
 def create_optimizer(name: str, params: Iterable, *, lr: float, weight_decay: float = 0.0,

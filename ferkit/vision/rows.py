@@ -52,7 +52,11 @@ class Rows(list):
         return [{c: _clean(r.get(c)) for c in COLUMNS} for r in self]
 
     def to_pandas(self) -> "pandas.DataFrame":
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Rows.to_pandas() needs pandas, which ferkit does not install: pip install pandas "
+                              "(or ferkit[pandas]); to_records() gives the same rows as dicts") from None
 
         frame = pd.DataFrame(self.to_records(), columns=list(COLUMNS))
         # Whole numbers that may be missing (no face, an error row): pandas' nullable integers, not floats.
