@@ -29,7 +29,9 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=40)
     parser.add_argument("--detectors", default="haar,retinaface")
     args = parser.parse_args()
-    paths = [p for name in CLASSES for p in sorted((Path(args.fer) / "test" / name).iterdir())[:args.per_class]]
+    # Training faces: the framing is a setting of the pipeline, so it must not be chosen on the
+    # PublicTest faces it is then scored on (benchmarks/photo_datasets.py).
+    paths = [p for name in CLASSES for p in sorted((Path(args.fer) / "train" / name).iterdir())[:args.per_class]]
     faces = [decode_face(p)[0] for p in paths]
     side = 48 * UPSCALE
     for name in args.detectors.split(","):

@@ -65,6 +65,19 @@ def real_faces(per_class: int = 3) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(faces), np.asarray(labels)
 
 
+def packaged_faces() -> np.ndarray:
+    """The two faces of the package's own photo (``ferkit/assets/portraits.jpg``, public domain),
+    cut as 48x48 FER2013-style crops: real faces that every checkout has, for tests that need a
+    face a detector finds but no FER2013 label."""
+    from ferkit.vision.crop import FRAMINGS, crop_faces
+    from ferkit.vision.detect import HaarDetector
+
+    photo = cv2.imread(str(Path(__file__).resolve().parents[1] / "ferkit" / "assets" / "portraits.jpg"))
+    found = HaarDetector().detect(photo)
+    assert len(found) == 2, f"expected the astronaut's and Grace Hopper's faces, found {len(found)}"
+    return np.asarray(crop_faces(photo, found, FRAMINGS["haar"], align=False))
+
+
 @pytest.fixture
 def tiny_model_file(tmp_path) -> Path:
     """An untrained tiny model saved as a ferkit model file."""
@@ -79,6 +92,30 @@ def tiny_model_file(tmp_path) -> Path:
     path = tmp_path / "tiny.safetensors"
     save_model_file(path, model, name="tiny", options={}, normalizer=Normalizer.identity())
     return path
+
+
+@pytest.fixture
+def varied_model_file(tmp_path, fer_root) -> Path:
+    """An untrained tiny model whose answers on ``fer_root``'s PublicTest faces are not all one
+    class (most seeds answer one class for every face, which lets a wrong reference pass)."""
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.inference import predict_probs
+    from ferkit.models.io import save_model_file
+
+    faces, _ = synthetic_faces(28, seed=2)  # fer_root's test/ faces; its first 14 are PublicTest
+    for seed in range(50):
+        torch.manual_seed(seed)
+        model = create_model("tiny").eval()
+        answers = [predict_probs(model, Normalizer.identity(), faces[:14], tta=tta).argmax(1) for tta in
+                   ("none", "tencrop")]
+        if all(len(set(a.tolist())) > 1 for a in answers):
+            path = tmp_path / f"varied{seed}.safetensors"
+            save_model_file(path, model, name="tiny", options={}, normalizer=Normalizer.identity())
+            return path
+    pytest.fail("no seed gives an untrained tiny model with varied answers")
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import real_faces
+from conftest import packaged_faces
 from ferkit.data.classes import CLASSES
 from ferkit.vision.detect import HaarDetector
 from test_server import encode, photo_with_one_face
@@ -208,9 +208,9 @@ def test_live_server_survives_a_burst_of_bad_requests(server, face_photo):
 
 @pytest.fixture(scope="module")
 def fake_camera_clip(tmp_path_factory) -> Path:
-    """A short Y4M clip of FER2013 faces for Chromium's fake camera (it loops the clip)."""
+    """A short Y4M clip of the packaged faces for Chromium's fake camera (it loops the clip)."""
     detector = HaarDetector()
-    faces, _ = real_faces(per_class=2)
+    faces = packaged_faces()
     width, height, side = 320, 240, 160
     frames = []
     for face in faces:
@@ -218,10 +218,8 @@ def fake_camera_clip(tmp_path_factory) -> Path:
         x, y = (width - side) // 2, (height - side) // 2
         canvas[y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
         if len(detector.detect(canvas)) == 1:
-            frames.extend([canvas] * 5)  # each face held for a second at 5 frames/s
-        if len(frames) >= 20:
-            break
-    assert frames, "no composed FER2013 frame has a face the Haar detector finds"
+            frames.extend([canvas] * 10)  # each face held for two seconds at 5 frames/s
+    assert frames, "no composed frame has a face the Haar detector finds"
     path = tmp_path_factory.mktemp("camera") / "faces.y4m"
     chroma = np.full((height // 2) * (width // 2), 128, np.uint8).tobytes()  # grey: no colour
     with open(path, "wb") as out:

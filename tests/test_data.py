@@ -317,7 +317,7 @@ def test_damaged_cache_entry_is_rebuilt(fer_root, damage):
 # ----------------------------------------------------------------------------- preprocessing
 
 
-def test_normalizer_is_fitted_on_training_faces_only():
+def test_normalizer_standardises_the_faces_it_is_fitted_on_and_round_trips():
     train = np.stack([np.full((48, 48), 50, np.uint8), np.full((48, 48), 150, np.uint8)])
     norm = Normalizer.fit(train, "global")
     out = norm(torch.from_numpy(train).unsqueeze(1))

@@ -84,8 +84,8 @@ def test_ece_by_hand():
 # ----------------------------------------------------------------------------- the CLI JSON contract
 
 
-def test_evaluate_json_contract(fer_root, tiny_model_file, capsys):
-    code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--json")
+def test_evaluate_json_contract(fer_root, varied_model_file, capsys):
+    code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", varied_model_file, "--json")
     assert code == 0, err
     result = json.loads(out)  # stdout is exactly one JSON object
     assert result["n"] == 14  # the PublicTest faces of fer_root (the default split of a dataset root)
@@ -98,11 +98,12 @@ def test_evaluate_json_contract(fer_root, tiny_model_file, capsys):
     assert matrix.shape == (7, 7) and matrix.sum() == 14
     assert matrix.sum(1).tolist() == [result["per_class"][c]["n"] for c in CLASSES]
     # The figures are those of the model's own predictions on the same faces.
-    loaded = load_model_file(tiny_model_file)
+    loaded = load_model_file(varied_model_file)
     from ferkit.data import load_fer2013
 
     split = load_fer2013(fer_root)["publictest"]
-    predictions = predict_probs(loaded.model, loaded.normalizer, split.images).argmax(1)
+    predictions = predict_probs(loaded.model, loaded.normalizer, split.images, tta="tencrop").argmax(1)
+    assert len(set(predictions.tolist())) > 1  # a model answering one class would hide a wrong reference
     assert result["accuracy"] == pytest.approx(np.mean(predictions == split.labels))
     assert np.trace(matrix) == int(np.sum(predictions == split.labels))
 
@@ -314,6 +315,12 @@ def test_calibrate_cli_writes_the_temperature(tmp_path, fer_root, tiny_model_fil
     assert load_model_file(out).temperature == pytest.approx(result["temperature"])
     assert load_model_file(tiny_model_file).temperature == 1.0  # --out leaves the source alone
     assert load_model_file(out).meta["calibration"]["split"] == "publictest"
+    # evaluate says when the ECE it reports is measured on the faces that chose the temperature.
+    code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", out)
+    assert code == 0, err
+    assert "fitted on publictest itself: this ECE is optimistic" in stdout
+    code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", out, "--split", "privatetest")
+    assert code == 0 and "optimistic" not in stdout
     # Without --out the given file is rewritten in place.
     code, _, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", tiny_model_file)
     assert code == 0, err

@@ -151,19 +151,33 @@ def test_shipped_int8_graph_matches_its_float_model_on_real_faces(name):
     assert int8_path(loaded).is_file(), f"the shipped model {name!r} has no int8 graph"
     p8 = create_backend(loaded, "int8").probs(faces, "none")
     p32 = create_backend(loaded, "onnx").probs(faces, "none")
-    assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.9
-    assert (p8.argmax(1) == labels).mean() >= 0.40
+    # Measured on these 42 faces (2026-11-24): 42, 41 and 41 of 42 agree; accuracy 0.69 / 0.57 / 0.64.
+    assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.95
+    assert (p8.argmax(1) == labels).mean() >= 0.50
 
 
-def test_evaluate_scores_the_int8_graph(capsys, tiny_model_file, fer_root):
+def test_evaluate_scores_the_int8_graph(capsys, varied_model_file, fer_root, tmp_path):
     import json
 
-    assert run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root)[0] == 0
-    status, out, err = run(capsys, "evaluate", "--data", fer_root, "--model", tiny_model_file, "--backend", "int8",
-                           "--json")
+    import pandas as pd
+
+    from ferkit.data import load_fer2013
+    from ferkit.models.io import load_model_file
+
+    assert run(capsys, "export", "--model", varied_model_file, "--int8", "--data", fer_root)[0] == 0
+    status, out, err = run(capsys, "evaluate", "--data", fer_root, "--model", varied_model_file, "--backend", "int8",
+                           "--json", "--report", tmp_path / "report")
     assert status == 0, err
     result = json.loads(out)
-    assert result["backend"] == "int8" and result["n"] == 14 and 0 <= result["accuracy"] <= 1
+    assert result["backend"] == "int8" and result["n"] == 14
+    # The probabilities reported are the int8 graph's (ten-crop), not the float model's.
+    reported = pd.read_csv(tmp_path / "report" / "predictions.csv").filter(like="p_").to_numpy()
+    faces = load_fer2013(fer_root)["publictest"].images
+    loaded = load_model_file(varied_model_file)
+    int8 = create_backend(loaded, "int8").probs(faces, "tencrop")
+    float32 = create_backend(loaded, "torch").probs(faces, "tencrop")
+    assert np.abs(reported - int8).max() < 1e-5
+    assert np.abs(reported - float32).max() > 1e-4
 
 
 def test_serve_with_int8_backend_and_no_graph_is_a_one_line_error(capsys, tiny_model_file):

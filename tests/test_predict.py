@@ -12,6 +12,7 @@ import pytest
 from test_vision import compose, write_video
 
 from ferkit.app.cli import main
+from ferkit.data.classes import CLASSES
 from ferkit.vision.rows import COLUMNS
 
 
@@ -463,19 +464,18 @@ def test_export_refuses_a_graph_that_disagrees_with_pytorch(capsys, tiny_model_f
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_predict_with_an_ensemble(capsys, tiny_model_file, photo, tmp_path):
-    import shutil
-
-    other = tmp_path / "other.safetensors"
-    shutil.copy(tiny_model_file, other)
-    status, out, _ = run(capsys, "predict", photo, "--model", f"{tiny_model_file}+{other}", "--detector", "haar",
+def test_predict_with_an_ensemble(capsys, tiny_model_file, varied_model_file, photo):
+    members = (tiny_model_file, varied_model_file)  # two untrained tiny models from other seeds
+    status, out, _ = run(capsys, "predict", photo, "--model", "+".join(map(str, members)), "--detector", "haar",
                          "--json")
-    single = json.loads(run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--json")[1])
     rows = json.loads(out)
     assert status == 0 and len(rows) == 2
-    # Two copies of one model: the ensemble's mean is that model's answer.
-    assert [r["emotion"] for r in rows] == [r["emotion"] for r in single]
-    assert all(abs(a["confidence"] - b["confidence"]) < 1e-5 for a, b in zip(rows, single))
+    singles = [json.loads(run(capsys, "predict", photo, "--model", m, "--detector", "haar", "--json")[1])
+               for m in members]
+    scores = np.array([[[r[c] for c in CLASSES] for r in answer] for answer in (rows, *singles)])
+    assert np.abs(scores[1] - scores[2]).max() > 1e-3  # the members disagree, so the mean shows both
+    np.testing.assert_allclose(scores[0], (scores[1] + scores[2]) / 2, atol=2e-6)
+    assert [r["emotion"] for r in rows] == [CLASSES[i] for i in scores[0].argmax(1)]
 
 
 def test_a_damaged_frame_is_skipped_and_reported_not_the_end_of_the_video(capsys, tiny_model_file, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import real_faces
+from conftest import packaged_faces
 from ferkit.app.cli import main as cli_main
 from ferkit.app.server import create_app, is_loopback
 from ferkit.data.classes import CLASSES
@@ -57,13 +57,13 @@ def recognizer(model_path) -> EmotionRecognizer:
 
 
 def photo_with_one_face(detect) -> np.ndarray:
-    """The first composed FER2013 photo in which ``detect`` finds exactly one face."""
-    faces, _ = real_faces(per_class=2)
-    for face in faces:
+    """The first composed photo of a packaged face in which ``detect`` finds exactly one face
+    (packaged faces, so that these tests run on any checkout, without ../shared)."""
+    for face in packaged_faces():
         photo = compose_photo(face)
         if len(detect(photo)) == 1:
             return photo
-    pytest.fail("the Haar detector found no face in any composed FER2013 photo")
+    pytest.fail("the detector found no face in any composed photo of the packaged faces")
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,8 @@ def test_shipped_model_classifies_real_faces_well_above_chance(no_network, name)
     loaded = load_model(name)
     probs = predict_probs(loaded.model, loaded.normalizer, faces, temperature=loaded.temperature)
     accuracy = float((probs.argmax(1) == labels).mean())
-    assert accuracy >= 0.40, f"{name}: accuracy {accuracy:.2f} on real faces (chance is 0.14)"
+    # On these 42 faces (2026-11-24): default 0.69, default-b 0.57, fast 0.62; chance is 0.14.
+    assert accuracy >= 0.50, f"{name}: accuracy {accuracy:.2f} on real faces (chance is 0.14)"
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
 
 
@@ -53,7 +54,7 @@ def test_fast_model_is_selected_by_name_in_the_python_api(no_network):
     rec = EmotionRecognizer(model="fast", detector="haar")
     assert rec.loaded.name == "vgg_fer_fast"
     probs = rec.classify(faces)
-    assert probs.shape == (42, 7) and float((probs.argmax(1) == labels).mean()) >= 0.40
+    assert probs.shape == (42, 7) and float((probs.argmax(1) == labels).mean()) >= 0.50
 
 
 def test_recognizer_uses_shipped_model_on_the_demo_photo(no_network):
@@ -115,7 +116,7 @@ def test_best_is_the_shipped_ensemble_everywhere_a_model_is_named(no_network, ca
     rec = EmotionRecognizer(model="best", detector="haar")
     assert len(rec.backends) == 2
     probs = rec.classify(faces)
-    assert float((probs.argmax(1) == labels).mean()) >= 0.40
+    assert float((probs.argmax(1) == labels).mean()) >= 0.50
     with pytest.raises(ModelFileError, match="ensemble of default \\+ default-b"):
         load_model("best")
     assert main(["explain", "--model", "best", "--out", "x.png", "nothing.jpg"]) == 2

@@ -1030,7 +1030,7 @@ def test_sigterm_is_handled_like_ctrl_c(capsys):
 # ----------------------------------------------------------------------------- photos
 
 
-def test_training_on_photos_learns_from_their_faces(fer_root, tmp_path, capsys):
+def test_training_on_photos_reads_their_largest_face(fer_root, tmp_path, capsys):
     """``ferkit train`` reads a picture that is not a 48x48 crop as ``evaluate`` scores it: the largest
     face found (the run records the detector, and a resume keeps it); ``--detector none`` reads it whole."""
     from test_evaluation import photo_dataset

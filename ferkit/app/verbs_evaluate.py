@@ -182,7 +182,8 @@ def _print_summary(result) -> None:
         from ..data.fer2013 import describe_cropped
 
         print(describe_cropped(result.cropped))
-    print(f"accuracy {m['accuracy']:.4f}   macro F1 {m['macro_f1']:.4f}   ECE {m['ece']:.4f}")
+    caveat = f" ({result.ece_caveat})" if result.ece_caveat else ""
+    print(f"accuracy {m['accuracy']:.4f}   macro F1 {m['macro_f1']:.4f}   ECE {m['ece']:.4f}{caveat}")
     classes = m["classes"]
     width = max(len(c) for c in classes)
     print(f"\n{'class':<{width}}  precision  recall      f1      n")

@@ -47,6 +47,15 @@ class Evaluation:
     def predictions(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
+    @property
+    def ece_caveat(self) -> str:
+        """Said beside the ECE when a model's temperature was fitted on the split scored here: the
+        ECE is then measured on the faces that chose T, and is optimistic."""
+        fitted = [spec for spec, loaded in zip(self.specs, self.models)
+                  if (loaded.meta.get("calibration") or {}).get("split") == self.split]
+        return (f"temperature of {', '.join(fitted)} fitted on {self.split} itself: this ECE is optimistic"
+                if fitted else "")
+
     def to_dict(self) -> dict:
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
                 "faces": self.cropped}
