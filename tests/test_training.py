@@ -612,9 +612,7 @@ def test_train_options_yes_no_stand_alone_and_names_are_listed(capsys):
     assert build_parser().parse_args(["train", "--skip-bad", "no"]).skip_bad is False
     for option, bad in (("--optimizer", "sgdd"), ("--schedule", "cosin"), ("--balance", "over"),
                         ("--distill-mode", "offline"), ("--val-split", "privatetest")):
-        with pytest.raises(SystemExit) as stopped:
-            main(["train", "--data", "d", option, bad])
-        assert stopped.value.code == 2
+        assert main(["train", "--data", "d", option, bad]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and bad in err and "choose from" in err, err
 
@@ -784,7 +782,7 @@ def expect_one_line_error(capsys, argv: list[str], *fragments: str) -> str:
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert code == 2, captured
-    assert len(err.splitlines()) == 1 and err.startswith("ferkit: error: "), err
+    assert len(err.splitlines()) == 1 and err.startswith("ferkit") and ": error: " in err, err
     assert "Traceback" not in captured.err
     for fragment in fragments:
         assert fragment in err, err
@@ -797,7 +795,7 @@ def test_unknown_model_and_optimizer_list_the_choices(finished_run, tmp_path, ca
     expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "resnet9000"],
                           "resnet9000", "tiny", "vgg_fer")
     expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
-                                   "--optimizer", "lion"], "lion", "sgd, adam, adamax, adamw, radam")
+                                   "--optimizer", "lion"], "lion", "'sgd', 'adam', 'adamax', 'adamw', 'radam'")
     expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",
                                    "--schedule", "step"], "step", "onecycle")
     expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--model", "tiny",

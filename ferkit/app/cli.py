@@ -134,7 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import run_safely, terminate_like_ctrl_c
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a mistake argparse has already explained
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     terminate_like_ctrl_c()
     return run_safely(lambda: args.run(args), parser.prog)
 
