@@ -431,7 +431,7 @@ def photo_dataset(root: Path) -> list[tuple[Path, tuple[int, int, int, int]]]:
     import cv2
     from test_vision import face_pictures
 
-    from conftest import real_faces
+    from conftest import packaged_faces
 
     photos = []
     for k, face in enumerate(face_pictures(4, 120)):
@@ -443,7 +443,7 @@ def photo_dataset(root: Path) -> list[tuple[Path, tuple[int, int, int, int]]]:
         cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
         photos.append((path, box))
     (root / "happy").mkdir()
-    cv2.imwrite(str(root / "happy" / "crop.png"), real_faces(1)[0][3])
+    cv2.imwrite(str(root / "happy" / "crop.png"), packaged_faces()[1])
     (root / "sad").mkdir()
     cv2.imwrite(str(root / "sad" / "blank.png"), np.full((90, 160), 100, np.uint8))
     return photos

