@@ -506,3 +506,35 @@ def test_data_crop_writes_the_faces_as_a_fer2013_style_dataset(tmp_path, capsys)
     assert np.array_equal(cropped.images, expected.images) and np.array_equal(cropped.labels, expected.labels)
     code, _, err = run_cli(capsys, "data", "crop", tmp_path / "photos", tmp_path / "photos" / "faces")
     assert code != 0 and "outside" in err
+
+
+# ----------------------------------------------------------------------------- the Python API, as a notebook uses it
+
+
+def test_python_api_takes_one_model_as_a_string_and_auto_views_everywhere(fer_root, varied_model_file):
+    """``evaluate(models="run")`` is one model (it was read letter by letter), and ``tta="auto"`` is
+    accepted by the lower-level functions too (ten-crop, as for any still face)."""
+    one = evaluate(fer_root, models=str(varied_model_file))
+    listed = evaluate(fer_root, models=[varied_model_file])
+    assert one.specs == [str(varied_model_file)] and one.metrics["accuracy"] == listed.metrics["accuracy"]
+    loaded = load_model_file(varied_model_file)
+    faces = one.faces
+    auto = predict_probs(loaded.model, loaded.normalizer, faces, tta="auto")
+    assert np.array_equal(auto, predict_probs(loaded.model, loaded.normalizer, faces, tta="tencrop"))
+    assert not np.allclose(auto, predict_probs(loaded.model, loaded.normalizer, faces, tta="none"))
+    assert evaluate_split([loaded], Split(faces, one.labels), split_name="publictest", tta="auto").tta == "tencrop"
+    assert np.allclose(ensemble_probs([loaded], faces, tta="auto"), auto, atol=1e-6)
+
+
+def test_load_model_gives_each_caller_its_own_copy(varied_model_file):
+    """Fine-tuning (or zeroing) one loaded model must not change what the next load_model returns."""
+    from ferkit.models.hub import load_model
+
+    first = load_model(varied_model_file)
+    before = {k: v.clone() for k, v in first.model.state_dict().items()}
+    with torch.no_grad():
+        for parameter in first.model.parameters():
+            parameter.zero_()
+    second = load_model(varied_model_file)
+    assert second.model is not first.model
+    assert all(torch.equal(before[k], v) for k, v in second.model.state_dict().items())

@@ -602,6 +602,13 @@ def test_pretrained_file_for_another_architecture_is_a_clear_error(fer_root, tmp
     assert code == 2 and len(err.splitlines()) == 1 and "other.pt" in err and "do not fit" in err
 
 
+def test_config_takes_paths_and_saves_them_as_text(tmp_path):
+    config = TrainConfig(data=tmp_path / "fer2013.csv", out=tmp_path / "run", pretrained=tmp_path / "w.safetensors")
+    saved = json.loads(json.dumps(config.to_dict()))  # the run's config.json
+    assert saved["data"] == str(tmp_path / "fer2013.csv") and saved["out"] == str(tmp_path / "run")
+    assert TrainConfig.from_dict(saved) == config
+
+
 def test_train_options_yes_no_stand_alone_and_names_are_listed(capsys):
     """``--skip-bad`` alone means yes (as for data stats and evaluate); a misspelt name is refused
     by the parser with the choices, before any data is read."""

@@ -20,7 +20,7 @@ from ..data.fer2013 import FaceCropper
 from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
-from ..tta import TTA_MODES, resolve_tta
+from ..tta import resolve_tta
 from .metrics import classification_metrics, expected_calibration_error
 
 DEFAULT_SPLIT = "publictest"
@@ -116,8 +116,7 @@ def ensemble_probs(models: Sequence[LoadedModel], faces: np.ndarray, *, tta: str
     """
     if not models:
         raise ValueError("no model to evaluate")
-    if tta not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {tta!r}: choose {', '.join(TTA_MODES)}")
+    tta = resolve_tta(tta)  # auto: ten-crop, as for any still face
     total = np.zeros((len(faces), len(CLASSES)), dtype=np.float64)
     for i, loaded in enumerate(models):
         columns = class_columns(loaded)
@@ -133,6 +132,7 @@ def ensemble_probs(models: Sequence[LoadedModel], faces: np.ndarray, *, tta: str
 
 def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: str = "", tta: str = "none",
                    specs: Sequence[str] = (), classifiers: Sequence[Classifier] | None = None) -> Evaluation:
+    tta = resolve_tta(tta)  # the views actually used are what the Evaluation records
     if len(split) == 0:
         raise DataError(f"split {split_name!r} has no faces to evaluate")
     probs = ensemble_probs(models, split.images, tta=tta, classifiers=classifiers)
@@ -147,7 +147,8 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
                       sources=list(getattr(split, "sources", []) or []))
 
 
-def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Sequence[str | os.PathLike] = ("default",),
+def evaluate(data: str | os.PathLike, *, split: str | None = None,
+             models: str | os.PathLike | Sequence[str | os.PathLike] = ("default",),
              tta: str = "auto", backend: Callable[[LoadedModel], Classifier] | None = None,
              skip_bad: bool = False, cropper: FaceCropper | None = None) -> Evaluation:
     """Load ``data`` (any form the loader accepts) and ``models`` (shipped names, model files or
@@ -157,7 +158,7 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None, models: Seque
     ``Evaluation.skipped`` instead of stopping the evaluation.  A ``cropper`` finds the face in
     each picture that is not a 48x48 crop (see :func:`ferkit.data.load_fer2013`)."""
     tta = resolve_tta(tta)
-    models = ensemble_members(list(models))  # "a+b" is an ensemble too
+    models = ensemble_members(models)  # one name or path, "a+b", or a list of either
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
     dataset = load_fer2013(data, skip_bad=skip_bad, cropper=cropper)
     name, chosen = select_split(dataset, split)

@@ -2,6 +2,7 @@
 with no network access; anything else is a local file or a training run directory."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from functools import lru_cache
@@ -71,10 +72,14 @@ def model_path(spec: str | Path | None = None) -> Path:
 
 
 def load_model(spec: str | Path | None = None) -> LoadedModel:
-    """Load a model by shipped name, run directory or ``.safetensors`` path (cached per file)."""
+    """Load a model by shipped name, run directory or ``.safetensors`` path.
+
+    Files are read once (cached per file and version); every call returns its own copy, so that
+    fine-tuning or changing one model never changes what a later ``load_model`` or recognizer gets.
+    """
     path = model_path(spec)
     stat = path.stat()
-    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return copy.deepcopy(_load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
 
 
 @lru_cache(maxsize=8)

@@ -9,11 +9,14 @@ import torch.nn as nn
 
 from ..data.augment import tta_views
 from ..data.preprocess import Normalizer
+from ..tta import resolve_tta
 
 
 def _view_logits(model: nn.Module, normalizer: Normalizer, faces: np.ndarray, tta: str, batch_size: int,
                  bf16: bool) -> Iterator[torch.Tensor]:
-    """Logits of every test-time view, one V x B x C tensor per batch of faces."""
+    """Logits of every test-time view, one V x B x C tensor per batch of faces (``auto``: ten-crop, as
+    for any still face)."""
+    tta = resolve_tta(tta)
     size = getattr(model, "input_size", faces.shape[-1])
     was_training = model.training
     model.eval()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -87,6 +88,13 @@ class TrainConfig:
     # (auto | retinaface | haar; ``train`` then needs the matching cropper), or none: the whole picture
     # resized, as runs saved before this setting read them.  ``ferkit train`` defaults new runs to auto.
     detector: str = "none"
+
+    def __post_init__(self) -> None:
+        # Paths given as Path objects are kept as text: the config is saved as JSON beside the run.
+        for name in ("data", "out", "pretrained", "distill"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, os.fspath(value))
 
     def to_dict(self) -> dict:
         return asdict(self)
