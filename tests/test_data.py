@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import SHARED, synthetic_faces, write_class_folders
-from ferkit.data import CLASSES, DataError, load_fer2013
+from ferkit.data import CLASSES, DataError, Split, load_fer2013
 from ferkit.data.augment import AugmentConfig, BatchAugmenter, center_crop, ten_crop, tta_views
 from ferkit.data.balance import balanced_indices, class_weights
 from ferkit.data.preprocess import Normalizer, equalize_histograms
@@ -446,3 +446,11 @@ def test_cli_errors_are_one_line(tmp_path, folder_with_bad_files):
     result = run_cli("data", "stats", str(folder_with_bad_files), "--skip-bad", "--json")
     assert result.returncode == 0
     assert len(json.loads(result.stdout)["problems"]) == 4
+
+
+def test_datasets_print_as_a_summary_not_their_pixels(fer_root):
+    dataset = load_fer2013(fer_root)
+    text = repr(dataset)
+    assert text.startswith("FER2013(training: 70, ") and len(text) < 200
+    assert repr(dataset["training"]).startswith("Split(70 faces, 48x48, {'angry': 10")
+    assert repr(Split(np.zeros((0,), np.uint8), np.zeros((0,), np.int64))).startswith("Split(0 faces")

@@ -64,6 +64,10 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __repr__(self) -> str:  # the arrays themselves would fill a notebook cell
+        size = "x".join(map(str, self.images.shape[1:])) or "?"
+        return f"Split({len(self)} faces, {size}, {self.class_counts()})"
+
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(CLASSES))
         return {name: int(counts[i]) for i, name in enumerate(CLASSES)}
@@ -80,6 +84,10 @@ class FER2013:
 
     def __getitem__(self, name: str) -> Split:
         return self.split(name)
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{name}: {len(split)}" for name, split in self.splits.items())
+        return f"FER2013({splits}; {len(self.problems)} problem(s), {self.converted} converted)"
 
     def cropped_total(self) -> dict[str, int]:
         """Faces per way the cropper found them, over all splits."""
