@@ -215,7 +215,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     elif resume:
         say(f"{out}: killed before its first checkpoint; starting again from epoch 1")
     elif last_path.exists() or trained_files(out):
-        raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
+        raise TrainingError(f"{out}: a run already exists here; use --resume {out} (Python: train(config, "
+                            "resume=True)) or another --out")
     # Checked before the data and a teacher are read, which can take minutes.
     check_folder_path(out)
     if config.pretrained and state is None and not Path(config.pretrained).exists():
@@ -352,7 +353,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             raise CheckpointError(f"{last_path}: does not fit this run ({detail[:200]})") from None
         if start_epoch >= config.epochs:
             say(f"{out}: already finished ({start_epoch}/{config.epochs} epochs); nothing to train. To train "
-                f"longer, start a new run from its weights: --pretrained {out / 'best.safetensors'} --out NEW_RUN")
+                f"longer, start a new run from its weights: --pretrained {out / 'best.safetensors'} --out NEW_RUN "
+                f"(Python: TrainConfig(pretrained=..., out=...))")
         else:
             say(f"resuming {out} at epoch {start_epoch + 1}/{config.epochs}")
         if state.get("compact"):
