@@ -52,7 +52,8 @@ class Evaluation:
         """Said beside the ECE when a model's temperature was fitted on the split scored here: the
         ECE is then measured on the faces that chose T, and is optimistic."""
         fitted = [spec for spec, loaded in zip(self.specs, self.models)
-                  if (loaded.meta.get("calibration") or {}).get("split") == self.split]
+                  if isinstance(calibration := loaded.meta.get("calibration"), dict)
+                  and calibration.get("split") == self.split]
         return (f"temperature of {', '.join(fitted)} fitted on {self.split} itself: this ECE is optimistic"
                 if fitted else "")
 
