@@ -72,6 +72,22 @@ def test_train_val_test_layout_maps_val_to_publictest(tmp_path):
     assert set(data.splits) == {"training", "publictest", "privatetest"}
 
 
+def test_folders_decide_the_split_over_file_names(tmp_path):
+    """A val/ made of Training_ files moved out of train/ stays validation (it merged back into
+    training before), and a test/ beside val/ stays PrivateTest though its files say PublicTest;
+    the disagreement is said once.  Kaggle's mixed test/ is still split by names (test above)."""
+    faces, labels = synthetic_faces(21, seed=3)
+    write_class_folders(tmp_path / "train", faces[:7], labels[:7], "Training")
+    write_class_folders(tmp_path / "val", faces[7:14], labels[7:14], "Training")
+    write_class_folders(tmp_path / "test", faces[14:], labels[14:], "PublicTest")
+    with pytest.warns(UserWarning, match=r"14 file\(s\) are named for another split .*the folder decides"):
+        data = load_fer2013(tmp_path)
+    assert {name: len(split) for name, split in data.splits.items()} == {
+        "training": 7, "publictest": 7, "privatetest": 7}
+    np.testing.assert_array_equal(np.sort(data["publictest"].images.reshape(7, -1), 0),
+                                  np.sort(faces[7:14].reshape(7, -1), 0))
+
+
 def test_class_names_case_insensitive_with_synonyms(tmp_path):
     face = np.full((48, 48), 100, np.uint8)
     for name in ("Anger", "HAPPINESS", "sadness", "Surprised", "neutral", "Disgust", "fear"):

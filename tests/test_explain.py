@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ferkit.app.cli import main
+from ferkit.data.classes import CLASSES
 from ferkit.data.preprocess import Normalizer
 from ferkit.explain import (conv_layers, explain, grad_cam, guided_backprop, guided_grad_cam, maximize_filters,
                             model_input, resolve_layer, strongest_filters)
@@ -25,12 +26,11 @@ class RegionNet(nn.Module):
     """A network that only ever sees one rectangle of the face: the input is masked before the
     first convolution, so its decision cannot depend on any other pixel."""
 
-    input_size = 48
-
-    def __init__(self, rows: slice, cols: slice):
+    def __init__(self, rows: slice, cols: slice, size: int = 48):
         super().__init__()
         torch.manual_seed(0)
-        mask = torch.zeros(1, 1, 48, 48)
+        self.input_size = size
+        mask = torch.zeros(1, 1, size, size)
         mask[..., rows, cols] = 1.0
         self.register_buffer("mask", mask)
         self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
@@ -95,6 +95,43 @@ def test_guided_backprop_is_zero_outside_the_region(rows, cols):
     outside[rows, cols] = False
     assert np.abs(maps[:, outside]).max() == 0
     assert np.abs(maps[:, ~outside]).max() > 0
+
+
+def test_explain_faces_places_the_map_where_the_view_lies_on_the_face():
+    """A 44 px network sees the face's centre view; the 48 px map must put the network's evidence
+    at the same face pixels (offset 2), and nothing on the border it never saw."""
+    from ferkit.explain.faces import explain_faces
+    from ferkit.models.io import LoadedModel
+
+    rows, cols = slice(0, 10), slice(30, 44)  # in the 44 px view: the top right corner
+    loaded = LoadedModel(RegionNet(rows, cols, size=44), Normalizer.identity(), "region", {}, list(CLASSES))
+    faces, _ = synthetic_faces(3, seed=4)
+    result = explain_faces(loaded, faces, "guided-backprop", tta="none")
+    assert result.maps.shape == (3, 48, 48) and result.view == (2, 2, 44, 44)
+    inside = np.zeros((48, 48), bool)
+    inside[2:12, 32:46] = True
+    assert np.abs(result.maps[:, ~inside]).max() == 0
+    assert (np.abs(result.maps[:, inside]).reshape(3, -1).max(1) > 0).all()
+    np.testing.assert_array_equal(result.faces, faces)  # identity preprocessing: the faces as given
+
+
+def test_explain_faces_states_predicts_answer_and_takes_names(tmp_path):
+    """explain_faces's probabilities are the recognizer's (ten-crop, temperature); a class name or
+    synonym picks the class explained; a single colour crop is one face."""
+    from ferkit.explain.faces import explain_faces
+    from ferkit.vision.recognizer import EmotionRecognizer
+
+    faces, _ = real_faces(per_class=1)
+    result = explain_faces("fast", faces, "gradcam")
+    expected = EmotionRecognizer(model="fast", detector="none", backend="torch").classify(faces)
+    np.testing.assert_allclose(result.probs, expected, atol=1e-5)
+    np.testing.assert_array_equal(result.predicted, expected.argmax(1))
+    np.testing.assert_array_equal(result.targets, result.predicted)
+    assert result.maps.shape == (len(faces), 48, 48) and result.layer
+    happy = explain_faces("fast", cv2.cvtColor(faces[0], cv2.COLOR_GRAY2BGR), "gradcam", target="happiness")
+    assert happy.targets.tolist() == [CLASSES.index("happy")] and happy.maps.shape == (1, 48, 48)
+    with pytest.raises(ValueError, match="'bored'"):
+        explain_faces("fast", faces[:1], target="bored")
 
 
 def test_guided_relu_differs_from_plain_gradient():

@@ -260,44 +260,32 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    from ..data.classes import class_index
     from ..data.images import ImageDecodeError, read_image
-    from ..explain import explain, model_input
+    from ..explain.faces import class_of, explain_faces
     from ..explain.render import picture_format, save_explanation
     from ..models.hub import load_model
-    from ..models.inference import predict_probs
 
     picture_format(args.out)  # a suffix it cannot write fails before the work
     loaded = load_model(single_model(args.model, "explain"))
-    target = None
-    if args.target is not None:
-        index = class_index(args.target)
-        known = [c for c in loaded.classes if class_index(c) == index] if index is not None else []
-        if not known and args.target in loaded.classes:
-            known = [args.target]
-        if not known:
-            raise UsageError(f"--class {args.target!r}: the model's classes are {', '.join(loaded.classes)}")
-        target = loaded.classes.index(known[0])
+    try:
+        target = None if args.target is None else class_of(loaded.classes, args.target)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
     try:
         image = read_image(args.image)
     except ImageDecodeError as exc:
         message = str(exc)
         raise ImageDecodeError(message if str(args.image) in message else f"{args.image}: {message}") from None
     face, note = _face_from_image(image, args.detector)
-    size = loaded.input_size
-    x = model_input(loaded.normalizer, face, size)
     # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
-    probs = predict_probs(loaded.model, loaded.normalizer, face[None], tta=resolve_tta(args.tta),
-                          temperature=loaded.temperature)[0]
-    predicted = int(probs.argmax())
-    result = explain(loaded.model, x, args.method, predicted if target is None else target, args.layer)
-    explained = int(result.targets[0])
-    offset = (face.shape[-1] - size) // 2
-    view = loaded.normalizer.prepare(face[None])[0][offset:offset + size, offset:offset + size]
+    result = explain_faces(loaded, face, args.method, target=target, layer=args.layer, tta=resolve_tta(args.tta))
+    predicted, explained, probs = int(result.predicted[0]), int(result.targets[0]), result.probs[0]
+    # Show what the network saw: its centre view of the face, and the map over it.
+    x, y, w, h = result.view
     layer = f", layer {result.layer}" if result.layer else ""
     title = (f"{Path(args.image).name}: predicted {loaded.classes[predicted]} ({probs[predicted]:.0%}); "
              f"explaining {loaded.classes[explained]} ({probs[explained]:.0%}){layer}")
-    save_explanation(args.out, view, args.method, result.maps[0], title)
+    save_explanation(args.out, result.faces[0][y:y + h, x:x + w], args.method, result.maps[0][y:y + h, x:x + w], title)
     print(f"{note}; {title} -> {args.out}")
     return 0
 

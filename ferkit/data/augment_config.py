@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 @dataclass
 class AugmentConfig:
+    """On-the-fly training augmentation: random flips, affine jitter, crops and erasing (plain data,
+    saved in the run's config)."""
+
     flip: bool = True
     shift: float = 0.1  # fraction of the side, each direction
     rotate: float = 10.0  # degrees, each direction

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..atomic import atomic_write
 
-_FORMAT_VERSION = "1"
+# Bumped whenever what a load produces changes (2: a folder's split wins over a file name's prefix).
+_FORMAT_VERSION = "2"
 
 
 def default_cache_dir() -> Path:

@@ -142,6 +142,9 @@ def load_fer2013(
         signature += [(f"{base}|{problem}", 0, 0) for _, _, _, problems in layout for problem in problems]
         result = cached_load(signature, skip_bad, lambda: _load_folders(root, layout, skip_bad), enabled=cache,
                              cache_dir=cache_dir)
+        overruled = _names_overruled(layout)
+        if overruled:
+            warnings.warn(f"{root}: {overruled}", stacklevel=2)
         if cropper is not None and result.converted:
             # Some pictures are not 48x48 gray faces: load again, letting the cropper find their faces.
             # (Data that is all FER2013-style crops, FER2013 itself, never pays for this, nor is cached twice.)
@@ -386,13 +389,39 @@ def _first_of(problems: list[str]) -> str:
     return f" ({len(problems)} bad item(s); the first: {problems[0]})"
 
 
-def _split_of(file_name: str, hint: str | None) -> str:
-    """The FER2013 usage prefix of a file name wins over the folder it sits in."""
+def _named_split(file_name: str) -> str | None:
+    """The split a FER2013 usage prefix in a file name (``PublicTest_12.jpg``) names, if any."""
     lowered = file_name.lower()
-    for prefix, split in _PREFIX_TO_SPLIT.items():
-        if lowered.startswith(prefix):
-            return split
-    return hint or "all"
+    return next((split for prefix, split in _PREFIX_TO_SPLIT.items() if lowered.startswith(prefix)), None)
+
+
+def _split_of(file_name: str, hint: str | None) -> str:
+    """The folder decides the split; a file name's usage prefix decides only where the folder does
+    not: a folder of classes whose name is no split, and a test folder read as PublicTest, which
+    may be Kaggle's ``test/`` holding PrivateTest faces too.  So a ``val/`` made of ``Training_``
+    files moved out of ``train/`` stays the validation split the user made."""
+    named = _named_split(file_name)
+    if hint is None:
+        return named or "all"
+    if hint == "publictest" and named in ("publictest", "privatetest"):
+        return named
+    return hint
+
+
+def _names_overruled(layout: _Layout) -> str | None:
+    """A warning when file names name another split than the folder they are read as (see
+    :func:`_split_of`): a layout the user made by moving files, or files put in the wrong folder."""
+    overruled, example = 0, ""
+    for hint, _, files, _ in layout:
+        for file_name, _, _, _ in files or []:
+            named = _named_split(os.path.basename(file_name))
+            if named is not None and _split_of(os.path.basename(file_name), hint) != named:
+                overruled += 1
+                example = example or f"{file_name} read as {hint}"
+    if not overruled:
+        return None
+    return (f"{overruled} file(s) are named for another split than their folder's (e.g. {example}): "
+            "the folder decides")
 
 
 def _subdirs(path: Path) -> list[Path]:

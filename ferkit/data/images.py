@@ -161,3 +161,41 @@ def decode_face(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
     image = read_image(path)
     converted = image.ndim != 2 or image.shape != (FACE_SIZE, FACE_SIZE)
     return to_face_size(to_gray(image)), converted
+
+
+def normalise_array(array: np.ndarray) -> np.ndarray:
+    """A decoded-image-like array (H x W, H x W x 1/3/4, any numeric type) as gray or BGR uint8;
+    transparency is flattened onto white, as decoded files are."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageDecodeError(f"array of shape {array.shape}: expected H x W, H x W x 3 or H x W x 4")
+    if array.size == 0:
+        raise ImageDecodeError("empty array")
+    if array.dtype != np.uint8:
+        array = levels_to_uint8(array, sixteen_bit=array.dtype == np.uint16)
+    if array.ndim == 3 and array.shape[2] == 4:  # transparent pixels on white, as decoded files are
+        alpha = array[:, :, 3:].astype(np.float32) / 255.0
+        array = (array[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def as_face_crops(crops: np.ndarray | list) -> np.ndarray:
+    """Face crops as given by a user -- N x H x W, one H x W [x 1/3/4] crop, or a list of crops, any
+    numeric type -- as N x 48 x 48 gray uint8 (other sizes resized)."""
+    if isinstance(crops, np.ndarray) and crops.ndim == 3 and crops.dtype == np.uint8 \
+            and crops.shape[1:] == (FACE_SIZE, FACE_SIZE):
+        return np.ascontiguousarray(crops)
+    if crops is None or isinstance(crops, (str, os.PathLike, bytes)):
+        raise TypeError(f"crops {crops!r}: give face arrays (N x H x W, or a list of H x W [x 3] arrays); "
+                        "predict() takes files")
+    # One crop, gray (H x W) or colour (H x W x 3/4/1), rather than a stack of N gray crops H x W
+    # (no stack of 48 crops 3 pixels wide is meant).
+    single = isinstance(crops, np.ndarray) and (
+        crops.ndim == 2 or (crops.ndim == 3 and crops.shape[2] in (1, 3, 4) and min(crops.shape[:2]) > 4))
+    out = []
+    for crop in ([crops] if single else crops):
+        if crop is None or isinstance(crop, (str, os.PathLike, bytes)):
+            raise TypeError(f"crop {crop!r}: crops are face arrays; predict() takes files")
+        out.append(to_face_size(to_gray(normalise_array(np.asarray(crop)))))
+    return np.stack(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)

@@ -48,6 +48,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor | np.ndarray) -> 
 
 @dataclass
 class Calibration:
+    """The outcome of fitting a temperature on a split: the fitted T, and ECE / NLL before and after."""
+
     temperature: float
     previous_temperature: float
     ece_before: float

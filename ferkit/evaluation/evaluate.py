@@ -133,6 +133,8 @@ def ensemble_probs(models: Sequence[LoadedModel], faces: np.ndarray, *, tta: str
 
 def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: str = "", tta: str = "none",
                    specs: Sequence[str] = (), classifiers: Sequence[Classifier] | None = None) -> Evaluation:
+    """Score loaded models (their probabilities averaged) on one split with the ``tta`` views:
+    accuracy, macro-F1, per-class figures, confusion matrix and ECE, with every face's probabilities."""
     tta = resolve_tta(tta)  # the views actually used are what the Evaluation records
     if len(split) == 0:
         raise DataError(f"split {split_name!r} has no faces to evaluate")

@@ -37,9 +37,12 @@ def model_input(normalizer: Normalizer, faces: np.ndarray, size: int) -> torch.T
 
 @dataclass
 class Explanation:
+    """Maps at the network's input (its S x S view of the face); see ``explain_faces`` for maps over
+    the whole face beside the probabilities ``predict`` states."""
+
     maps: np.ndarray  # N x S x S
     targets: np.ndarray  # N class indices explained
-    probs: np.ndarray  # N x C softmax of the model's logits
+    probs: np.ndarray  # N x C softmax of the logits of the view explained (temperature 1, no TTA)
     layer: str = ""
 
 
@@ -133,6 +136,8 @@ METHODS = {"gradcam": grad_cam, "guided-backprop": guided_backprop, "guided-grad
 
 def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam", target: int | None = None,
             layer: str | None = None) -> Explanation:
+    """The ``method`` map (``gradcam``, ``guided-backprop`` or ``guided-gradcam``) for a normalised
+    batch; ``explain_faces`` does the same from face crops and a model name."""
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}: choose {', '.join(METHODS)}")
     if method == "guided-backprop":

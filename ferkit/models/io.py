@@ -38,6 +38,9 @@ class ModelFileError(ValueError):
 
 @dataclass
 class LoadedModel:
+    """A model read from a file: the network, the preprocessing it was trained with, its classes,
+    temperature and the metadata saved beside it (``load_model`` returns one)."""
+
     model: nn.Module
     normalizer: Normalizer
     name: str

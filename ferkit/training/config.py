@@ -32,6 +32,10 @@ def option_choices() -> dict[str, tuple[str, ...]]:
 
 @dataclass
 class TrainConfig:
+    """Everything a training run needs, as plain data: saved as ``config.json`` beside every
+    checkpoint, so ``train(TrainConfig.load(path), resume=True)`` continues the run exactly.
+    The fields mirror ``ferkit train``'s options (``ferkit train --help``)."""
+
     data: str = ""
     model: str = "vgg_fer"
     model_options: dict = field(default_factory=dict)

@@ -9,6 +9,9 @@ import torch.nn as nn
 
 
 class ModelEMA:
+    """An exponential moving average of a model's weights (buffers copied), evaluated and saved in
+    place of the raw weights when ``--ema`` is on."""
+
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
         self.module = copy.deepcopy(model).eval()

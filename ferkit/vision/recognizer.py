@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from ..data.classes import CLASSES
-from ..data.images import (FACE_SIZE, ImageDecodeError, levels_to_uint8, pil_to_array, read_image_scaled,
-                           to_face_size, to_gray)
+from ..data.images import (FACE_SIZE, ImageDecodeError, as_face_crops, normalise_array, pil_to_array,
+                           read_image_scaled, to_gray)
 from ..detectors import DETECTOR_CHOICES
 from ..tta import resolve_tta
 from .crop import FRAMINGS, Framing, crop_faces
@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # for the annotation only: backends imports torch, which wait
 
 @dataclass
 class Face:
+    """One face found in a picture or frame: its box, the dominant emotion and all seven scores."""
+
     box: tuple[int, int, int, int]  # x, y, w, h in image pixels
     emotion: str  # dominant class
     confidence: float  # its probability
@@ -55,6 +57,8 @@ class Face:
 
 @dataclass
 class FrameResult:
+    """The faces of one photo or video frame, with the frame's place in its video."""
+
     index: int  # frame number in the video (0 for a photo)
     time_s: float  # seconds from the start of the video
     faces: list[Face]
@@ -160,7 +164,7 @@ class EmotionRecognizer:
     # -- single images -----------------------------------------------------------------------
     def classify(self, crops: np.ndarray | list) -> np.ndarray:
         """Probabilities N x 7 for N face crops (uint8 N x 48 x 48; other sizes are resized)."""
-        return self._classify(_as_crops(crops), self._still_tta)
+        return self._classify(as_face_crops(crops), self._still_tta)
 
     def _classify(self, faces: np.ndarray, tta: str) -> np.ndarray:
         if len(faces) == 0:
@@ -206,10 +210,10 @@ class EmotionRecognizer:
         if not detections:
             return []
         if self.detector is None or array.shape[:2] == (FACE_SIZE, FACE_SIZE):
-            crops = _as_crops([to_gray(array)])
+            crops = as_face_crops([to_gray(array)])
         else:
             crops = crop_faces(array, detections, self.framing, align=self.align)
-        probs = self._classify(_as_crops(crops), tta)
+        probs = self._classify(as_face_crops(crops), tta)
         # Crops use the detector's box (it may reach past the edge); reported boxes lie inside the picture.
         height, width = array.shape[:2]
         return [self._face(_clip(d.box, width, height), p) for d, p in zip(detections, probs)]
@@ -338,7 +342,7 @@ def _load_scaled(image: Any) -> tuple[np.ndarray, float]:
     if hasattr(image, "mode") and hasattr(image, "save"):  # a PIL image, without importing PIL here
         return pil_to_array(image), 1.0
     if isinstance(image, np.ndarray):
-        return _normalise_array(image), 1.0
+        return normalise_array(image), 1.0
     if image is None:
         raise TypeError("no image (None): give a path, bytes, PIL image or array")
     raise TypeError(f"cannot read an image from {type(image).__name__}: give a path, bytes, PIL image or array")
@@ -355,44 +359,10 @@ def faces_in_file_pixels(faces: list[Face], scale: float) -> list[Face]:
     return faces if scale == 1.0 else [replace(f, box=in_file_pixels(f.box, scale)) for f in faces]
 
 
-def _normalise_array(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ImageDecodeError(f"array of shape {array.shape}: expected H x W, H x W x 3 or H x W x 4")
-    if array.size == 0:
-        raise ImageDecodeError("empty array")
-    if array.dtype != np.uint8:
-        array = levels_to_uint8(array, sixteen_bit=array.dtype == np.uint16)
-    if array.ndim == 3 and array.shape[2] == 4:  # transparent pixels on white, as decoded files are
-        alpha = array[:, :, 3:].astype(np.float32) / 255.0
-        array = (array[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
-    return np.ascontiguousarray(array)
-
-
 def _clip(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
     x0, y0 = max(0, box[0]), max(0, box[1])
     x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
-
-
-def _as_crops(crops: np.ndarray | list) -> np.ndarray:
-    if isinstance(crops, np.ndarray) and crops.ndim == 3 and crops.dtype == np.uint8 \
-            and crops.shape[1:] == (FACE_SIZE, FACE_SIZE):
-        return np.ascontiguousarray(crops)
-    if crops is None or isinstance(crops, (str, os.PathLike, bytes)):
-        raise TypeError(f"crops {crops!r}: give face arrays (N x H x W, or a list of H x W [x 3] arrays); "
-                        "predict() takes files")
-    # One crop, gray (H x W) or colour (H x W x 3/4/1), rather than a stack of N gray crops H x W
-    # (no stack of 48 crops 3 pixels wide is meant).
-    single = isinstance(crops, np.ndarray) and (
-        crops.ndim == 2 or (crops.ndim == 3 and crops.shape[2] in (1, 3, 4) and min(crops.shape[:2]) > 4))
-    out = []
-    for crop in ([crops] if single else crops):
-        if crop is None or isinstance(crop, (str, os.PathLike, bytes)):
-            raise TypeError(f"crop {crop!r}: crops are face arrays; predict() takes files")
-        out.append(to_face_size(to_gray(_normalise_array(np.asarray(crop)))))
-    return np.stack(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
 
 
 def _looks_like_video(path: str | int) -> bool:
