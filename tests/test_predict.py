@@ -587,3 +587,105 @@ def test_a_model_giving_nan_is_an_error_row_not_bad_json(capsys, photo, tmp_path
                            "--json")
     rows = json.loads(out)  # strict JSON: a bare NaN would not parse
     assert status == 1 and len(rows) == 1 and "non-finite" in rows[0]["error"]
+
+
+# ----------------------------------------------------------------------------- --csv and --resume
+
+# The run kills itself (SIGKILL: no handler, no clean-up) as it starts its Nth source.
+KILL_AT_SOURCE = """
+import os, runpy, signal, sys
+import ferkit.app.verbs_predict as verbs
+kill_at, calls, original = int(sys.argv.pop(1)), 0, verbs._run_item
+def run_item(*args, **kwargs):
+    global calls
+    calls += 1
+    if calls == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+verbs._run_item = run_item
+sys.argv[0] = "ferkit"
+runpy.run_module("ferkit", run_name="__main__", alter_sys=True)
+"""
+
+
+def _csv_rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _same_rows(got: list[dict], expected: list[dict]) -> None:
+    assert [(r["source"], r["frame"], r["face"], r["x"], r["emotion"], r["error"]) for r in got] == \
+        [(r["source"], r["frame"], r["face"], r["x"], r["emotion"], r["error"]) for r in expected]
+    for a, b in zip(got, expected):  # another process may round the 6th decimal the other way
+        for c in CLASSES:
+            assert (a[c] == b[c] == "") or abs(float(a[c]) - float(b[c])) < 1e-5
+
+
+def test_a_killed_predict_resumes_without_redoing_finished_sources(capsys, tiny_model_file, tmp_path,
+                                                                    monkeypatch):
+    """SIGKILL at the 4th of 6 sources: FILE is not written, FILE.partial holds the finished sources'
+    rows; --resume keeps them (all but the last, which may be cut short), runs the rest, and writes
+    the rows a run never interrupted writes, in the same order."""
+    import subprocess
+    import sys
+
+    import ferkit.app.verbs_predict as verbs
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    canvas, _ = compose(2)
+    for i in range(5):
+        cv2.imwrite(str(photos / f"p{i}.jpg"), canvas[:, i * 10:])
+    (photos / "z_broken.png").write_bytes(b"not a picture")  # fails every time: never kept
+    common = ["predict", photos, "--model", tiny_model_file, "--detector", "haar", "--no-progress"]
+    assert run(capsys, *common, "--csv", tmp_path / "reference.csv")[0] == 1
+    rows = tmp_path / "rows.csv"
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_SOURCE, "4", *map(str, common), "--csv", str(rows)],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    partial = tmp_path / "rows.csv.partial"
+    assert not rows.exists() and {r["source"] for r in _csv_rows(partial)} == {
+        str(photos / f"p{i}.jpg") for i in range(3)}
+
+    calls = []
+    original = verbs._run_item
+    monkeypatch.setattr(verbs, "_run_item", lambda *a, **k: calls.append(a[1].name) or original(*a, **k))
+    status, out, err = run(capsys, *common, "--csv", rows, "--resume")
+    assert status == 1 and "2 of 6 source(s) finished earlier" in err, err
+    assert calls == [str(photos / name) for name in ("p2.jpg", "p3.jpg", "p4.jpg", "z_broken.png")]
+    assert not partial.exists()
+    _same_rows(_csv_rows(rows), _csv_rows(tmp_path / "reference.csv"))
+
+    # Resuming a complete run redoes only the source that failed.
+    calls.clear()
+    status, _, err = run(capsys, *common, "--csv", rows, "--resume")
+    assert status == 1 and calls == [str(photos / "z_broken.png")], err
+    _same_rows(_csv_rows(rows), _csv_rows(tmp_path / "reference.csv"))
+
+
+def test_resume_keeps_only_sources_that_finished(tmp_path):
+    """From FILE: sources without an error row (an "interrupted" one included); from FILE.partial,
+    which wins, the same less its last source and any line cut short."""
+    from ferkit.app.csv_rows import finished_sources
+    from ferkit.app.errors import UsageError
+
+    header = ",".join(COLUMNS)
+    blank = "," * (len(COLUMNS) - 2)
+    def line(source, error=""):
+        return f"{source}{blank},{error}"
+    (tmp_path / "rows.csv").write_text("\n".join([
+        header, line("a"), line("a"), line("b", "interrupted (Ctrl+C) before it was finished"), line("c"),
+        line("d")]) + "\n")
+    (tmp_path / "rows.csv.partial").write_text("\n".join([header, line("c"), line("e"), "f,0,0.1", line("g"),
+                                                          line("h")]) + "\n")
+    kept = finished_sources(tmp_path / "rows.csv", COLUMNS)
+    assert sorted(kept) == ["a", "c", "d", "e", "g"] and len(kept["a"]) == 2
+    (tmp_path / "other.csv").write_text("name,emotion\nx,happy\n")
+    with pytest.raises(UsageError, match="not a ferkit predict CSV"):
+        finished_sources(tmp_path / "other.csv", COLUMNS)
+    assert finished_sources(tmp_path / "none.csv", COLUMNS) == {}
+
+
+def test_resume_needs_csv(capsys, tiny_model_file, photo):
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--json", "--resume")
+    assert status == 2 and "--resume" in err and "--csv" in err and len(err.strip().splitlines()) == 1

@@ -23,6 +23,8 @@ from typing import TextIO
 
 from ..detectors import FACE_DETECTORS
 from ..tta import TTA_CHOICES
+from ..vision.rows import COLUMNS
+from .csv_rows import CsvRows, finished_sources, partial_path
 from .errors import Terminated, UsageError, single_model
 
 VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
@@ -39,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_model_options(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the rows as one JSON array on stdout")
-    out.add_argument("--csv", metavar="FILE", help="write the rows to a CSV file")
+    out.add_argument("--csv", metavar="FILE", help="write the rows to a CSV file (FILE.partial until complete)")
+    p.add_argument("--resume", action="store_true",
+                   help="with --csv: keep the rows of the sources an earlier run into FILE finished without an "
+                        "error (from FILE or the FILE.partial a killed run left) and run only the others")
     p.add_argument("--annotate", metavar="OUT",
                    help="write the picture or video with boxes and probability bars (a folder for several sources)")
     p.add_argument("--show", action="store_true", help="show video or camera frames in a window (needs a display)")
@@ -108,49 +113,15 @@ class _JsonOut:
         self.stream.write(("[\n" if self.count == 0 else ",\n") + json.dumps({c: row.get(c) for c in COLUMNS}))
         self.count += 1
 
+    def source_done(self) -> None:
+        self.stream.flush()
+
     def close(self) -> None:
         self.stream.write("[]\n" if self.count == 0 else "\n]\n")
         self.stream.flush()
 
     def abort(self) -> None:
         self.close()
-
-
-class _CsvOut:
-    """Streams rows into a temporary file that replaces FILE only when complete (atomic)."""
-
-    def __init__(self, path: str):
-        from ..atomic import temp_beside
-        from ..vision.rows import write_csv_header
-
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise UsageError(f"--csv {path}: is a folder; give a file name (rows.csv)")
-        handle, self.tmp = temp_beside(self.path)
-        self.file = os.fdopen(handle, "w", encoding="utf-8", newline="")
-        write_csv_header(self.file)
-        self.count = 0
-
-    def write(self, row: dict) -> None:
-        from ..vision.rows import write_csv_row
-
-        write_csv_row(self.file, row)
-        self.count += 1
-
-    def close(self) -> None:
-        try:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-            os.replace(self.tmp, self.path)
-        except OSError as exc:
-            self.abort()
-            raise OSError(f"--csv {self.path}: cannot write the rows ({exc.strerror or exc})") from None
-
-    def abort(self) -> None:
-        self.file.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
 
 
 class _TextOut:
@@ -174,6 +145,9 @@ class _TextOut:
                     f"{row['emotion']} {row['confidence']:.0%}")
         print(text, file=self.stream)
         self.count += 1
+
+    def source_done(self) -> None:
+        self.stream.flush()
 
     def close(self) -> None:
         self.stream.flush()
@@ -242,11 +216,14 @@ def predict_command(args: argparse.Namespace) -> int:
     for option, value in (("--csv", args.csv), ("--annotate", args.annotate)):
         if value is not None and not value.strip():
             raise UsageError(f"{option}: empty file name")
+    if args.resume and not args.csv:
+        raise UsageError("--resume continues the rows of a --csv FILE: give --csv")
     from ..vision.recognizer import EmotionRecognizer
     from ..vision.sources import expand_sources
 
     items = expand_sources(args.source)
     plan = _annotation_plan(args.annotate, items)[1] if args.annotate else {}
+    kept = _rows_to_keep(args, items) if args.resume else {}
     show = False
     if args.show:
         problem = gui_problem()
@@ -264,10 +241,11 @@ def predict_command(args: argparse.Namespace) -> int:
         if named is None:
             raise
         raise UsageError(f"--{named.group(1).replace('_', '-')} {named.group(2)}") from None
-    sink = _JsonOut(sys.stdout) if args.json else _CsvOut(args.csv) if args.csv else _TextOut(sys.stdout)
+    sink = (_JsonOut(sys.stdout) if args.json else _TextOut(sys.stdout) if not args.csv
+            else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items]))
     failed = 0
     try:
-        failed = _run(recognizer, items, args, sink, plan, show)
+        failed = _run(recognizer, items, args, sink, plan, show, kept)
     except Terminated:  # like Ctrl+C, every source has its rows (some "interrupted"); then exit 143
         sink.close()
         raise
@@ -276,16 +254,37 @@ def predict_command(args: argparse.Namespace) -> int:
         raise
     sink.close()
     if args.csv:
-        print(f"wrote {sink.count} rows for {len(items)} source(s) to {args.csv}", file=sys.stderr)
+        reused = sum(item.name in kept for item in items)
+        again = f" ({reused} source(s) finished earlier, their rows kept)" if args.resume else ""
+        print(f"wrote {sink.count} rows for {len(items)} source(s) to {args.csv}{again}", file=sys.stderr)
     if failed:
         print(f"ferkit: {failed} of {len(items)} source(s) failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, show: bool) -> int:
+def _rows_to_keep(args: argparse.Namespace, items: list) -> dict[str, list[list[str]]]:
+    """``--resume``: the earlier rows of this run's sources that finished; says what it found."""
+    kept = finished_sources(args.csv, COLUMNS)
+    names = {item.name for item in items}
+    reused = sum(item.name in kept for item in items)
+    gone = len(set(kept) - names)
+    found = [p for p in (Path(args.csv), partial_path(args.csv)) if p.is_file()]
+    if not found:
+        print(f"ferkit: --resume: no {args.csv} (or .partial) yet: running every source", file=sys.stderr)
+    else:
+        left_out = f"; {gone} source(s) there are not among this run's and are left out" if gone else ""
+        print(f"ferkit: --resume: {reused} of {len(items)} source(s) finished earlier "
+              f"({' and '.join(p.name for p in found)}); running the other {len(items) - reused}{left_out}",
+              file=sys.stderr)
+    return {name: rows for name, rows in kept.items() if name in names}
+
+
+def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, show: bool,
+         kept: dict[str, list[list[str]]] | None = None) -> int:
     """Process every source; each one's rows go to ``sink``.  A source that fails, or whose
     annotated copy cannot be written, gets an error row and the rest still run; Ctrl+C gives each
-    source not yet done an "interrupted" row, so every input is accounted for in the output."""
+    source not yet done an "interrupted" row, so every input is accounted for in the output.
+    A source in ``kept`` (``--resume``) is not run again: the sink has its earlier rows."""
     from tqdm import tqdm
 
     from ..vision.rows import face_row
@@ -293,21 +292,30 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
     failed = 0
     progress = tqdm(total=len(items), unit="source", file=sys.stderr, leave=False,
                     disable=args.no_progress or len(items) < 2 or None)
+    kept = kept or {}
     for index, item in enumerate(items):
+        if item.name in kept:  # its rows were written first (see CsvRows)
+            progress.update(1)
+            continue
         try:
             ok = _run_item(recognizer, item, args, sink, plan.get(index), show)
         except KeyboardInterrupt as exc:
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
+            unfinished = 0
             for rest in items[index:]:
+                if rest.name in kept:  # finished by an earlier run: its rows are written
+                    continue
                 sink.write(face_row(rest.name, None, None, None, None, f"{how} before it was finished"))
-            print(f"ferkit: {how}; {len(items) - index} of {len(items)} source(s) not finished", file=sys.stderr)
+                unfinished += 1
+            print(f"ferkit: {how}; {unfinished} of {len(items)} source(s) not finished", file=sys.stderr)
             if isinstance(exc, Terminated):
                 raise
-            return failed + len(items) - index
+            return failed + unfinished
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
             sink.write(face_row(item.name, None, None, None, None, f"{type(exc).__name__}: {exc}"))
             ok = False
         failed += not ok
+        sink.source_done()
         progress.update(1)
     progress.close()
     if show:
@@ -475,9 +483,8 @@ def demo_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
                             tta="auto", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
-                            no_align=False, json=False,
-                            csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"), show=False, every=1,
-                            max_frames=None, no_progress=True)
+                            no_align=False, json=False, csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"),
+                            show=False, resume=False, every=1, max_frames=None, no_progress=True)
     status = predict_command(ns)
     print(f"annotated picture: {out / 'demo.jpg'}; rows: {out / 'demo.csv'}")
     return status

@@ -159,7 +159,10 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None,
     faces as ``EmotionRecognizer`` classifies a photo's (ten-crop); ``Evaluation.tta`` names the
     views used.  With ``skip_bad``, unreadable items are left out and listed in
     ``Evaluation.skipped`` instead of stopping the evaluation.  A ``cropper`` finds the face in
-    each picture that is not a 48x48 crop (see :func:`ferkit.data.load_fer2013`)."""
+    each picture that is not a 48x48 crop (see :func:`ferkit.data.load_fer2013`).  ``backend``
+    scores each model another way than its torch module: a function from the loaded model to its
+    classifier, e.g. ``lambda m: create_backend(m, "int8").probs`` (``ferkit.vision.backends``, the
+    ONNX Runtime graphs ``evaluate --backend`` uses; evaluation does not import the vision layer)."""
     tta = resolve_tta(tta)
     models = ensemble_members(models)  # one name or path, "a+b", or a list of either
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
