@@ -86,6 +86,17 @@ def test_folders_decide_the_split_over_file_names(tmp_path):
         "training": 7, "publictest": 7, "privatetest": 7}
     np.testing.assert_array_equal(np.sort(data["publictest"].images.reshape(7, -1), 0),
                                   np.sort(faces[7:14].reshape(7, -1), 0))
+    # Only a folder named test/ is split by names (Kaggle's holds both test sets), not val/ or PublicTest/.
+    other = tmp_path / "other"
+    write_class_folders(other / "train", faces[:7], labels[:7], "Training")
+    write_class_folders(other / "val", faces[7:14], labels[7:14], "PrivateTest")
+    with pytest.warns(UserWarning, match=r"7 file\(s\) are named for another split"):
+        data = load_fer2013(other)
+    assert {name: len(split) for name, split in data.splits.items()} == {"training": 7, "publictest": 7}
+    write_class_folders(tmp_path / "PublicTest", faces[14:], labels[14:], "PrivateTest")
+    with pytest.warns(UserWarning, match=r"7 file\(s\) are named for another split"):
+        data = load_fer2013(tmp_path / "PublicTest")
+    assert {name: len(split) for name, split in data.splits.items()} == {"publictest": 7}
 
 
 def test_class_names_case_insensitive_with_synonyms(tmp_path):

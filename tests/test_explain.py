@@ -132,6 +132,10 @@ def test_explain_faces_states_predicts_answer_and_takes_names(tmp_path):
     assert happy.targets.tolist() == [CLASSES.index("happy")] and happy.maps.shape == (1, 48, 48)
     with pytest.raises(ValueError, match="'bored'"):
         explain_faces("fast", faces[:1], target="bored")
+    with pytest.raises(ValueError, match="not an ensemble"):
+        explain_faces("default+fast", faces[:1])
+    none = explain_faces("fast", faces[:0])
+    assert none.maps.shape == (0, 48, 48) and none.probs.shape == (0, 7) and none.predicted.shape == (0,)
 
 
 def test_guided_relu_differs_from_plain_gradient():

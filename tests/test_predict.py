@@ -664,8 +664,9 @@ def test_a_killed_predict_resumes_without_redoing_finished_sources(capsys, tiny_
 
 
 def test_resume_keeps_only_sources_that_finished(tmp_path):
-    """From FILE: sources without an error row (an "interrupted" one included); from FILE.partial,
-    which wins, the same less its last source and any line cut short."""
+    """From FILE: sources without an error row (an "interrupted" one is an error); from FILE.partial,
+    the same, read up to the first line that is not whole (a kill or power cut can leave one, or
+    zeros, at the end), less the last source read (it may have more rows that were lost)."""
     from ferkit.app.csv_rows import finished_sources
     from ferkit.app.errors import UsageError
 
@@ -679,7 +680,9 @@ def test_resume_keeps_only_sources_that_finished(tmp_path):
     (tmp_path / "rows.csv.partial").write_text("\n".join([header, line("c"), line("e"), "f,0,0.1", line("g"),
                                                           line("h")]) + "\n")
     kept = finished_sources(tmp_path / "rows.csv", COLUMNS)
-    assert sorted(kept) == ["a", "c", "d", "e", "g"] and len(kept["a"]) == 2
+    assert sorted(kept) == ["a", "c", "d"] and len(kept["a"]) == 2  # e: the last whole one before the cut
+    (tmp_path / "zeros.csv.partial").write_text("\n".join([header, line("x"), line("y"), line("z")[:3]]) + "\0" * 64)
+    assert sorted(finished_sources(tmp_path / "zeros.csv", COLUMNS)) == ["x"]
     (tmp_path / "other.csv").write_text("name,emotion\nx,happy\n")
     with pytest.raises(UsageError, match="not a ferkit predict CSV"):
         finished_sources(tmp_path / "other.csv", COLUMNS)
@@ -689,3 +692,40 @@ def test_resume_keeps_only_sources_that_finished(tmp_path):
 def test_resume_needs_csv(capsys, tiny_model_file, photo):
     status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--json", "--resume")
     assert status == 2 and "--resume" in err and "--csv" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_keeps_order_other_rows_and_its_own_output_out(capsys, tiny_model_file, tmp_path):
+    """A source named twice keeps both places; a resume with fewer sources keeps the others' rows
+    (after its own); a leftover FILE.partial is not overwritten without --resume; annotated
+    pictures written into a searched folder are not taken for sources when the command runs again."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    canvas, _ = compose(2)
+    for name in ("a", "b"):
+        cv2.imwrite(str(photos / f"{name}.jpg"), canvas)
+    a, b = str(photos / "a.jpg"), str(photos / "b.jpg")
+    common = ["predict", "--model", tiny_model_file, "--detector", "haar", "--no-progress"]
+    rows, partial = tmp_path / "rows.csv", tmp_path / "rows.csv.partial"
+    assert run(capsys, *common, a, b, a, "--csv", rows)[0] == 0
+    reference = _csv_rows(rows)
+    assert [r["source"] for r in reference] == [a, a, b, b, a, a]
+    with open(rows) as f:
+        partial.write_text("".join(f.readlines()[:5]))  # a and b: b is the last, so it runs again
+    rows.unlink()
+    status, _, err = run(capsys, *common, a, b, a, "--csv", rows)
+    assert status == 2 and "rows.csv.partial holds the rows of an unfinished run" in err and partial.is_file()
+    status, _, err = run(capsys, *common, a, b, a, "--csv", rows, "--resume")
+    assert status == 0 and "0 of 3 source(s) finished earlier" in err, err  # a is named twice: run again
+    _same_rows(_csv_rows(rows), reference)
+
+    status, _, err = run(capsys, *common, b, "--csv", rows, "--resume")
+    assert status == 0 and "the rows of 1 other source(s) there are kept" in err, err
+    assert [r["source"] for r in _csv_rows(rows)] == [b, b, a, a, a, a]
+
+    folder_rows = tmp_path / "folder.csv"
+    argv = [*common, photos, "--csv", folder_rows, "--annotate", photos / "annotated"]
+    assert run(capsys, *argv)[0] == 0
+    status, _, err = run(capsys, *argv, "--resume")
+    assert status == 0 and "2 annotated picture(s)" in err and "2 of 2 source(s) finished earlier" in err, err
+    assert {r["source"] for r in _csv_rows(folder_rows)} == {a, b}
+    assert sorted(p.name for p in (photos / "annotated").iterdir()) == ["a.annotated.jpg", "b.annotated.jpg"]

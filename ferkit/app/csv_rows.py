@@ -31,32 +31,39 @@ def partial_path(path: str | os.PathLike) -> Path:
 
 
 def _read_rows(path: Path, columns: tuple[str, ...]) -> list[list[str]]:
+    """The rows of a predict CSV up to the first line that is not whole (a kill, a power cut or a
+    full disk can leave a line cut short, or zeros, at the end of a ``.partial``): the rest is dropped."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header != list(columns):
-                raise UsageError(f"--resume: {path} is not a ferkit predict CSV (its columns differ): "
-                                 "cannot continue from it")
-            return [row for row in reader if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"--resume: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise UsageError(f"--resume: cannot read {path} ({exc.strerror or exc})") from None
+    text = text.split("\x00", 1)[0]
+    rows: list[list[str]] = []
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        if next(reader, None) != list(columns):
+            raise UsageError(f"--resume: {path} is not a ferkit predict CSV (its columns differ): "
+                             "cannot continue from it")
+        for row in reader:
+            if len(row) != len(columns):
+                break
+            rows.append(row)
+    except csv.Error:
+        pass  # a quote left open by a cut: the rows before it stand
+    return rows
 
 
 def _finished(rows: list[list[str]], columns: tuple[str, ...], drop_last: bool) -> dict[str, list[list[str]]]:
-    """Rows per source, for the sources none of whose rows has an error (and whose rows are whole)."""
+    """Rows per source, for the sources none of whose rows has an error; with ``drop_last``, not the
+    last source either (its rows may be cut short)."""
     source_at, error_at = columns.index("source"), columns.index("error")
     by_source: dict[str, list[list[str]]] = {}
-    failed: set[str] = set()
+    failed = {rows[-1][source_at]} if drop_last and rows else set()
     for row in rows:
-        if len(row) != len(columns):  # a line cut short by a kill
-            failed.add(row[source_at] if len(row) > source_at else "")
-            continue
         by_source.setdefault(row[source_at], []).append(row)
         if row[error_at]:
             failed.add(row[source_at])
-    if drop_last and rows:
-        failed.add(rows[-1][source_at] if len(rows[-1]) > source_at else "")
     return {source: kept for source, kept in by_source.items() if source not in failed}
 
 
@@ -77,7 +84,9 @@ class CsvRows:
     """The ``--csv`` sink: rows stream into ``FILE.partial``, which becomes FILE on :meth:`close`.
 
     ``kept`` (``--resume``): rows per source from an earlier run, written first; ``order``: the
-    run's source names, the order FILE lists sources in."""
+    run's source names, the order FILE lists sources in (kept sources that are not among them, from
+    a run with other sources, come last: resuming never drops rows).  Set ``source_index`` to the
+    place in ``order`` of the source whose rows :meth:`write` is given."""
 
     def __init__(self, path: str | os.PathLike, columns: tuple[str, ...],
                  kept: dict[str, list[list[str]]] | None = None, order: Sequence[str] = ()):
@@ -87,12 +96,16 @@ class CsvRows:
         if self.path.is_dir():
             raise UsageError(f"--csv {path}: is a folder; give a file name (rows.csv)")
         self.partial = partial_path(self.path)
-        self.order = list(order) if kept else []
-        self.count = sum(len(rows) for rows in (kept or {}).values())
+        kept = kept or {}
+        first = {name: i for i, name in reversed(list(enumerate(order)))}
+        names = sorted(kept, key=lambda name: first.get(name, len(first)))  # stable: others keep their order
+        # Where each row goes in FILE once the run is over (None: not resumed, rows already in order).
+        self.positions: list[int] | None = [first.get(n, len(first)) for n in names for _ in kept[n]] if kept else None
+        self.count = sum(len(rows) for rows in kept.values())
+        self.source_index = 0
         make_folder(self.path.parent)  # its errors name the folder ("afile: a file, not a folder")
         try:
-            atomic_write_text(self.partial, _csv_text([list(columns)] + [
-                row for name in dict.fromkeys(self.order) for row in (kept or {}).get(name, [])]))
+            atomic_write_text(self.partial, _csv_text([list(columns)] + [row for n in names for row in kept[n]]))
             self.file = open(self.partial, "a", encoding="utf-8", newline="")
         except OSError as exc:
             raise OSError(f"--csv {self.path}: cannot write the rows ({exc.strerror or exc})") from None
@@ -103,6 +116,8 @@ class CsvRows:
     def write(self, row: dict) -> None:
         self.writer.writerow(["" if row.get(c) is None else row.get(c) for c in self.columns])
         self.count += 1
+        if self.positions is not None:
+            self.positions.append(self.source_index)
 
     def source_done(self) -> None:
         """A source's rows are all written: make them survive a kill (and, every few seconds, a power cut)."""
@@ -118,12 +133,12 @@ class CsvRows:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
-            if self.order:  # resumed: kept rows came first; list every source in the run's order
+            if self.positions is not None:  # resumed: kept rows came first; put every source in its place
                 rows = _read_rows(self.partial, self.columns)
-                source_at = self.columns.index("source")
-                rank = {name: i for i, name in reversed(list(enumerate(self.order)))}
-                rows.sort(key=lambda row: rank.get(row[source_at], len(rank)))  # stable: frames stay in order
-                atomic_write_text(self.path, _csv_text([list(self.columns)] + rows))
+                if len(rows) != len(self.positions):
+                    raise OSError(f"{self.partial} changed while ferkit wrote it")
+                ranked = sorted(range(len(rows)), key=self.positions.__getitem__)  # stable: frames stay in order
+                atomic_write_text(self.path, _csv_text([list(self.columns)] + [rows[i] for i in ranked]))
                 self.partial.unlink()
             else:
                 os.replace(self.partial, self.path)

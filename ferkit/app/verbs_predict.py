@@ -221,9 +221,15 @@ def predict_command(args: argparse.Namespace) -> int:
     from ..vision.recognizer import EmotionRecognizer
     from ..vision.sources import expand_sources
 
-    items = expand_sources(args.source)
+    items = _not_annotations(expand_sources(args.source), args.annotate)
+    if args.csv and not args.resume and partial_path(args.csv).is_file():
+        raise UsageError(f"--csv {args.csv}: {partial_path(args.csv).name} holds the rows of an unfinished run: "
+                         "add --resume to keep them, or delete it")
     plan = _annotation_plan(args.annotate, items)[1] if args.annotate else {}
     kept = _rows_to_keep(args, items) if args.resume else {}
+    if kept and args.annotate:
+        print(f"ferkit: --annotate: the {sum(i.name in kept for i in items)} source(s) finished earlier are not "
+              "annotated again (their pictures are where that run wrote them)", file=sys.stderr)
     show = False
     if args.show:
         problem = gui_problem()
@@ -243,6 +249,8 @@ def predict_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--{named.group(1).replace('_', '-')} {named.group(2)}") from None
     sink = (_JsonOut(sys.stdout) if args.json else _TextOut(sys.stdout) if not args.csv
             else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items]))
+    names = {item.name for item in items}
+    kept = {name: rows for name, rows in kept.items() if name in names}  # others' rows are in the sink already
     failed = 0
     try:
         failed = _run(recognizer, items, args, sink, plan, show, kept)
@@ -262,21 +270,41 @@ def predict_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _not_annotations(items: list, annotate: str | None) -> list:
+    """The sources less ferkit's own annotated pictures, when ``--annotate``'s folder lies inside a
+    folder being searched: run again (with ``--resume``, say), the command must not take its own
+    output for new input."""
+    if not annotate or not Path(annotate).is_dir():
+        return items
+    folder = Path(annotate).resolve()
+    ours = [i for i in items if i.kind in ("image", "video") and ".annotated" in Path(str(i.target)).name
+            and folder in Path(str(i.target)).resolve().parents]
+    if ours:
+        print(f"ferkit: {len(ours)} annotated picture(s) in --annotate {annotate} (this command's own output) "
+              "are not sources", file=sys.stderr)
+    return [i for i in items if i not in ours]
+
+
 def _rows_to_keep(args: argparse.Namespace, items: list) -> dict[str, list[list[str]]]:
-    """``--resume``: the earlier rows of this run's sources that finished; says what it found."""
+    """``--resume``: the earlier rows of the sources that finished; says what it found.  A camera
+    is live, never finished; a source named twice in this run runs again (rows are kept per name)."""
     kept = finished_sources(args.csv, COLUMNS)
-    names = {item.name for item in items}
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.name] = counts.get(item.name, 0) + 1
+    rerun = {item.name for item in items if item.kind == "camera" or counts[item.name] > 1}
+    kept = {name: rows for name, rows in kept.items() if name not in rerun}
     reused = sum(item.name in kept for item in items)
-    gone = len(set(kept) - names)
+    others = len(set(kept) - set(counts))
     found = [p for p in (Path(args.csv), partial_path(args.csv)) if p.is_file()]
     if not found:
         print(f"ferkit: --resume: no {args.csv} (or .partial) yet: running every source", file=sys.stderr)
     else:
-        left_out = f"; {gone} source(s) there are not among this run's and are left out" if gone else ""
+        also = f"; the rows of {others} other source(s) there are kept after this run's" if others else ""
         print(f"ferkit: --resume: {reused} of {len(items)} source(s) finished earlier "
-              f"({' and '.join(p.name for p in found)}); running the other {len(items) - reused}{left_out}",
+              f"({' and '.join(p.name for p in found)}); running the other {len(items) - reused}{also}",
               file=sys.stderr)
-    return {name: rows for name, rows in kept.items() if name in names}
+    return kept
 
 
 def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, show: bool,
@@ -297,14 +325,16 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
         if item.name in kept:  # its rows were written first (see CsvRows)
             progress.update(1)
             continue
+        sink.source_index = index
         try:
             ok = _run_item(recognizer, item, args, sink, plan.get(index), show)
         except KeyboardInterrupt as exc:
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
             unfinished = 0
-            for rest in items[index:]:
+            for later, rest in enumerate(items[index:], index):
                 if rest.name in kept:  # finished by an earlier run: its rows are written
                     continue
+                sink.source_index = later
                 sink.write(face_row(rest.name, None, None, None, None, f"{how} before it was finished"))
                 unfinished += 1
             print(f"ferkit: {how}; {unfinished} of {len(items)} source(s) not finished", file=sys.stderr)

@@ -353,7 +353,7 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCrop
                 bad(f"{file}: {exc}")
                 continue
             converted += was_converted
-            split = _split_of(file.name, hint)
+            split = _split_of(file.name, hint, folder)
             if way is not None:
                 counts = cropped.setdefault(split, {})
                 counts[way] = counts.get(way, 0) + 1
@@ -395,15 +395,16 @@ def _named_split(file_name: str) -> str | None:
     return next((split for prefix, split in _PREFIX_TO_SPLIT.items() if lowered.startswith(prefix)), None)
 
 
-def _split_of(file_name: str, hint: str | None) -> str:
+def _split_of(file_name: str, hint: str | None, folder: Path) -> str:
     """The folder decides the split; a file name's usage prefix decides only where the folder does
-    not: a folder of classes whose name is no split, and a test folder read as PublicTest, which
-    may be Kaggle's ``test/`` holding PrivateTest faces too.  So a ``val/`` made of ``Training_``
-    files moved out of ``train/`` stays the validation split the user made."""
+    not: a folder of classes whose name is no split, and a ``test/`` folder read as PublicTest,
+    which may be Kaggle's, holding PrivateTest faces too.  So a ``val/`` made of ``Training_``
+    files moved out of ``train/`` stays the validation split the user made.  ``folder`` is the
+    class folder the file was found in."""
     named = _named_split(file_name)
     if hint is None:
         return named or "all"
-    if hint == "publictest" and named in ("publictest", "privatetest"):
+    if hint == "publictest" and _normalise(folder.parent.name) == "test" and named in ("publictest", "privatetest"):
         return named
     return hint
 
@@ -412,10 +413,10 @@ def _names_overruled(layout: _Layout) -> str | None:
     """A warning when file names name another split than the folder they are read as (see
     :func:`_split_of`): a layout the user made by moving files, or files put in the wrong folder."""
     overruled, example = 0, ""
-    for hint, _, files, _ in layout:
+    for hint, folder, files, _ in layout:
         for file_name, _, _, _ in files or []:
             named = _named_split(os.path.basename(file_name))
-            if named is not None and _split_of(os.path.basename(file_name), hint) != named:
+            if named is not None and _split_of(os.path.basename(file_name), hint, folder) != named:
                 overruled += 1
                 example = example or f"{file_name} read as {hint}"
     if not overruled:

@@ -18,7 +18,7 @@ from ..data.images import FACE_SIZE, as_face_crops
 from ..models.hub import load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel
-from .gradcam import explain, model_input
+from .gradcam import check_method, explain, model_input
 
 
 @dataclass
@@ -59,14 +59,21 @@ def explain_faces(model: LoadedModel | str | Path | None, faces: np.ndarray, met
     prediction (``auto`` = ten-crop, as ``predict`` for a still face); the map always explains
     the centre view, the one view a single gradient map can show.
     """
+    check_method(method)  # said before loading anything, even for no faces
+    if isinstance(model, (str, Path)) and "+" in str(model) and not Path(model).exists():
+        raise ValueError(f"{model}: explain_faces works on one model, not an ensemble")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     crops = as_face_crops(faces)
     if isinstance(target, str):
         target = class_of(loaded.classes, target)
-    probs = predict_probs(loaded.model, loaded.normalizer, crops, tta=tta, temperature=loaded.temperature)
-    predicted = probs.argmax(1) if len(crops) else np.zeros(0, np.int64)
     size = loaded.input_size
     offset = (FACE_SIZE - size) // 2
+    if len(crops) == 0:
+        return FaceExplanation(crops, np.zeros((0, FACE_SIZE, FACE_SIZE), np.float32), (offset, offset, size, size),
+                               np.zeros(0, np.int64), np.zeros(0, np.int64),
+                               np.zeros((0, len(loaded.classes)), np.float32), list(loaded.classes), method)
+    probs = predict_probs(loaded.model, loaded.normalizer, crops, tta=tta, temperature=loaded.temperature)
+    predicted = probs.argmax(1)
     result = explain(loaded.model, model_input(loaded.normalizer, crops, size), method,
                      predicted if target is None else target, layer)
     maps = np.zeros((len(crops), FACE_SIZE, FACE_SIZE), dtype=result.maps.dtype)

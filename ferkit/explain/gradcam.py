@@ -134,12 +134,16 @@ def guided_grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None
 METHODS = {"gradcam": grad_cam, "guided-backprop": guided_backprop, "guided-gradcam": guided_grad_cam}
 
 
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation method {method!r}: choose {', '.join(METHODS)}")
+
+
 def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam", target: int | None = None,
             layer: str | None = None) -> Explanation:
     """The ``method`` map (``gradcam``, ``guided-backprop`` or ``guided-gradcam``) for a normalised
     batch; ``explain_faces`` does the same from face crops and a model name."""
-    if method not in METHODS:
-        raise ValueError(f"unknown explanation method {method!r}: choose {', '.join(METHODS)}")
+    check_method(method)
     if method == "guided-backprop":
         if layer is not None:
             raise ValueError("guided-backprop explains the input, not a layer: drop --layer")
