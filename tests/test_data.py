@@ -99,6 +99,14 @@ def test_folders_decide_the_split_over_file_names(tmp_path):
     assert {name: len(split) for name, split in data.splits.items()} == {"publictest": 7}
 
 
+def test_numbered_class_folders_are_explained(tmp_path):
+    for name in ("1", "2", "7"):
+        (tmp_path / "raf" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "raf" / name / "a.png"), np.zeros((48, 48), np.uint8))
+    with pytest.raises(DataError, match=r"numbered \(1, 2, 7\).*rename them"):
+        load_fer2013(tmp_path / "raf")
+
+
 def test_class_names_case_insensitive_with_synonyms(tmp_path):
     face = np.full((48, 48), 100, np.uint8)
     for name in ("Anger", "HAPPINESS", "sadness", "Surprised", "neutral", "Disgust", "fear"):

@@ -173,16 +173,25 @@ def describe_cropped(cropped: dict[str, int]) -> str:
 # ----------------------------------------------------------------------------- CSV
 
 
+def _bad_item_handler(skip_bad: bool, problems: list[str]):
+    """What to do with a bad item (a row, a file, a folder): stop the load with a one-line error
+    that says how to go on without it, or, with ``skip_bad``, list it in ``problems``."""
+    def bad(message: str) -> None:
+        if not skip_bad:
+            raise DataError(f"{message} (to leave bad items out: --skip-bad, or skip_bad=True in Python)")
+        problems.append(message)
+
+    return bad
+
+
+
 def _load_csv(path: Path, skip_bad: bool) -> FER2013:
     faces: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[int]] = {}
     sources: dict[str, list[str]] = {}
     problems: list[str] = []
 
-    def bad(message: str) -> None:
-        if not skip_bad:
-            raise DataError(message)
-        problems.append(message)
+    bad = _bad_item_handler(skip_bad, problems)
 
     try:
         # Bytes that are not UTF-8 become U+FFFD, so their row fails to parse and is reported by number.
@@ -271,8 +280,17 @@ def _folder_layout(root: Path) -> _Layout:
         return _class_folders(root, hint)
     raise DataError(
         f"{root}: no FER2013 layout found (expected train/ and test/ folders, or class folders such as "
-        f"{', '.join(CLASSES)})"
+        f"{', '.join(CLASSES)}){_numbered(children)}"
     )
+
+
+def _numbered(folders: list[Path]) -> str:
+    """Why folders named 1, 2, ... are not read as classes, when they are."""
+    numbered = sorted((f.name for f in folders if f.name.isdigit()), key=int)
+    if not numbered:
+        return ""
+    return (f"; its folders are numbered ({', '.join(numbered)}), and datasets number emotions differently "
+            f"(FER2013's 0-6 are {', '.join(CLASSES)}; RAF-DB's 1-7 another order): rename them")
 
 
 def _class_folders(parent: Path, hint: str | None) -> _Layout:
@@ -288,7 +306,8 @@ def _class_folders(parent: Path, hint: str | None) -> _Layout:
         files.sort()  # plain strings: sorting Path objects costs seconds on 32k files
         layout.append((hint, folder, files, problems))
     if not any(files is not None for _, _, files, _ in layout):
-        raise DataError(f"{parent}: no class folders found (expected folders named {', '.join(CLASSES)})")
+        raise DataError(f"{parent}: no class folders found (expected folders named {', '.join(CLASSES)})"
+                        f"{_numbered([folder for _, folder, _, _ in layout])}")
     return layout
 
 
@@ -328,10 +347,7 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCrop
     converted = 0
     cropped: dict[str, dict[str, int]] = {}
 
-    def bad(message: str) -> None:
-        if not skip_bad:
-            raise DataError(message)
-        problems.append(message)
+    bad = _bad_item_handler(skip_bad, problems)
 
     for hint, folder, files, folder_problems in layout:
         if files is None:
