@@ -1,6 +1,6 @@
 """The package's layers: imports flow one way, ``app`` -> ``vision``/``explain``/``evaluation``/
 ``training`` -> ``models`` -> ``data`` (and the shared leaf modules ``atomic``, ``detectors``,
-``tta``), as ``ferkit/__init__.py`` says; the four middle layers do not import each other.
+``options``, ``tta``), as ``ferkit/__init__.py`` says; the four middle layers do not import each other.
 Checked on the source, so an import inside a function counts too."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ferkit"
-LEAVES = {"atomic", "detectors", "tta"}
+LEAVES = {"atomic", "detectors", "options", "tta"}
 RANK = {**{name: 0 for name in LEAVES}, "data": 1, "models": 2, "vision": 3, "explain": 3, "evaluation": 3,
         "training": 3, "app": 4}
 

@@ -368,6 +368,33 @@ def test_trains_on_the_training_split_only(tmp_path):
         train(quick_config(root, tmp_path / "other", val_split="privatetest"))
 
 
+def test_own_folder_of_classes_trains_with_a_held_out_tenth(tmp_path):
+    """One folder of class folders (a user's own data): trained on, with 10% of each class held out
+    for validation (auto), never trained on: the normalisation is fitted on the other 90%.  The
+    draw is stratified and seeded (a resumed run holds out the same faces)."""
+    from ferkit.data import load_fer2013
+    from ferkit.data.balance import stratified_holdout
+
+    faces, labels = synthetic_faces(70, seed=6)
+    write_class_folders(tmp_path / "mine", faces, labels, "img")
+    _, messages = run(quick_config(tmp_path / "mine", tmp_path / "run"))
+    assert any("training on all of it" in m for m in messages)
+    assert any("63 training faces, 7 validation" in m for m in messages), messages
+    loaded = load_fer2013(tmp_path / "mine")["all"]
+    kept, held = stratified_holdout(loaded.labels, 0.1, 0)
+    assert sorted(loaded.labels[held].tolist()) == list(range(7))  # one of each class's ten
+    normalizer = load_model_file(tmp_path / "run" / "best.safetensors").normalizer
+    assert float(normalizer.mean) == pytest.approx(loaded.images[kept].mean() / 255, rel=1e-5)
+    assert float(normalizer.mean) != pytest.approx(loaded.images.mean() / 255, rel=1e-5)
+
+    kept, held = stratified_holdout(np.repeat(np.arange(7), [30, 2, 1, 10, 10, 0, 5]), 0.1, 3)
+    by_class = np.bincount(np.repeat(np.arange(7), [30, 2, 1, 10, 10, 0, 5])[held], minlength=7)
+    assert by_class.tolist() == [3, 1, 0, 1, 1, 0, 1]  # a lone face is never held out
+    assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == 58
+    again = stratified_holdout(np.repeat(np.arange(7), [30, 2, 1, 10, 10, 0, 5]), 0.1, 3)
+    assert np.array_equal(again[1], held)
+
+
 def test_plateau_halving_and_early_stopping_in_a_run_and_after_resume(fer_root, tmp_path):
     # A rate so small the model (no batch norm) cannot change its predictions: validation
     # accuracy stays flat, so the plateau rule halves the rate and early stopping ends the run.

@@ -27,7 +27,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     from ..training.config import TrainConfig, option_choices
 
     p = sub.add_parser("train", help="train a model on FER2013",
-                       description="Train a model; validation on PublicTest each epoch keeps the best weights.")
+                       description="Train a model. Each epoch is scored on validation faces (PublicTest, or a held-out tenth "
+                                   "of your own data) and the best epoch's weights are kept.")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR where it stopped")
     defaults = TrainConfig()
     choices = option_choices()
@@ -36,26 +37,28 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             continue
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
+        meaning = f.metadata.get("help", "").replace("%", "%%") + " "
         if f.name == "detector":
             p.add_argument(flag, choices=DETECTOR_CHOICES, default=None,
                            help="in a picture that is not a 48x48 face crop, train on the largest face this detector "
                                 "finds (the central square where none is found), as evaluate scores it; none = the "
                                 "whole picture, resized (default auto for a new run; a resumed run keeps its own)")
         elif f.name == "data":
-            p.add_argument(flag, default=None, help="fer2013.csv or a dataset folder (needed for a new run)")
+            p.add_argument(flag, default=None, help=meaning)
         elif isinstance(default, bool):
-            _add_yes_no(p, flag, f"(default {'yes' if default else 'no'})")
+            _add_yes_no(p, flag, f"{meaning}(default {'yes' if default else 'no'})")
         elif f.name in choices:
-            p.add_argument(flag, choices=choices[f.name], default=None, help=f"(default {default})")
+            p.add_argument(flag, choices=choices[f.name], default=None, help=f"{meaning}(default {default})")
         else:
-            p.add_argument(flag, type=type(default), default=None, help=f"(default {default!r})")
+            p.add_argument(flag, type=type(default), default=None, help=f"{meaning}(default {default!r})")
     for f in fields(AugmentConfig):
         default = getattr(AugmentConfig(), f.name)
         flag = "--aug-" + f.name.replace("_", "-")
+        meaning = "augmentation: " + f.metadata.get("help", f.name).replace("%", "%%") + " "
         if isinstance(default, bool):
-            _add_yes_no(p, flag, f"augmentation {f.name} (default {'yes' if default else 'no'})")
+            _add_yes_no(p, flag, f"{meaning}(default {'yes' if default else 'no'})")
         else:
-            p.add_argument(flag, type=type(default), default=None, help=f"augmentation {f.name} (default {default!r})")
+            p.add_argument(flag, type=type(default), default=None, help=f"{meaning}(default {default!r})")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture option, e.g. dropout=0.4 or widths=[32,64,128,256] (JSON values)")
     p.set_defaults(run=commands.train_command)

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..options import option
+
 
 @dataclass
 class AugmentConfig:
     """On-the-fly training augmentation: random flips, affine jitter, crops and erasing (plain data,
     saved in the run's config)."""
 
-    flip: bool = True
-    shift: float = 0.1  # fraction of the side, each direction
-    rotate: float = 10.0  # degrees, each direction
-    scale: float = 0.1  # zoom in or out by up to this fraction
-    crop: int = 44  # output side; 48 keeps the full face
-    erase_p: float = 0.5  # probability of one erased rectangle per image
-    erase_min: int = 8
-    erase_max: int = 20
+    flip: bool = option(True, "mirror half the faces")
+    shift: float = option(0.1, "random shift, a fraction of the side in each direction")
+    rotate: float = option(10.0, "random rotation, degrees in each direction")
+    scale: float = option(0.1, "random zoom in or out by up to this fraction")
+    crop: int = option(44, "random crop side; the network's input size decides it (44 for vgg_fer, else 48)")
+    erase_p: float = option(0.5, "chance of one erased rectangle per face (random erasing)")
+    erase_min: int = option(8, "smallest side of the erased rectangle, pixels")
+    erase_max: int = option(20, "largest side of the erased rectangle, pixels")

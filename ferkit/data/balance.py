@@ -34,3 +34,16 @@ def class_weights(labels: np.ndarray, num_classes: int = 7) -> np.ndarray:
     present = max(1, int((counts > 0).sum()))
     weights = np.where(counts > 0, len(labels) / (present * np.maximum(counts, 1)), 0.0)
     return weights.astype(np.float32)
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out), sorted: ``fraction`` of each class's faces held out (at least one
+    from every class with two or more), drawn with ``seed``, so a resumed run holds out the same ones."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        count = max(1, int(round(fraction * len(members)))) if len(members) > 1 else 0
+        held.append(rng.permutation(members)[:count])
+    held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    return np.setdiff1d(np.arange(len(labels)), held_out), held_out

@@ -9,10 +9,14 @@ from pathlib import Path
 
 from ..data.augment_config import AugmentConfig
 from ..detectors import DETECTOR_CHOICES
+from ..options import option
 
 # Validation selects the best epoch, so it must be a held-out split that is never trained on;
 # PrivateTest is the final test and must not steer training either.
-VALIDATION_SPLITS = ("publictest", "none")
+# auto: PublicTest when the data has it, else a held-out tenth of the training faces (holdout);
+# none: no validation, the last epoch is kept.
+VALIDATION_SPLITS = ("auto", "publictest", "holdout", "none")
+HOLDOUT_FRACTION = 0.1
 # What a resumed run may change: where the run lives, where its (same) data now lives (checked by
 # a fingerprint of the training faces), and how many threads it uses.
 RESUMABLE_CHANGES = ("out", "data", "threads")
@@ -36,58 +40,62 @@ class TrainConfig:
     checkpoint, so ``train(TrainConfig.load(path), resume=True)`` continues the run exactly.
     The fields mirror ``ferkit train``'s options (``ferkit train --help``)."""
 
-    data: str = ""
-    model: str = "vgg_fer"
+    data: str = option("", "fer2013.csv, a dataset folder (train/, test/) or a folder of class folders; "
+                           "needed for a new run")
+    model: str = option("vgg_fer", "architecture from the registry (ferkit models lists them)")
     model_options: dict = field(default_factory=dict)
-    out: str = "runs/run"
-    epochs: int = 30
-    batch_size: int = 64  # the global batch: under torchrun each process takes batch_size / processes
+    out: str = option("runs/run", "run folder: config.json, last.pt, best.safetensors, history, curves")
+    epochs: int = option(30, "passes over the training faces")
+    batch_size: int = option(64, "faces per step, over all processes (under torchrun each takes its share)")
     # optimisation
-    optimizer: str = "sgd"  # sgd | adam | adamax | adamw | radam
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"  # onecycle | cosine | plateau | constant
-    warmup_epochs: float = 3.0  # cosine / onecycle warm-up
-    plateau_patience: int = 25  # seed 000: halve the rate after 25 epochs without gain
-    plateau_factor: float = 0.5
-    min_lr: float = 0.0
-    early_stopping: int = 0  # stop after this many epochs without validation gain (0 = never)
-    grad_clip: float = 0.0  # max gradient norm (0 = off)
+    optimizer: str = option("sgd", "optimiser (seed 000 uses adam; the long recipes sgd)")
+    lr: float = option(0.05, "peak learning rate")
+    momentum: float = option(0.9, "SGD momentum (beta1 for the Adam family)")
+    nesterov: bool = option(True, "Nesterov momentum (SGD)")
+    weight_decay: float = option(5e-4, "L2 weight decay (decoupled for adamw)")
+    schedule: str = option("onecycle", "learning-rate schedule (plateau: seed 000's)")
+    warmup_epochs: float = option(3.0, "linear warm-up of cosine and onecycle, in epochs")
+    plateau_patience: int = option(25, "plateau: halve the rate after this many epochs without gain (seed 000: 25)")
+    plateau_factor: float = option(0.5, "plateau: multiply the rate by this")
+    min_lr: float = option(0.0, "the rate cosine ends at and plateau stops at")
+    early_stopping: int = option(0, "stop after this many epochs without validation gain (0 = never)")
+    grad_clip: float = option(0.0, "max gradient norm (0 = off)")
     # loss
-    label_smoothing: float = 0.1
-    balance: str = "none"  # none | undersample | oversample | weights
-    center_loss: float = 0.0  # lambda of the center loss (seed 001, eq. 4); 0 = off
-    center_lr: float = 0.5  # alpha: the rate at which class centres move (Wen et al. 2016)
-    mixup: float = 0.0  # Beta(a, a) parameter for mixup; 0 = off
-    cutmix: float = 0.0  # Beta(a, a) parameter for cutmix; 0 = off
-    mix_prob: float = 0.5  # chance a batch gets mixup or cutmix when either is on
-    distill: str = ""  # teacher (shipped name, run directory or model file; a+b = ensemble) to distil from; "" = off
-    distill_weight: float = 0.5  # share of the teacher's probabilities in each face's target
-    distill_temperature: float = 1.0  # softens the teacher's probabilities (Hinton et al. 2015)
-    distill_mode: str = "clean"  # clean: teacher on each clean face, once | online: on every augmented batch
-    distill_int8: bool = False  # online teacher runs its int8 graph (beside its model file): faster, ~1% of top-1 differ
+    label_smoothing: float = option(0.1, "share of each target spread evenly over the classes")
+    balance: str = option("none", "class balancing (seed 003); weights balances through the loss")
+    center_loss: float = option(0.0, "lambda of the center loss (seed 001, eq. 4); 0 = off")
+    center_lr: float = option(0.5, "alpha: the rate at which class centres move (Wen et al. 2016)")
+    mixup: float = option(0.0, "Beta(a, a) parameter for mixup; 0 = off")
+    cutmix: float = option(0.0, "Beta(a, a) parameter for cutmix; 0 = off")
+    mix_prob: float = option(0.5, "chance a batch gets mixup or cutmix when either is on")
+    distill: str = option("", "teacher to distil from: shipped name, run folder or model file (a+b: an ensemble)")
+    distill_weight: float = option(0.5, "share of the teacher's probabilities in each face's target")
+    distill_temperature: float = option(1.0, "softens the teacher's probabilities (Hinton et al. 2015)")
+    distill_mode: str = option("clean", "clean: the teacher sees each clean face once; online: every augmented batch")
+    distill_int8: bool = option(False, "an online teacher runs its int8 graph: faster, ~1% of its answers differ")
     # data
-    normalize: str = "global"  # global | pixel
-    equalize: bool = False
+    normalize: str = option("global", "global: one mean and std; pixel: a mean and std per pixel (seed 002)")
+    equalize: bool = option(False, "histogram-equalise every face first")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # weight averaging and speed
-    ema: float = 0.0  # EMA decay per step (e.g. 0.999); 0 = off
-    precision: str = "auto"  # auto | bf16 | fp32; auto = bf16 autocast only on CPUs with native bf16
-    channels_last: bool = True
-    threads: int = 0  # torch threads (0 = leave torch's default)
+    ema: float = option(0.0, "EMA decay of the weights per step (e.g. 0.999); 0 = off")
+    precision: str = option("auto", "auto = bf16 autocast only on CPUs with native bf16, else fp32")
+    channels_last: bool = option(True, "channels_last memory format (faster convolutions on CPU)")
+    threads: int = option(0, "torch threads (0 = leave torch's default)")
     # transfer learning (seed 004): train the head on a frozen backbone, then fine-tune all at a lower rate
-    pretrained: str = ""
-    freeze: int = 0  # freeze the first N blocks; negative counts from the end (-1 = all but the head)
-    unfreeze_epoch: int = 0  # epoch (0-based) from which frozen blocks train too (0 = never)
-    unfreeze_lr_factor: float = 0.1  # the rate is multiplied by this once unfrozen
-    unfreeze_keep: int = 0  # blocks (of the frozen ones, from the input) that stay frozen after unfreeze_epoch
-    seed: int = 0
-    val_split: str = "publictest"  # publictest | none
-    limit_train: int = 0  # use only N training faces, a seeded random subset (quick runs, tests)
-    limit_val: int = 0
-    skip_bad: bool = False  # skip unreadable images / bad CSV rows (each reported) instead of stopping
+    pretrained: str = option("", "start from these weights: a local safetensors or torch state dict (ImageNet "
+                                 "weights for transfer), or a run's best.safetensors")
+    freeze: int = option(0, "freeze the first N blocks; negative counts from the end (-1 = all but the head)")
+    unfreeze_epoch: int = option(0, "epoch (0-based) from which frozen blocks train too (0 = never)")
+    unfreeze_lr_factor: float = option(0.1, "the rate is multiplied by this once unfrozen")
+    unfreeze_keep: int = option(0, "frozen blocks (from the input) that stay frozen after unfreeze_epoch")
+    seed: int = option(0, "seeds weights, shuffling, augmentation and the holdout")
+    val_split: str = option("auto", "the faces that pick the best epoch: auto = PublicTest when the data has it, "
+                                    "else holdout (a tenth of each class of the training faces, never trained on); "
+                                    "none keeps the last epoch")
+    limit_train: int = option(0, "use only N training faces, a seeded random subset (quick runs, tests); 0 = all")
+    limit_val: int = option(0, "use only N validation faces; 0 = all")
+    skip_bad: bool = option(False, "skip unreadable images / bad CSV rows (each reported) instead of stopping")
     # How a picture that is not a 48x48 face crop becomes one: the largest face this detector finds
     # (auto | retinaface | haar; ``train`` then needs the matching cropper), or none: the whole picture
     # resized, as runs saved before this setting read them.  ``ferkit train`` defaults new runs to auto.

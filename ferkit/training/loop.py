@@ -37,7 +37,7 @@ import torch.nn as nn
 from ..atomic import atomic_write_text, check_folder_path, make_folder, remove_stale_temps
 from ..data import DataError, load_fer2013
 from ..data.augment import BatchAugmenter
-from ..data.balance import balanced_indices, class_weights
+from ..data.balance import balanced_indices, class_weights, stratified_holdout
 from ..data.classes import CLASSES
 from ..data.fer2013 import FaceCropper
 from ..data.preprocess import Normalizer
@@ -45,7 +45,7 @@ from ..models import count_parameters, create_model
 from ..models.inference import predict_logits
 from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import TrainConfig, config_differences
+from .config import HOLDOUT_FRACTION, TrainConfig, config_differences
 from .distill import OnlineTeacher, distilled_targets, teacher_fingerprint, teacher_probabilities
 from .ema import ModelEMA
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
@@ -237,20 +237,33 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                             "(ferkit.vision.crop), or detector='none' to read them whole")
     for problem in dataset.problems:
         say(f"skipped: {problem}")
-    if "training" not in dataset.splits:
+    if "training" in dataset.splits:
+        train_split = dataset.splits["training"]
+    elif list(dataset.splits) == ["all"]:  # one folder of class folders, the usual own dataset
+        train_split = dataset.splits["all"]
+        say(f"{config.data}: one folder of class folders (no train/ split): training on all of it")
+    else:
         raise TrainingError(f"{config.data}: no training split (found: {', '.join(dataset.splits)}); expected a "
-                            "train/ folder, Training_* file names or a CSV Usage column")
-    train_split = dataset.splits["training"]
-    val_split = dataset.splits.get(config.val_split) if config.val_split != "none" else None
-    if val_split is None:
-        say(f"note: no validation ({config.val_split}) split; the last epoch's weights will be kept")
+                            "train/ folder, Training_* file names, a CSV Usage column or one folder of class folders")
     train_faces, train_labels = train_split.images, train_split.labels
+    val_faces = val_labels = None
+    validation = config.val_split
+    if validation == "auto":
+        validation = "publictest" if "publictest" in dataset.splits else "holdout"
+    if validation == "publictest" and "publictest" in dataset.splits:
+        val_faces, val_labels = dataset.splits["publictest"].images, dataset.splits["publictest"].labels
+    elif validation == "holdout":
+        kept, held_out = stratified_holdout(train_labels, HOLDOUT_FRACTION, config.seed)
+        val_faces, val_labels = train_faces[held_out], train_labels[held_out]
+        train_faces, train_labels = train_faces[kept], train_labels[kept]
+        say(f"validation: {len(held_out)} training faces held out ({HOLDOUT_FRACTION:.0%} of each class, seed "
+            f"{config.seed}), not trained on")
+    if val_faces is None:
+        say(f"note: no validation ({config.val_split}) split; the last epoch's weights will be kept")
     if config.limit_train:  # a seeded random subset, so every class is represented
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(train_labels))[:config.limit_train])
         train_faces, train_labels = train_faces[keep], train_labels[keep]
-    val_faces = val_labels = None
-    if val_split is not None:
-        val_faces, val_labels = val_split.images, val_split.labels
+    if val_faces is not None:
         if config.limit_val:
             keep = np.sort(np.random.default_rng(config.seed).permutation(len(val_labels))[:config.limit_val])
             val_faces, val_labels = val_faces[keep], val_labels[keep]
