@@ -729,3 +729,15 @@ def test_resume_keeps_order_other_rows_and_its_own_output_out(capsys, tiny_model
     assert status == 0 and "2 annotated picture(s)" in err and "2 of 2 source(s) finished earlier" in err, err
     assert {r["source"] for r in _csv_rows(folder_rows)} == {a, b}
     assert sorted(p.name for p in (photos / "annotated").iterdir()) == ["a.annotated.jpg", "b.annotated.jpg"]
+
+
+def test_detector_none_is_no_detect(capsys, tiny_model_file, photo):
+    """predict takes --detector none, as evaluate, explain and serve do; --no-detect is the same."""
+    answers = []
+    for option in (["--detector", "none"], ["--no-detect"]):
+        status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--json", *option)
+        assert status == 0, err
+        answers.append(json.loads(out))
+    height, width = cv2.imread(str(photo)).shape[:2]
+    assert answers[0] == answers[1] and len(answers[0]) == 1
+    assert (answers[0][0]["x"], answers[0][0]["y"], answers[0][0]["w"], answers[0][0]["h"]) == (0, 0, width, height)

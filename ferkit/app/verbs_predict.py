@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..detectors import FACE_DETECTORS
+from ..detectors import DETECTOR_CHOICES, FACE_DETECTORS
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
 from .csv_rows import CsvRows, finished_sources, partial_path
@@ -82,9 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="shipped name (default, fast, default-b, or best = default+default-b), "
                    "run directory or model file; several joined by + (default+fast) form an ensemble (default: default)")
-    p.add_argument("--detector", choices=FACE_DETECTORS, default="auto",
-                   help="face detector: auto = retinaface when installed, else haar")
-    p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
+                   help="face detector: auto = retinaface when installed, else haar; none = each picture is "
+                        "already a face crop (as evaluate/explain/serve --detector none)")
+    p.add_argument("--no-detect", action="store_true", help="the same as --detector none")
     p.add_argument("--tta", choices=TTA_CHOICES, default="auto",
                    help="test-time views: auto (default) = tencrop for photos, none for video and camera frames")
     p.add_argument("--smooth", type=float, default=0.5,
