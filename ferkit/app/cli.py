@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
 
-    data = sub.add_parser("data", help="inspect datasets")
+    data = sub.add_parser("data", help="dataset statistics, and photos cut into 48x48 face crops")
     data_sub = data.add_subparsers(dest="data_verb", metavar="ACTION")
     data_sub.required = True
     stats = data_sub.add_parser("stats", help="faces per split and class, and problems found")

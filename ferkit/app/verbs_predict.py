@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=predict_command)
 
-    p = sub.add_parser("export", help="export a model to ONNX",
+    p = sub.add_parser("export", help="export a model to ONNX, or make its int8 graph",
                        description="Export a model to ONNX (input: normalised faces N x 1 x S x S; output: logits).")
     p.add_argument("--model", default="default", help="shipped name, run directory or model file (default: default)")
     p.add_argument("--format", choices=("onnx",), default="onnx")
