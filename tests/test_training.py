@@ -368,7 +368,7 @@ def test_trains_on_the_training_split_only(tmp_path):
         train(quick_config(root, tmp_path / "other", val_split="privatetest"))
 
 
-def test_own_folder_of_classes_trains_with_a_held_out_tenth(tmp_path):
+def test_own_folder_of_classes_trains_with_a_held_out_tenth(tmp_path, capsys):
     """One folder of class folders (a user's own data): trained on, with 10% of each class held out
     for validation (auto), never trained on: the normalisation is fitted on the other 90%.  The
     draw is stratified and seeded (a resumed run holds out the same faces)."""
@@ -378,7 +378,7 @@ def test_own_folder_of_classes_trains_with_a_held_out_tenth(tmp_path):
     faces, labels = synthetic_faces(70, seed=6)
     write_class_folders(tmp_path / "mine", faces, labels, "img")
     _, messages = run(quick_config(tmp_path / "mine", tmp_path / "run"))
-    assert any("training on all of it" in m for m in messages)
+    assert any("training on the 70 faces of its class folders that no split claims" in m for m in messages)
     assert any("63 training faces, 7 validation" in m for m in messages), messages
     loaded = load_fer2013(tmp_path / "mine")["all"]
     kept, held = stratified_holdout(loaded.labels, 0.1, 0)
@@ -386,6 +386,23 @@ def test_own_folder_of_classes_trains_with_a_held_out_tenth(tmp_path):
     normalizer = load_model_file(tmp_path / "run" / "best.safetensors").normalizer
     assert float(normalizer.mean) == pytest.approx(loaded.images[kept].mean() / 255, rel=1e-5)
     assert float(normalizer.mean) != pytest.approx(loaded.images.mean() / 255, rel=1e-5)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["validation"].startswith("holdout: 7 training faces") and summary["best_val_acc"] is not None
+    # Scoring the model on the faces it learnt from is said, in text and JSON.
+    assert main(["evaluate", "--data", str(tmp_path / "mine"), "--model", str(tmp_path / "run"), "--json"]) == 0
+    assert "learnt from these all faces" in json.loads(capsys.readouterr().out)["caveat"]
+    assert main(["evaluate", "--data", str(tmp_path / "mine"), "--model", "fast"]) == 0
+    assert "learnt from" not in capsys.readouterr().out
+
+    # One face per class: nothing to hold out, so no validation (not the epoch number as a score);
+    # files that name no split are trained on beside Training_ ones.
+    write_class_folders(tmp_path / "few", faces[:7], np.arange(7), "img")
+    summary, messages = run(quick_config(tmp_path / "few", tmp_path / "few_run", batch_size=2))
+    assert summary["best_val_acc"] is None and summary["validation"] == "none"
+    write_class_folders(tmp_path / "few", faces[7:14], np.arange(7), "Training")
+    summary, messages = run(quick_config(tmp_path / "few", tmp_path / "mixed_run", batch_size=2))
+    assert any("the 7 faces of its class folders that no split claims too" in m for m in messages), messages
+    assert any("7 training faces, 7 validation" in m for m in messages), messages
 
     kept, held = stratified_holdout(np.repeat(np.arange(7), [30, 2, 1, 10, 10, 0, 5]), 0.1, 3)
     by_class = np.bincount(np.repeat(np.arange(7), [30, 2, 1, 10, 10, 0, 5])[held], minlength=7)

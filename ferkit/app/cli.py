@@ -26,7 +26,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     from ..data.augment_config import AugmentConfig
     from ..training.config import TrainConfig, option_choices
 
-    p = sub.add_parser("train", help="train a model on FER2013",
+    p = sub.add_parser("train", help="train a model (FER2013, or your own class folders)",
                        description="Train a model. Each epoch is scored on validation faces (PublicTest, or a held-out tenth "
                                    "of your own data) and the best epoch's weights are kept.")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR where it stopped")

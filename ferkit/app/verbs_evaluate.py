@@ -178,6 +178,8 @@ def _print_summary(result) -> None:
     if len(result.models) > 1:
         print(f"ensemble of {len(result.models)} models (probabilities averaged)")
     print(f"split: {result.split} ({m['n']:,} faces)   tta: {result.tta}")
+    if result.data_caveat:
+        print(f"warning: {result.data_caveat}")
     if set(result.cropped) - {"crop"}:  # some pictures were photos, not FER2013-style crops
         from ..data.fer2013 import describe_cropped
 

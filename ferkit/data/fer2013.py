@@ -286,7 +286,7 @@ def _folder_layout(root: Path) -> _Layout:
 
 def _numbered(folders: list[Path]) -> str:
     """Why folders named 1, 2, ... are not read as classes, when they are."""
-    numbered = sorted((f.name for f in folders if f.name.isdigit()), key=int)
+    numbered = sorted((f.name for f in folders if f.name.isascii() and f.name.isdigit()), key=int)
     if not numbered:
         return ""
     return (f"; its folders are numbered ({', '.join(numbered)}), and datasets number emotions differently "

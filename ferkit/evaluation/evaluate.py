@@ -42,6 +42,7 @@ class Evaluation:
     skipped: list[str] = field(default_factory=list)  # bad items left out of the data (skip_bad), each named
     cropped: dict[str, int] = field(default_factory=dict)  # pictures per way their face was found (a cropper)
     sources: list[str] = field(default_factory=list)  # where each face came from (file, or CSV row), for reports
+    data: str = ""  # the dataset's path, when evaluate() loaded it
 
     @property
     def predictions(self) -> np.ndarray:
@@ -57,9 +58,21 @@ class Evaluation:
         return (f"temperature of {', '.join(fitted)} fitted on {self.split} itself: this ECE is optimistic"
                 if fitted else "")
 
+    @property
+    def data_caveat(self) -> str:
+        """Said when a model was trained on the faces scored here (its file records the data and splits it
+        learnt from): on a user's own folder of class folders, say, whose split ``all`` it trained on."""
+        if not self.data:
+            return ""
+        here = os.path.abspath(self.data)
+        learnt = [spec for spec, loaded in zip(self.specs, self.models)
+                  if loaded.meta.get("data") == here and self.split in (loaded.meta.get("trained_on") or [])]
+        return (f"{', '.join(learnt)} learnt from these {self.split} faces (all but any held-out validation "
+                "faces): these figures are optimistic; score faces it never saw" if learnt else "")
+
     def to_dict(self) -> dict:
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
-                "faces": self.cropped}
+                "faces": self.cropped, **({"caveat": self.data_caveat} if self.data_caveat else {})}
 
 
 def select_split(dataset: FER2013, name: str | None = None) -> tuple[str, Split]:
@@ -173,6 +186,7 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None,
                             classifiers=classifiers)
     result.skipped = list(dataset.problems)
     result.cropped = dict(dataset.cropped.get(name, {}))
+    result.data = os.fspath(data)
     return result
 
 

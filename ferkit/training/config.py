@@ -50,7 +50,7 @@ class TrainConfig:
     # optimisation
     optimizer: str = option("sgd", "optimiser (seed 000 uses adam; the long recipes sgd)")
     lr: float = option(0.05, "peak learning rate")
-    momentum: float = option(0.9, "SGD momentum (beta1 for the Adam family)")
+    momentum: float = option(0.9, "SGD momentum (the Adam family keeps its own betas)")
     nesterov: bool = option(True, "Nesterov momentum (SGD)")
     weight_decay: float = option(5e-4, "L2 weight decay (decoupled for adamw)")
     schedule: str = option("onecycle", "learning-rate schedule (plateau: seed 000's)")
@@ -74,7 +74,7 @@ class TrainConfig:
     distill_mode: str = option("clean", "clean: the teacher sees each clean face once; online: every augmented batch")
     distill_int8: bool = option(False, "an online teacher runs its int8 graph: faster, ~1% of its answers differ")
     # data
-    normalize: str = option("global", "global: one mean and std; pixel: a mean and std per pixel (seed 002)")
+    normalize: str = option("global", "global: one mean and std; pixel: a mean and std per pixel (seed 000)")
     equalize: bool = option(False, "histogram-equalise every face first")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # weight averaging and speed

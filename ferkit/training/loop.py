@@ -237,29 +237,34 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                             "(ferkit.vision.crop), or detector='none' to read them whole")
     for problem in dataset.problems:
         say(f"skipped: {problem}")
-    if "training" in dataset.splits:
-        train_split = dataset.splits["training"]
-    elif list(dataset.splits) == ["all"]:  # one folder of class folders, the usual own dataset
-        train_split = dataset.splits["all"]
-        say(f"{config.data}: one folder of class folders (no train/ split): training on all of it")
-    else:
+    # Faces named for no split ("all": a folder of class folders, the usual own dataset) are trained on.
+    trained_on = [name for name in ("training", "all") if name in dataset.splits]
+    if not trained_on:
         raise TrainingError(f"{config.data}: no training split (found: {', '.join(dataset.splits)}); expected a "
                             "train/ folder, Training_* file names, a CSV Usage column or one folder of class folders")
-    train_faces, train_labels = train_split.images, train_split.labels
+    if "all" in trained_on:
+        say(f"{config.data}: training on the {len(dataset.splits['all'])} faces of its class folders that no split "
+            f"claims{' too' if 'training' in trained_on else ''}")
+    train_faces = np.concatenate([dataset.splits[name].images for name in trained_on])
+    train_labels = np.concatenate([dataset.splits[name].labels for name in trained_on])
     val_faces = val_labels = None
     validation = config.val_split
     if validation == "auto":
         validation = "publictest" if "publictest" in dataset.splits else "holdout"
+    validated_on = "none"
     if validation == "publictest" and "publictest" in dataset.splits:
         val_faces, val_labels = dataset.splits["publictest"].images, dataset.splits["publictest"].labels
+        validated_on = "publictest"
     elif validation == "holdout":
         kept, held_out = stratified_holdout(train_labels, HOLDOUT_FRACTION, config.seed)
-        val_faces, val_labels = train_faces[held_out], train_labels[held_out]
-        train_faces, train_labels = train_faces[kept], train_labels[kept]
-        say(f"validation: {len(held_out)} training faces held out ({HOLDOUT_FRACTION:.0%} of each class, seed "
-            f"{config.seed}), not trained on")
+        if len(held_out):
+            val_faces, val_labels = train_faces[held_out], train_labels[held_out]
+            train_faces, train_labels = train_faces[kept], train_labels[kept]
+            held = f"{len(held_out)} training faces ({HOLDOUT_FRACTION:.0%} of each class, seed {config.seed})"
+            validated_on = f"holdout: {held}"
+            say(f"validation: {held} held out, not trained on")
     if val_faces is None:
-        say(f"note: no validation ({config.val_split}) split; the last epoch's weights will be kept")
+        say(f"note: no validation ({config.val_split}) faces; the last epoch's weights will be kept")
     if config.limit_train:  # a seeded random subset, so every class is represented
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(train_labels))[:config.limit_train])
         train_faces, train_labels = train_faces[keep], train_labels[keep]
@@ -269,6 +274,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             val_faces, val_labels = val_faces[keep], val_labels[keep]
 
     fingerprint = data_fingerprint(train_faces, train_labels)
+    # Saved in the model file, so that evaluate can say when it scores faces the model learnt from.
+    provenance = {"data": os.path.abspath(config.data), "trained_on": trained_on, "validation": validated_on}
     if state is not None and fingerprint != state.get("train_fingerprint", fingerprint):
         raise TrainingError(f"{config.data}: not the training data this run was trained on (its faces or labels differ)")
     if state is not None and "train_fingerprint" not in state and config.data != state["config"].get("data"):
@@ -514,7 +521,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             if improved:
                 save_model_file(out / "best.safetensors", eval_model, name=config.model, options=config.model_options,
                                 normalizer=normalizer,
-                                meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "run": str(out)})
+                                meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "run": str(out), **provenance})
             checkpoint = {
                 "config": config.to_dict(),
                 "train_fingerprint": fingerprint,
@@ -545,13 +552,14 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     # ---------------------------------------------------------------- summary
     summary = {"run": str(out), "model": config.model, "parameters": count_parameters(model),
                "epochs_run": len(history), "best_epoch": best_epoch,
-               "best_val_acc": best_score if val_faces is not None else None,
+               "best_val_acc": best_score if val_faces is not None else None, "validation": validated_on,
                "stopped_early": stopped_early, "processes": world,
                "train_seconds": sum(r["seconds"] for r in history)}
     if is_main:
         if val_faces is None:  # nothing to select on: keep the final weights
             save_model_file(out / "best.safetensors", ema.module if ema is not None else model, name=config.model,
-                            options=config.model_options, normalizer=normalizer, meta={"epoch": len(history)})
+                            options=config.model_options, normalizer=normalizer,
+                            meta={"epoch": len(history), "run": str(out), **provenance})
         if history:
             plot_curves(out / "curves.png", history)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
