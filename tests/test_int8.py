@@ -227,3 +227,16 @@ def test_export_never_writes_over_the_model_or_its_int8_graph_by_mistake(capsys,
                          "--out", int8_path(load_model(tiny_model_file)))
     assert status == 2 and "--backend int8" in err and not int8_path(load_model(tiny_model_file)).exists()
     assert len(err.strip().splitlines()) == 1
+
+
+def test_int8_calibration_reads_a_folder_of_class_folders(tmp_path):
+    """Own data without train/: the faces calibrating an int8 graph are the ones train trains on."""
+    from conftest import write_class_folders
+
+    from ferkit.vision.int8 import calibration_set
+
+    faces, labels = synthetic_faces(14, seed=2)
+    write_class_folders(tmp_path / "mine", faces, labels, "img")
+    drawn = calibration_set(tmp_path / "mine", count=5)
+    assert drawn.shape == (5, 48, 48)
+    assert all(any(np.array_equal(d, f) for f in faces) for d in drawn)

@@ -82,10 +82,12 @@ def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str 
 
 def calibration_set(data: str | Path, count: int = CALIBRATION_FACES, seed: int = 0,
                     skip_bad: bool = False) -> np.ndarray:
-    """``count`` faces drawn at random from the training split of a FER2013 copy."""
+    """``count`` faces drawn at random from the training split of a FER2013 copy (or, in a folder of
+    class folders, from its faces: the split ``train`` trains on)."""
     from ..data import load_fer2013
 
-    train = load_fer2013(data, skip_bad=skip_bad)["train"]
+    dataset = load_fer2013(data, skip_bad=skip_bad)
+    train = dataset.split("all" if "training" not in dataset.splits and "all" in dataset.splits else "training")
     rng = np.random.default_rng(seed)
     return train.images[rng.choice(len(train), size=min(count, len(train)), replace=False)]
 
