@@ -17,6 +17,9 @@ from ..options import option
 # none: no validation, the last epoch is kept.
 VALIDATION_SPLITS = ("auto", "publictest", "holdout", "none")
 HOLDOUT_FRACTION = 0.1
+# The held-out faces do not follow --seed: every run on the same data (one started from another's
+# weights, or distilled from it, included) is validated on the same faces, none of which it trained on.
+HOLDOUT_SEED = 0
 # What a resumed run may change: where the run lives, where its (same) data now lives (checked by
 # a fingerprint of the training faces), and how many threads it uses.
 RESUMABLE_CHANGES = ("out", "data", "threads")
@@ -89,9 +92,9 @@ class TrainConfig:
     unfreeze_epoch: int = option(0, "epoch (0-based) from which frozen blocks train too (0 = never)")
     unfreeze_lr_factor: float = option(0.1, "the rate is multiplied by this once unfrozen")
     unfreeze_keep: int = option(0, "frozen blocks (from the input) that stay frozen after unfreeze_epoch")
-    seed: int = option(0, "seeds weights, shuffling, augmentation and the holdout")
+    seed: int = option(0, "seeds weights, shuffling and augmentation (the holdout is the same for every seed)")
     val_split: str = option("auto", "the faces that pick the best epoch: auto = PublicTest when the data has it, "
-                                    "else holdout (a tenth of each class of the training faces, never trained on); "
+                                    "else holdout (a fixed tenth of each class of the training faces, never trained on); "
                                     "none keeps the last epoch")
     limit_train: int = option(0, "use only N training faces, a seeded random subset (quick runs, tests); 0 = all")
     limit_val: int = option(0, "use only N validation faces; 0 = all")
