@@ -320,3 +320,28 @@ def test_filters_of_a_transfer_backbone_are_visualised_on_gray_inputs():
     assert input_channels(model) == 1
     images, reached = maximize_filters(model, [0, 1], "layer1.0.conv1", steps=2)
     assert images.shape == (2, 48, 48) and np.isfinite(reached).all()
+
+
+def test_explain_cli_picks_a_face_as_predict_numbers_them(tmp_path, tiny_model_file, capsys):
+    """--face N explains the face predict lists as face N (left to right); one past the last is a
+    one-line error saying how many there are."""
+    import json
+
+    from test_vision import compose
+
+    canvas, _ = compose(2)
+    photo = tmp_path / "two.jpg"
+    cv2.imwrite(str(photo), canvas)
+    common = ["--model", str(tiny_model_file), "--detector", "haar"]
+    assert main(["predict", str(photo), *common, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["face"] for r in rows] == [0, 1]
+    for row in rows:
+        code = main(["explain", str(photo), *common, "--face", str(row["face"]), "--out", str(tmp_path / "f.png")])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert f"face {row['face']} of 2 (left to right): ({row['x']}, {row['y']}, {row['w']}, {row['h']})" in out
+        assert f"predicted {row['emotion']} ({row['confidence']:.0%})" in out
+    assert main(["explain", str(photo), *common, "--face", "2", "--out", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--face 2: 2 face(s) found" in err and err.count("\n") == 1

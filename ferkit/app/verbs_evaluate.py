@@ -2,7 +2,7 @@
 
     ferkit evaluate --data PATH [--split NAME] [--model M ...] [--tta auto|none|flip|tencrop] [--json] [--report DIR]
     ferkit calibrate --data PATH [--split publictest] --model M [--out FILE] [--json]
-    ferkit explain IMAGE --method gradcam|guided-backprop|guided-gradcam [--layer NAME] [--class NAME]
+    ferkit explain IMAGE --method gradcam|guided-backprop|guided-gradcam [--layer NAME] [--class NAME] [--face N]
                    [--model M] [--detector auto|haar|retinaface|none] --out PNG
     ferkit visualize-filters [--model M] [--layer NAME] --out PNG [--filters 16] [--steps 100] [--data PATH]
 """
@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHOD_CHOICES, default="gradcam")
     p.add_argument("--layer", help="layer for Grad-CAM (default: the last convolution layer)")
     p.add_argument("--class", dest="target", metavar="NAME", help="class to explain (default: the predicted one)")
+    p.add_argument("--face", type=int, default=None, metavar="N",
+                   help="in a photo, explain face N, counted from 0 left to right as predict's face column "
+                        "(default: the largest face)")
     p.add_argument("--model", default="default", metavar="NAME_OR_PATH")
     p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                    help="face detector for photos (default auto); none = the whole picture")
@@ -239,8 +242,9 @@ def calibrate_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- explain
 
 
-def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]:
-    """A 48x48 face from a crop or a photo, and a note saying how it was found.
+def _face_from_image(image: np.ndarray, detector: str, index: int | None = None) -> tuple[np.ndarray, str]:
+    """A 48x48 face from a crop or a photo (the largest, or face ``index`` counted left to right),
+    and a note saying how it was found.
 
     Detection lives in the vision layer, which the explain layer must not import; so it is
     done here, in the application layer."""
@@ -251,6 +255,13 @@ def _face_from_image(image: np.ndarray, detector: str) -> tuple[np.ndarray, str]
         # As `predict --no-detect` and `evaluate --detector none` read such a picture: whole.
         return to_face_size(to_gray(image)), f"detector none: the whole {image.shape[1]}x{image.shape[0]} image as the face"
     cropper = LargestFaceCropper(detector)
+    if index is not None and image.shape[:2] != (FACE_SIZE, FACE_SIZE):
+        try:
+            face = cropper.face_at(image, index)
+        except ValueError as exc:
+            raise UsageError(f"--{exc}") from None
+        return face, (f"face {index} of {cropper.faces_in_last} (left to right): {cropper.last_box} found by "
+                      f"{cropper.detector.name}")
     face = cropper(image)
     if cropper.last == "crop":
         return face, "48x48 face crop"
@@ -278,7 +289,7 @@ def explain_command(args: argparse.Namespace) -> int:
     except ImageDecodeError as exc:
         message = str(exc)
         raise ImageDecodeError(message if str(args.image) in message else f"{args.image}: {message}") from None
-    face, note = _face_from_image(image, args.detector)
+    face, note = _face_from_image(image, args.detector, args.face)
     # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
     result = explain_faces(loaded, face, args.method, target=target, layer=args.layer, tta=resolve_tta(args.tta))
     predicted, explained, probs = int(result.predicted[0]), int(result.targets[0]), result.probs[0]

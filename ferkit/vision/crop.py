@@ -138,6 +138,18 @@ class LargestFaceCropper:
         name = self.detector.name if self.detector is not None else "none"
         return f"largest-face|{name}|align={self.align}|{FRAMINGS.get(name, Framing())}"
 
+    def face_at(self, image: np.ndarray, index: int) -> np.ndarray:
+        """The ``index``-th face the detector finds, counted from 0 left to right as ``predict``
+        numbers faces (its ``face`` column), cut out as :meth:`__call__` cuts the largest."""
+        detections = sorted(self.detector.detect(image) if self.detector is not None else [],
+                            key=lambda d: (d.box[0], d.box[1]))
+        if not 0 <= index < len(detections):
+            raise ValueError(f"face {index}: {len(detections)} face(s) found (numbered 0 to "
+                             f"{len(detections) - 1}, left to right)" if detections else f"face {index}: no face found")
+        self.last, self.last_box, self.faces_in_last = "detected", detections[index].box, len(detections)
+        framing = FRAMINGS.get(self.detector.name, Framing())
+        return crop_faces(image, [detections[index]], framing, align=self.align)[0]
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
         gray = to_gray(image)
         self.last_box, self.faces_in_last = None, 0
