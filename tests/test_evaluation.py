@@ -459,8 +459,10 @@ def test_a_dataset_of_photos_is_scored_on_the_largest_face_in_each(tmp_path):
 
     photos = photo_dataset(tmp_path / "photos")
     cropper = LargestFaceCropper("haar")
-    split = load_fer2013(tmp_path / "photos", cropper=cropper, cache=False).split("all")
-    whole = load_fer2013(tmp_path / "photos", cache=False).split("all")
+    with pytest.warns(UserWarning, match="5 image"):
+        split = load_fer2013(tmp_path / "photos", cropper=cropper, cache=False).split("all")
+    with pytest.warns(UserWarning, match="5 image"):
+        whole = load_fer2013(tmp_path / "photos", cache=False).split("all")
     faces = dict(zip(split.sources, split.images))
     for path, box in photos:
         expected = cropper(read_image(path))
@@ -502,7 +504,8 @@ def test_data_crop_writes_the_faces_as_a_fer2013_style_dataset(tmp_path, capsys)
     cropped = load_fer2013(tmp_path / "faces", cache=False).split("all")
     assert cropped.images.shape == (6, 48, 48)
     (tmp_path / "photos" / "angry" / "broken.jpg").unlink()
-    expected = load_fer2013(tmp_path / "photos", cropper=LargestFaceCropper("haar"), cache=False).split("all")
+    with pytest.warns(UserWarning, match="were converted"):
+        expected = load_fer2013(tmp_path / "photos", cropper=LargestFaceCropper("haar"), cache=False).split("all")
     assert np.array_equal(cropped.images, expected.images) and np.array_equal(cropped.labels, expected.labels)
     code, _, err = run_cli(capsys, "data", "crop", tmp_path / "photos", tmp_path / "photos" / "faces")
     assert code != 0 and "outside" in err
@@ -538,3 +541,23 @@ def test_load_model_gives_each_caller_its_own_copy(varied_model_file):
     second = load_model(varied_model_file)
     assert second.model is not first.model
     assert all(torch.equal(before[k], v) for k, v in second.model.state_dict().items())
+
+
+def test_cli_warnings_are_one_line_and_unscored_faces_are_said(tmp_path, capsys, tiny_model_file):
+    """A library warning reaches the command line as one "ferkit: warning:" line (no source location),
+    and faces left out of the default split (named for no split beside PublicTest_ files) are said."""
+    import cv2
+
+    folder = tmp_path / "mixed" / "happy"
+    folder.mkdir(parents=True)
+    faces, _ = synthetic_faces(3, seed=1)
+    cv2.imwrite(str(folder / "PublicTest_0.png"), faces[0])
+    cv2.imwrite(str(folder / "mine.png"), faces[1])
+    cv2.imwrite(str(folder / "big.png"), cv2.resize(faces[2], (96, 96)))
+    code, out, err = run_cli(capsys, "evaluate", "--data", tmp_path / "mixed", "--model", tiny_model_file,
+                             "--detector", "none")
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert "split: publictest (1 faces)" in out
+    assert len(lines) == 2 and all(line.startswith("ferkit: warning: ") for line in lines), err
+    assert "were converted" in lines[0] and "2 face(s) whose file names name no split" in lines[1]

@@ -61,6 +61,19 @@ def report_skipped(problems: list[str], data: object, shown: int = 5) -> None:
 
 
 def run_safely(action: Callable[[], int | None], prog: str = "ferkit") -> int:
+    import warnings
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        # A library warning (photos converted, file names that disagree with their folder) is news
+        # for the user, not for a developer: one line, no source location.
+        print(f"{prog}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line
+        return _run_reporting_errors(action, prog)
+
+
+def _run_reporting_errors(action: Callable[[], int | None], prog: str) -> int:
     try:
         return int(action() or 0)
     except KeyboardInterrupt as exc:

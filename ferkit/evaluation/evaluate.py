@@ -7,6 +7,7 @@ own normalisation, input size, test-time views and stored temperature.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -81,6 +82,10 @@ def select_split(dataset: FER2013, name: str | None = None) -> tuple[str, Split]
     if name is None:
         if DEFAULT_SPLIT in dataset.splits:
             name = DEFAULT_SPLIT
+            if "all" in dataset.splits:  # files named for no split beside PublicTest_ ones
+                warnings.warn(f"{len(dataset.splits['all'])} face(s) whose file names name no split are not "
+                              f"scored with {DEFAULT_SPLIT}; choose them with --split all (split='all')",
+                              stacklevel=2)
         elif len(dataset.splits) == 1:
             name = next(iter(dataset.splits))
         else:
