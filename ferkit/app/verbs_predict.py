@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..detectors import DETECTOR_CHOICES, FACE_DETECTORS
+from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
 from .csv_rows import CsvRows, finished_sources, partial_path
@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=f"Run predict on {DEMO_PHOTO.name} (public-domain portraits shipped with ferkit) "
                                    "and write the annotated picture and the rows.")
     p.add_argument("--model", default="default", help="shipped name, run directory or model file (default: default)")
-    p.add_argument("--detector", choices=FACE_DETECTORS, default="auto")
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto")
     p.add_argument("--out", default="out", metavar="DIR", help="folder for demo.jpg and demo.csv (default: out)")
     p.set_defaults(run=demo_command)
 
