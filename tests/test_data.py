@@ -489,3 +489,22 @@ def test_datasets_print_as_a_summary_not_their_pixels(fer_root):
     assert text.startswith("FER2013(training: 70, ") and len(text) < 200
     assert repr(dataset["training"]).startswith("Split(70 faces, 48x48, {'angry': 10")
     assert repr(Split(np.zeros((0,), np.uint8), np.zeros((0,), np.int64))).startswith("Split(0 faces")
+
+
+def test_a_huge_jpeg_is_read_smaller_without_pillows_bomb_warning(tmp_path):
+    """A 162-megapixel JPEG (a panorama, a scan) is decoded at a quarter of its size; Pillow's
+    'decompression bomb' warning (past 4x ferkit's own limit) is about a size ferkit never decodes,
+    so it is not passed on."""
+    import warnings
+
+    from PIL import Image
+
+    from ferkit.data.images import read_image_scaled
+
+    path = tmp_path / "panorama.jpg"
+    Image.new("L", (13_000, 12_500), 128).save(path, quality=50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image, scale = read_image_scaled(path)
+    assert scale == 0.25 and image.shape[:2] == (3_125, 3_250)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)], caught

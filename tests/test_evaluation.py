@@ -561,3 +561,26 @@ def test_cli_warnings_are_one_line_and_unscored_faces_are_said(tmp_path, capsys,
     assert "split: publictest (1 faces)" in out
     assert len(lines) == 2 and all(line.startswith("ferkit: warning: ") for line in lines), err
     assert "were converted" in lines[0] and "2 face(s) whose file names name no split" in lines[1]
+
+
+def test_data_caveat_follows_the_model_files_record(tmp_path):
+    """Scored on the faces a model learnt from, as its file records them (a run's data and splits, or a
+    shipped model's training configuration), through a link or the split's own folder too."""
+    from ferkit.evaluation.evaluate import Evaluation
+    from ferkit.models.io import LoadedModel
+
+    (tmp_path / "ds" / "train").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "ds")
+    run = LoadedModel(None, None, "tiny", {}, [], meta={"data": str(tmp_path / "ds"), "trained_on": ["all"]})
+    shipped = LoadedModel(None, None, "vgg_fer", {}, [], meta={"train_config": {"data": str(tmp_path / "ds")}})
+    other = LoadedModel(None, None, "vgg_fer", {}, [], meta={})
+
+    def caveat(model, data, split):
+        return Evaluation({}, np.zeros((0, 7)), np.zeros(0), split, "none", [model], ["m"], data=str(data)).data_caveat
+
+    assert "m learnt from these all faces" in caveat(run, tmp_path / "ds", "all")
+    assert caveat(run, tmp_path / "ds", "publictest") == ""
+    assert "learnt from these training faces" in caveat(shipped, tmp_path / "link", "training")
+    assert "learnt from" in caveat(shipped, tmp_path / "ds" / "train", "training")
+    assert caveat(shipped, tmp_path / "ds", "publictest") == ""
+    assert caveat(other, tmp_path / "ds", "training") == ""

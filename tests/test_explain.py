@@ -260,6 +260,11 @@ def test_explain_cli_bigger_photo_without_detector(tmp_path, tiny_model_file, ca
     assert code == 0, err
     assert "the whole 120x130 image as the face" in stdout  # as predict --no-detect reads it
     _assert_png(out)
+    # The whole picture is face 0 and the only one.
+    code = main(["explain", str(_face_png(tmp_path, 120)), "--detector", "none", "--model", str(tiny_model_file),
+                 "--face", "1", "--out", str(tmp_path / "other.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--face 1: the picture is one face" in err, err
 
 
 def test_explain_cli_bad_input(tmp_path, tiny_model_file, capsys):

@@ -240,3 +240,16 @@ def test_int8_calibration_reads_a_folder_of_class_folders(tmp_path):
     drawn = calibration_set(tmp_path / "mine", count=5)
     assert drawn.shape == (5, 48, 48)
     assert all(any(np.array_equal(d, f) for f in faces) for d in drawn)
+
+
+def test_export_int8_from_a_single_face_is_a_one_line_error(capsys, tiny_model_file, tmp_path):
+    """One half of the faces calibrates and the other checks the graph: one face cannot do both."""
+    from conftest import write_class_folders
+
+    faces, labels = synthetic_faces(1, seed=3)
+    write_class_folders(tmp_path / "one", faces, labels, "img")
+    out = tmp_path / "one.int8.onnx"
+    status, _, err = run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", str(tmp_path / "one"),
+                         "--out", str(out))
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "1 training face(s)" in err and "at least 2" in err and not out.exists()

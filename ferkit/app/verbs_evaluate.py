@@ -242,7 +242,16 @@ def calibrate_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- explain
 
 
-def _face_from_image(image: np.ndarray, detector: str, index: int | None = None) -> tuple[np.ndarray, str]:
+def _file_box(box: tuple[int, int, int, int], image: np.ndarray, scale: float) -> tuple[int, ...]:
+    """A detector's box clipped to the picture and given in the file's pixels, as predict gives it."""
+    height, width = image.shape[:2]
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
+    return tuple(int(round(v / scale)) for v in (x0, y0, max(0, x1 - x0), max(0, y1 - y0)))
+
+
+def _face_from_image(image: np.ndarray, detector: str, index: int | None = None,
+                     scale: float = 1.0) -> tuple[np.ndarray, str]:
     """A 48x48 face from a crop or a photo (the largest, or face ``index`` counted left to right),
     and a note saying how it was found.
 
@@ -251,6 +260,10 @@ def _face_from_image(image: np.ndarray, detector: str, index: int | None = None)
     from ..data.images import FACE_SIZE, to_face_size, to_gray
     from ..vision.crop import LargestFaceCropper
 
+    whole = detector == "none" or image.shape[:2] == (FACE_SIZE, FACE_SIZE)  # one face: the picture
+    if whole and index not in (None, 0):
+        raise UsageError(f"--face {index}: the picture is one face (face 0): "
+                         f"{'a 48x48 crop' if detector != 'none' else '--detector none'}")
     if detector == "none" and image.shape[:2] != (FACE_SIZE, FACE_SIZE):
         # As `predict --no-detect` and `evaluate --detector none` read such a picture: whole.
         return to_face_size(to_gray(image)), f"detector none: the whole {image.shape[1]}x{image.shape[0]} image as the face"
@@ -260,20 +273,20 @@ def _face_from_image(image: np.ndarray, detector: str, index: int | None = None)
             face = cropper.face_at(image, index)
         except ValueError as exc:
             raise UsageError(f"--{exc}") from None
-        return face, (f"face {index} of {cropper.faces_in_last} (left to right): {cropper.last_box} found by "
-                      f"{cropper.detector.name}")
+        return face, (f"face {index} of {cropper.faces_in_last} (left to right): "
+                      f"{_file_box(cropper.last_box, image, scale)} found by {cropper.detector.name}")
     face = cropper(image)
     if cropper.last == "crop":
         return face, "48x48 face crop"
     if cropper.last == "detected":
-        return face, (f"face {cropper.last_box} found by {cropper.detector.name} "
+        return face, (f"face {_file_box(cropper.last_box, image, scale)} found by {cropper.detector.name} "
                       f"({cropper.faces_in_last} face(s) in the image)")
     side = min(image.shape[:2])
     return face, f"no face detected: using the central {side}x{side} square of the image"
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    from ..data.images import ImageDecodeError, read_image
+    from ..data.images import ImageDecodeError, read_image_scaled
     from ..explain.faces import class_of, explain_faces
     from ..explain.render import picture_format, save_explanation
     from ..models.hub import load_model
@@ -285,11 +298,11 @@ def explain_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--{exc}") from None
     try:
-        image = read_image(args.image)
+        image, scale = read_image_scaled(args.image)
     except ImageDecodeError as exc:
         message = str(exc)
         raise ImageDecodeError(message if str(args.image) in message else f"{args.image}: {message}") from None
-    face, note = _face_from_image(image, args.detector, args.face)
+    face, note = _face_from_image(image, args.detector, args.face, scale)
     # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
     result = explain_faces(loaded, face, args.method, target=target, layer=args.layer, tta=resolve_tta(args.tta))
     predicted, explained, probs = int(result.predicted[0]), int(result.targets[0]), result.probs[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -46,30 +47,11 @@ def read_image_scaled(source: str | os.PathLike | bytes, *,
     (1.0, or 1/2, 1/4, 1/8 for a JPEG over ``max_pixels``), so that boxes found in the array can be
     given in the file's pixels."""
     try:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            if len(source) == 0:
-                raise ImageDecodeError("empty file")
-            opened = Image.open(io.BytesIO(bytes(source)))
-        else:
-            path = Path(source)
-            if path.stat().st_size == 0:
-                raise ImageDecodeError("empty file")
-            opened = Image.open(path)
-        with opened as image:  # closes the file even when decoding fails
-            full_width = image.width
-            if image.width * image.height > max_pixels:
-                # JPEG can decode at 1/2, 1/4 or 1/8 scale without ever holding the full image: the
-                # largest that fits (faces in a group photo are small enough already).
-                factor = next((k for k in (2, 4) if image.width * image.height <= max_pixels * k * k), 8)
-                image.draft(image.mode, (-(-image.width // factor), -(-image.height // factor)))
-                if image.width * image.height > max_pixels:
-                    raise ImageDecodeError(
-                        f"image too large ({image.width}x{image.height}; limit {max_pixels:,} pixels)"
-                    )
-            image.load()
-            scale = image.width / full_width
-            ImageOps.exif_transpose(image, in_place=True)  # a copy would be one more full-size picture
-            return _to_array(image), scale
+        with warnings.catch_warnings():
+            # Pillow warns of a "decompression bomb" past MAX_IMAGE_PIXELS; ferkit has its own, lower
+            # limit (a JPEG that large is decoded at a fraction of its size, anything else refused).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _decode(source, max_pixels)
     except ImageDecodeError:
         raise
     except FileNotFoundError:
@@ -84,6 +66,34 @@ def read_image_scaled(source: str | os.PathLike | bytes, *,
         raise ImageDecodeError("image too large") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image ({exc})") from None
+
+
+def _decode(source: str | os.PathLike | bytes, max_pixels: int) -> tuple[np.ndarray, float]:
+    """The decoding :func:`read_image_scaled` does; its errors become :class:`ImageDecodeError` there."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageDecodeError("empty file")
+        opened = Image.open(io.BytesIO(bytes(source)))
+    else:
+        path = Path(source)
+        if path.stat().st_size == 0:
+            raise ImageDecodeError("empty file")
+        opened = Image.open(path)
+    with opened as image:  # closes the file even when decoding fails
+        full_width = image.width
+        if image.width * image.height > max_pixels:
+            # JPEG can decode at 1/2, 1/4 or 1/8 scale without ever holding the full image: the
+            # largest that fits (faces in a group photo are small enough already).
+            factor = next((k for k in (2, 4) if image.width * image.height <= max_pixels * k * k), 8)
+            image.draft(image.mode, (-(-image.width // factor), -(-image.height // factor)))
+            if image.width * image.height > max_pixels:
+                raise ImageDecodeError(
+                    f"image too large ({image.width}x{image.height}; limit {max_pixels:,} pixels)"
+                )
+        image.load()
+        scale = image.width / full_width
+        ImageOps.exif_transpose(image, in_place=True)  # a copy would be one more full-size picture
+        return _to_array(image), scale
 
 
 def pil_to_array(image: Image.Image) -> np.ndarray:

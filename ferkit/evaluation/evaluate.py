@@ -61,19 +61,36 @@ class Evaluation:
 
     @property
     def data_caveat(self) -> str:
-        """Said when a model was trained on the faces scored here (its file records the data and splits it
-        learnt from): on a user's own folder of class folders, say, whose split ``all`` it trained on."""
+        """Said when a model was trained on the faces scored here, as far as its file tells (the data
+        folder and the splits it learnt from; a shipped model's training configuration): on a user's own
+        folder of class folders, say, or FER2013's training split.  Matched by path (links resolved, a
+        split's own folder included), so a moved copy of the data goes unnoticed."""
         if not self.data:
             return ""
-        here = os.path.abspath(self.data)
-        learnt = [spec for spec, loaded in zip(self.specs, self.models)
-                  if loaded.meta.get("data") == here and self.split in (loaded.meta.get("trained_on") or [])]
+        here = os.path.realpath(self.data)
+        learnt = [spec for spec, loaded in zip(self.specs, self.models) if self.split in _trained_on(loaded, here)]
         return (f"{', '.join(learnt)} learnt from these {self.split} faces (all but any held-out validation "
                 "faces): these figures are optimistic; score faces it never saw" if learnt else "")
 
     def to_dict(self) -> dict:
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
                 "faces": self.cropped, **({"caveat": self.data_caveat} if self.data_caveat else {})}
+
+
+def _trained_on(loaded: LoadedModel, data: str) -> list[str]:
+    """The splits of the dataset at ``data`` (a real path) that ``loaded`` was trained on, per its file."""
+    meta = loaded.meta
+    config = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
+    source = meta.get("data") or config.get("data")
+    if not isinstance(source, str) or not source:
+        return []
+    source = os.path.realpath(source)
+    splits = meta.get("trained_on") if isinstance(meta.get("trained_on"), list) else ["training"]
+    if data == source:
+        return splits
+    # A split's own folder (data/train) holds only that split's faces, read as one split.
+    inside = os.path.dirname(data) == source and os.path.basename(data).lower() in ("train", "training")
+    return [*splits, "all"] if inside and "training" in splits else []
 
 
 def select_split(dataset: FER2013, name: str | None = None) -> tuple[str, Split]:

@@ -275,7 +275,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
 
     fingerprint = data_fingerprint(train_faces, train_labels)
     # Saved in the model file, so that evaluate can say when it scores faces the model learnt from.
-    provenance = {"data": os.path.abspath(config.data), "trained_on": trained_on, "validation": validated_on}
+    provenance = {"data": os.path.realpath(config.data), "trained_on": trained_on, "validation": validated_on}
     if state is not None and fingerprint != state.get("train_fingerprint", fingerprint):
         raise TrainingError(f"{config.data}: not the training data this run was trained on (its faces or labels differ)")
     if state is not None and "train_fingerprint" not in state and config.data != state["config"].get("data"):

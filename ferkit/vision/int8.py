@@ -101,6 +101,11 @@ def make_int8_graph(loaded: LoadedModel, data: str | Path, out: str | Path | Non
     from .onnx import OnnxBackend
 
     faces = calibration_set(data, count=2 * CALIBRATION_FACES, seed=0, skip_bad=skip_bad)
+    if len(faces) < 2:  # one half calibrates, the other checks
+        from ..data import DataError
+
+        raise DataError(f"{data}: {len(faces)} training face(s); an int8 graph is calibrated on at least 2 "
+                        f"(ferkit uses up to {2 * CALIBRATION_FACES})")
     half = min(CALIBRATION_FACES, len(faces) // 2)
     calibration, check = faces[:half], faces[half:]
     graph = quantize_int8(loaded, calibration)
