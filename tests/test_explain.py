@@ -350,3 +350,12 @@ def test_explain_cli_picks_a_face_as_predict_numbers_them(tmp_path, tiny_model_f
     assert main(["explain", str(photo), *common, "--face", "2", "--out", str(tmp_path / "f.png")]) == 2
     err = capsys.readouterr().err
     assert "--face 2: 2 face(s) found" in err and err.count("\n") == 1
+    # predict's detection options count the faces the same way: none as large as the picture.
+    larger = ["--min-face", str(max(canvas.shape[:2]))]
+    assert main(["predict", str(photo), *common, *larger, "--json"]) == 0
+    assert [row["face"] for row in json.loads(capsys.readouterr().out)] == [None]  # the photo, with no face
+    assert main(["explain", str(photo), *common, *larger, "--face", "0", "--out", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--face 0: no face found" in err and err.count("\n") == 1
+    assert main(["explain", str(photo), *common, "--min-face", "0", "--out", str(tmp_path / "f.png")]) == 2
+    assert "--min-face 0: must be at least 1 pixel" in capsys.readouterr().err

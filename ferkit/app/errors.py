@@ -48,6 +48,15 @@ def single_model(spec: str, verb: str) -> str:
     return spec
 
 
+def option_error(exc: ValueError, options: tuple[str, ...] = ("min_face", "detect_size", "detect_every")) -> ValueError:
+    """The Python API names its arguments (``min_face=0: ...``), the command line its options
+    (``--min-face 0: ...``): an error about one of ``options`` as the user typed it; others as they are."""
+    import re
+
+    named = re.match(rf"({'|'.join(options)})=(.*)", str(exc))
+    return UsageError(f"--{named.group(1).replace('_', '-')} {named.group(2)}") if named else exc
+
+
 def report_skipped(problems: list[str], data: object, shown: int = 5) -> None:
     """One stderr line per skipped item (the first ``shown``), so a result computed without them says so."""
     if not problems:

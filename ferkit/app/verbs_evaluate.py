@@ -3,7 +3,7 @@
     ferkit evaluate --data PATH [--split NAME] [--model M ...] [--tta auto|none|flip|tencrop] [--json] [--report DIR]
     ferkit calibrate --data PATH [--split publictest] --model M [--out FILE] [--json]
     ferkit explain IMAGE --method gradcam|guided-backprop|guided-gradcam [--layer NAME] [--class NAME] [--face N]
-                   [--model M] [--detector auto|haar|retinaface|none] --out PNG
+                   [--model M] [--detector auto|haar|retinaface|none] [--min-face PX] [--detect-size PX] --out PNG
     ferkit visualize-filters [--model M] [--layer NAME] --out PNG [--filters 16] [--steps 100] [--data PATH]
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 
 from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES, resolve_tta
-from .errors import UsageError, report_skipped, single_model
+from .errors import UsageError, option_error, report_skipped, single_model
+from .verbs_predict import add_detection_options
 
 METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
 
@@ -70,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="default", metavar="NAME_OR_PATH")
     p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                    help="face detector for photos (default auto); none = the whole picture")
+    add_detection_options(p)  # as predict's, so that --face N is predict's face N with the same options
     p.add_argument("--tta", choices=TTA_CHOICES, default="auto",
                    help="views averaged for the prediction, as predict does (default auto: ten-crop); the map "
                         "itself explains the centre view")
@@ -244,16 +246,17 @@ def calibrate_command(args: argparse.Namespace) -> int:
 
 def _file_box(box: tuple[int, int, int, int], image: np.ndarray, scale: float) -> tuple[int, ...]:
     """A detector's box clipped to the picture and given in the file's pixels, as predict gives it."""
-    height, width = image.shape[:2]
-    x0, y0 = max(0, box[0]), max(0, box[1])
-    x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
-    return tuple(int(round(v / scale)) for v in (x0, y0, max(0, x1 - x0), max(0, y1 - y0)))
+    from ..vision.crop import clip_box
+    from ..vision.recognizer import in_file_pixels
+
+    return in_file_pixels(clip_box(box, image.shape[1], image.shape[0]), scale)
 
 
 def _face_from_image(image: np.ndarray, detector: str, index: int | None = None,
-                     scale: float = 1.0) -> tuple[np.ndarray, str]:
+                     scale: float = 1.0, **finding) -> tuple[np.ndarray, str]:
     """A 48x48 face from a crop or a photo (the largest, or face ``index`` counted left to right),
-    and a note saying how it was found.
+    and a note saying how it was found; ``finding``: :class:`LargestFaceCropper`'s ``align``,
+    ``min_face`` and ``max_side``.
 
     Detection lives in the vision layer, which the explain layer must not import; so it is
     done here, in the application layer."""
@@ -267,7 +270,7 @@ def _face_from_image(image: np.ndarray, detector: str, index: int | None = None,
     if detector == "none" and image.shape[:2] != (FACE_SIZE, FACE_SIZE):
         # As `predict --no-detect` and `evaluate --detector none` read such a picture: whole.
         return to_face_size(to_gray(image)), f"detector none: the whole {image.shape[1]}x{image.shape[0]} image as the face"
-    cropper = LargestFaceCropper(detector)
+    cropper = LargestFaceCropper(detector, **finding)
     if index is not None and image.shape[:2] != (FACE_SIZE, FACE_SIZE):
         try:
             face = cropper.face_at(image, index)
@@ -290,8 +293,13 @@ def explain_command(args: argparse.Namespace) -> int:
     from ..explain.faces import class_of, explain_faces
     from ..explain.render import picture_format, save_explanation
     from ..models.hub import load_model
+    from ..vision.detect import check_detection_sizes
 
     picture_format(args.out)  # a suffix it cannot write fails before the work
+    try:
+        check_detection_sizes(args.min_face, args.detect_size)
+    except ValueError as exc:
+        raise option_error(exc) from None
     loaded = load_model(single_model(args.model, "explain"))
     try:
         target = None if args.target is None else class_of(loaded.classes, args.target)
@@ -302,7 +310,8 @@ def explain_command(args: argparse.Namespace) -> int:
     except ImageDecodeError as exc:
         message = str(exc)
         raise ImageDecodeError(message if str(args.image) in message else f"{args.image}: {message}") from None
-    face, note = _face_from_image(image, args.detector, args.face, scale)
+    face, note = _face_from_image(image, args.detector, args.face, scale, align=not args.no_align,
+                                  min_face=args.min_face, max_side=args.detect_size)
     # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
     result = explain_faces(loaded, face, args.method, target=target, layer=args.layer, tta=resolve_tta(args.tta))
     predicted, explained, probs = int(result.predicted[0]), int(result.targets[0]), result.probs[0]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -25,11 +24,19 @@ from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
 from .csv_rows import CsvRows, finished_sources, partial_path
-from .errors import Terminated, UsageError, single_model
+from .errors import Terminated, UsageError, option_error, single_model
 
 VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_PHOTO = ASSETS / "portraits.jpg"
+
+
+def add_detection_options(p: argparse.ArgumentParser) -> None:
+    """How faces are found in a photo: the same options wherever a verb detects faces (predict, explain)."""
+    p.add_argument("--min-face", type=int, default=20, metavar="PIXELS", help="smallest face side (default 20)")
+    p.add_argument("--detect-size", type=int, default=None, metavar="PIXELS",
+                   help="search for faces in a copy downscaled to this long side (default 1280; 320 is fast)")
+    p.add_argument("--no-align", action="store_true", help="do not rotate crops to level the eyes (RetinaFace)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,13 +97,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="test-time views: auto (default) = tencrop for photos, none for video and camera frames")
     p.add_argument("--smooth", type=float, default=0.5,
                    help="temporal smoothing of each video track's probabilities, 0 = off (default 0.5)")
-    p.add_argument("--min-face", type=int, default=20, metavar="PIXELS", help="smallest face side (default 20)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch", "int8"), default="auto",
                    help="inference engine (default auto: onnxruntime when available; int8: the model's "
                         "quantised graph, faster, ~1%% of predictions differ)")
-    p.add_argument("--detect-size", type=int, default=None, metavar="PIXELS",
-                   help="search for faces in a copy downscaled to this long side (default 1280; 320 is fast)")
-    p.add_argument("--no-align", action="store_true", help="do not rotate crops to level the eyes (RetinaFace)")
+    add_detection_options(p)
     p.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="in video, detect on one processed frame in N and reuse the boxes between (default 1)")
 
@@ -243,11 +247,8 @@ def predict_command(args: argparse.Namespace) -> int:
                                        tta=args.tta, smooth=args.smooth, min_face=args.min_face, backend=args.backend,
                                        detect_size=args.detect_size, detect_every=args.detect_every,
                                        align=not args.no_align)
-    except ValueError as exc:  # the Python API names its arguments (min_face=0); the command line its options
-        named = re.match(r"(min_face|detect_size|detect_every)=(.*)", str(exc))
-        if named is None:
-            raise
-        raise UsageError(f"--{named.group(1).replace('_', '-')} {named.group(2)}") from None
+    except ValueError as exc:
+        raise option_error(exc) from None
     sink = (_JsonOut(sys.stdout) if args.json else _TextOut(sys.stdout) if not args.csv
             else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items]))
     names = {item.name for item in items}

@@ -19,6 +19,21 @@ from ..data.images import FACE_SIZE, rescale, to_face_size, to_gray
 from .detect import Detection, Detector
 
 
+def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    """The part of an ``(x, y, w, h)`` box inside a ``width`` x ``height`` picture (detectors' boxes may
+    reach past the edge; the crops use the whole box, reported boxes lie inside the picture)."""
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def faces_in_order(detections: list[Detection], width: int, height: int, min_face: int) -> list[Detection]:
+    """The detections at least ``min_face`` pixels on a side inside the picture, left to right:
+    how ``predict`` numbers faces (its ``face`` column) and ``explain --face`` counts them."""
+    found = [d for d in detections if min(clip_box(d.box, width, height)[2:]) >= min_face]
+    return sorted(found, key=lambda d: (d.box[0], d.box[1]))
+
+
 @dataclass(frozen=True)
 class Framing:
     scale: float = 1.0  # crop side / box side (max of w, h)
@@ -114,12 +129,15 @@ class LargestFaceCropper:
     needs it.
     """
 
-    def __init__(self, detector: str = "auto", *, align: bool = True):
-        from .detect import DETECTORS, DetectorError
+    def __init__(self, detector: str = "auto", *, align: bool = True, min_face: int = 20,
+                 max_side: int | None = None):
+        from .detect import DETECTORS, DetectorError, check_detection_sizes
 
         if detector.lower() not in (*DETECTORS, "none"):
             raise DetectorError(f"unknown detector {detector!r}; choose one of: {', '.join(DETECTORS)}, none")
+        check_detection_sizes(min_face, max_side)
         self.detector_name, self.align = detector.lower(), align
+        self.min_face, self.max_side = int(min_face), max_side  # as EmotionRecognizer's min_face, detect_size
         self._detector = None
         self.last, self.last_box, self.faces_in_last = "crop", None, 0
 
@@ -129,20 +147,28 @@ class LargestFaceCropper:
         from .detect import create_detector
 
         if self._detector is None and self.detector_name != "none":
-            self._detector = create_detector(self.detector_name)
+            self._detector = create_detector(self.detector_name, self.min_face, self.max_side)
         return self._detector
 
     @property
     def key(self) -> str:
         """What the crops depend on, for the dataset cache."""
         name = self.detector.name if self.detector is not None else "none"
-        return f"largest-face|{name}|align={self.align}|{FRAMINGS.get(name, Framing())}"
+        # Sizes only when not the defaults, so that caches made before they were options stay valid.
+        sizes = "" if (self.min_face, self.max_side) == (20, None) else f"|min_face={self.min_face}|max_side={self.max_side}"
+        return f"largest-face|{name}|align={self.align}|{FRAMINGS.get(name, Framing())}{sizes}"
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """The faces the detector finds whose side inside the picture is at least ``min_face``, left
+        to right: the faces ``predict`` reports, in its order (its ``face`` column)."""
+        if self.detector is None:
+            return []
+        return faces_in_order(self.detector.detect(image), image.shape[1], image.shape[0], self.min_face)
 
     def face_at(self, image: np.ndarray, index: int) -> np.ndarray:
         """The ``index``-th face the detector finds, counted from 0 left to right as ``predict``
         numbers faces (its ``face`` column), cut out as :meth:`__call__` cuts the largest."""
-        detections = sorted(self.detector.detect(image) if self.detector is not None else [],
-                            key=lambda d: (d.box[0], d.box[1]))
+        detections = self.detect(image)
         if not 0 <= index < len(detections):
             raise ValueError(f"face {index}: {len(detections)} face(s) found (numbered 0 to "
                              f"{len(detections) - 1}, left to right)" if detections else f"face {index}: no face found")
@@ -156,7 +182,7 @@ class LargestFaceCropper:
         if gray.shape == (FACE_SIZE, FACE_SIZE):
             self.last = "crop"
             return np.array(gray)  # a writable copy: decoded images may be read-only views
-        detections = self.detector.detect(image) if self.detector is not None else []
+        detections = self.detect(image)
         if detections:
             best = max(detections, key=lambda d: d.box[2] * d.box[3])
             self.last, self.last_box, self.faces_in_last = "detected", best.box, len(detections)

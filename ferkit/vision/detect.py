@@ -70,6 +70,14 @@ class HaarDetector:
         return out
 
 
+def check_detection_sizes(min_face: int, detect_size: int | None) -> None:
+    """ValueError naming the argument (``min_face=0: ...``) when a face size or search size makes no sense."""
+    if int(min_face) < 1:
+        raise ValueError(f"min_face={min_face}: must be at least 1 pixel")
+    if detect_size is not None and int(detect_size) < 32:
+        raise ValueError(f"detect_size={detect_size}: must be at least 32 pixels")
+
+
 def create_detector(name: str = "auto", min_face: int = 20, max_side: int | None = None) -> Detector:
     """A detector by name (``auto``, ``retinaface``, ``haar``); ``max_side`` = search size (long side)."""
     from . import retinaface

@@ -26,8 +26,8 @@ from ..data.images import (FACE_SIZE, ImageDecodeError, as_face_crops, normalise
                            read_image_scaled, to_gray)
 from ..detectors import DETECTOR_CHOICES
 from ..tta import resolve_tta
-from .crop import FRAMINGS, Framing, crop_faces
-from .detect import Detection, DetectorError, create_detector
+from .crop import FRAMINGS, Framing, clip_box, crop_faces, faces_in_order
+from .detect import Detection, DetectorError, check_detection_sizes, create_detector
 from .rows import Rows, face_row
 from .sources import SourceError, SourceItem, VideoReader, expand_sources, is_camera
 from .track import IoUTracker
@@ -105,8 +105,7 @@ class EmotionRecognizer:
         self._still_tta, self._video_tta = resolve_tta(tta), resolve_tta(tta, video=True)  # checks the name
         if not 0.0 <= float(smooth) < 1.0:
             raise ValueError(f"smooth={smooth}: must be at least 0 and below 1")
-        if int(min_face) < 1:
-            raise ValueError(f"min_face={min_face}: must be at least 1 pixel")
+        check_detection_sizes(min_face, detect_size)
         self.members = [load_model(spec) for spec in ensemble_members(model)]
         self.model_label = model_label(model)  # "default", "best", "best.safetensors": what the user chose
         self._shipped_ensemble = model if isinstance(model, str) and model in SHIPPED_ENSEMBLES else None
@@ -119,8 +118,6 @@ class EmotionRecognizer:
         self.detector_name = detector.lower()
         if int(detect_every) < 1:
             raise ValueError(f"detect_every={detect_every}: must be at least 1")
-        if detect_size is not None and int(detect_size) < 32:
-            raise ValueError(f"detect_size={detect_size}: must be at least 32 pixels")
         self.detect_every = int(detect_every)
         self.detector = None if self.detector_name == "none" else create_detector(
             detector, min_face=self.min_face, max_side=detect_size)
@@ -196,9 +193,7 @@ class EmotionRecognizer:
             return [Detection((0, 0, width, height))]
         if min(height, width) < self.min_face:  # no face of the smallest size fits in the picture
             return []
-        found = [d for d in self.detector.detect(array)
-                 if min(_clip(d.box, width, height)[2:]) >= self.min_face]
-        return sorted(found, key=lambda d: (d.box[0], d.box[1]))
+        return faces_in_order(self.detector.detect(array), width, height, self.min_face)
 
     def predict(self, image: Any) -> list[Face]:
         """Faces in one image: a path, a numpy array (BGR, or gray), a PIL image or encoded bytes.
@@ -216,7 +211,7 @@ class EmotionRecognizer:
         probs = self._classify(as_face_crops(crops), tta)
         # Crops use the detector's box (it may reach past the edge); reported boxes lie inside the picture.
         height, width = array.shape[:2]
-        return [self._face(_clip(d.box, width, height), p) for d, p in zip(detections, probs)]
+        return [self._face(clip_box(d.box, width, height), p) for d, p in zip(detections, probs)]
 
     def _face(self, box: tuple[int, int, int, int], probs: np.ndarray, track: int | None = None) -> Face:
         classes = self.loaded.classes
@@ -357,12 +352,6 @@ def in_file_pixels(box: tuple[int, int, int, int], scale: float) -> tuple[int, i
 
 def faces_in_file_pixels(faces: list[Face], scale: float) -> list[Face]:
     return faces if scale == 1.0 else [replace(f, box=in_file_pixels(f.box, scale)) for f in faces]
-
-
-def _clip(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
-    x0, y0 = max(0, box[0]), max(0, box[1])
-    x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
-    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
 def _looks_like_video(path: str | int) -> bool:
