@@ -116,11 +116,16 @@ def _list_shipped(as_json: bool) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    import os
+    import warnings
 
     from ..data.augment_config import AugmentConfig
     from ..training import TrainConfig, train
     from ..training.config import RESUMABLE_CHANGES, config_differences
+
+    if os.environ.get("RANK", "0") != "0":
+        # Under torchrun every process reads the same data and would repeat its warnings; the first says
+        # them (run_safely scopes this filter to the command).
+        warnings.simplefilter("ignore")
 
     given = {k: v for k, v in vars(args).items()
              if v is not None and k not in ("run", "verb", "resume", "model_option") and not k.startswith("aug_")}
