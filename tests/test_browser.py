@@ -51,7 +51,11 @@ def model_file(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model_file(path, create_model("tiny"), name="tiny", options={}, normalizer=Normalizer.identity())
+    # Figures as ship_model.py records them (made up: the page only shows them).
+    figures = {"publictest_acc_none": 0.214, "publictest_acc_flip": 0.22, "publictest_acc_tencrop": 0.226,
+               "int8": {"publictest_acc_none": 0.21}}
+    save_model_file(path, create_model("tiny"), name="tiny", options={}, normalizer=Normalizer.identity(),
+                    meta=figures)
     return path
 
 
@@ -272,6 +276,9 @@ def page(browser, server):
     # Predicates are functions, not expression strings: the page's CSP forbids eval, which
     # Playwright would need to poll an expression string.
     page.wait_for_function("() => document.getElementById('model').textContent.startsWith('model tiny')")
+    # The accuracy in words, with the views the server uses (ten-crop: the default, --tta auto).
+    assert page.text_content("#model").endswith(
+        "FER2013 PublicTest accuracy 22.6% (ten-crop, as this server classifies faces)")
     yield page
     page.close()
     assert problems == [], problems
@@ -322,6 +329,29 @@ def test_photo_upload_draws_the_face_box_bars_and_emoji(page, server, face_photo
     shot = Path(os.environ.get("FERKIT_SCREENSHOT_DIR", tmp_path)) / "page-photo.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+_DROP = """([bytes, name, type, event]) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(bytes)], name, { type }));
+    const init = { bubbles: true, cancelable: true };
+    document.getElementById("view").dispatchEvent(event === "drop"
+        ? new DragEvent("drop", { ...init, dataTransfer: transfer })
+        : new ClipboardEvent("paste", { ...init, clipboardData: transfer }));
+}"""
+
+
+def test_a_photo_dropped_or_pasted_on_the_page_is_analysed(page, face_photo):
+    """Dragging a picture onto the page, or pasting one, works as choosing it; a file that is not
+    an image is said in the status line."""
+    jpeg = list(encode(face_photo))
+    page.evaluate(_DROP, [jpeg, "dropped.jpg", "image/jpeg", "drop"])
+    page.wait_for_selector("body[data-state='photo-done']")
+    assert page.locator("#faces .face").count() == 1 and "dropped.jpg: 1 face" in page.inner_text("#status")
+    page.evaluate(_DROP, [list(b"notes"), "notes.txt", "text/plain", "paste"])
+    assert page.inner_text("#status") == "pasted notes.txt: not an image"
+    page.evaluate(_DROP, [jpeg, "image.png", "image/jpeg", "paste"])
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('image.png: 1 face')")
 
 
 def test_a_big_photo_is_downscaled_in_the_browser_before_upload(page, server, face_photo, tmp_path):

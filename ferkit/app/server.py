@@ -32,6 +32,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..tta import resolve_tta
 from .settings import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_UPLOAD_MB
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -78,6 +79,8 @@ class ModelOut(BaseModel):
     parameters: int
     input_size: int
     accuracy: dict[str, float] = Field(description="accuracy-like figures found in the model file's metadata")
+    views: str = Field(description="the test-time views each face is classified with: none (the centre view), "
+                                   "flip or tencrop; the accuracy keys publictest_acc_VIEWS match it")
     meta: dict[str, Any]
 
 
@@ -302,7 +305,7 @@ def _model_summary(info: dict) -> dict:
     return {"name": str(info.get("model", architecture)), "architecture": architecture,
             "classes": list(info.get("classes", [])),
             "parameters": int(info.get("parameters", 0)), "input_size": int(info.get("input_size", 48)),
-            "accuracy": accuracy, "meta": _jsonable(meta)}
+            "accuracy": accuracy, "views": resolve_tta(str(info.get("tta", "auto"))), "meta": _jsonable(meta)}
 
 
 def _without_paths(value: Any) -> Any:

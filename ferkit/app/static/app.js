@@ -64,6 +64,23 @@ function pct(p) { return `${(100 * p).toFixed(0)}%`; }
 
 // ---------------------------------------------------------------- server
 
+// The model file's figures in words: a shipped model's PublicTest accuracy with the test-time views this
+// server classifies faces with (photos and camera frames alike), else with the centre view alone; a
+// training run's validation accuracy.
+const VIEW_NAMES = {none: "centre view", flip: "centre and mirror views", tencrop: "ten-crop"};
+function accuracySummary(figures, views) {
+  const percent = (value) => `${(100 * value).toFixed(1)}%`;
+  const served = figures[`publictest_acc_${views}`];
+  if (typeof served === "number") {
+    return `FER2013 PublicTest accuracy ${percent(served)} (${VIEW_NAMES[views] || views}, as this server classifies faces)`;
+  }
+  if (typeof figures.publictest_acc_none === "number") {
+    return `FER2013 PublicTest accuracy ${percent(figures.publictest_acc_none)} (centre view)`;
+  }
+  if (typeof figures.val_acc === "number") return `validation accuracy ${percent(figures.val_acc)}`;
+  return "";
+}
+
 async function loadModelInfo() {
   try {
     const r = await fetch("/api/model");
@@ -72,9 +89,8 @@ async function loadModelInfo() {
     if (Array.isArray(info.classes) && info.classes.length) state.classes = info.classes;
     const parts = [`model ${info.name}`, `${info.classes.length} classes`,
                    `${(info.parameters / 1e6).toFixed(2)} M parameters`];
-    for (const [key, value] of Object.entries(info.accuracy || {})) {
-      if (/acc/i.test(key)) parts.push(`${key} ${(100 * value).toFixed(1)}%`);
-    }
+    const accuracy = accuracySummary(info.accuracy || {}, info.views);
+    if (accuracy) parts.push(accuracy);
     $("model").textContent = parts.join(" \u00b7 ");
   } catch (err) {
     $("model").textContent = `model information unavailable (${err.message})`;
@@ -318,7 +334,35 @@ function drawTimeline(now) {
 
 async function onPhoto(event) {
   const file = event.target.files && event.target.files[0];
-  if (!file) return;
+  try {
+    if (file) await analysePhoto(file);
+  } finally {
+    event.target.value = "";  // choosing the same file again fires a new change event
+  }
+}
+
+// A picture dropped on the page or pasted (a screenshot, an image copied in another tab) is analysed as a
+// chosen one; anything else dropped or pasted is said, not silently ignored.
+function imageFrom(items, how) {
+  const files = Array.from(items || []);
+  const image = files.find((f) => f.type.startsWith("image/"));
+  if (!image && files.length) setStatus(`${how} ${files[0].name || "item"}: not an image`, true);
+  return image;
+}
+
+function onDrop(event) {
+  event.preventDefault();
+  document.body.classList.remove("dragging");
+  const file = imageFrom(event.dataTransfer && event.dataTransfer.files, "dropped");
+  if (file) analysePhoto(file);
+}
+
+function onPaste(event) {
+  const file = imageFrom(event.clipboardData && event.clipboardData.files, "pasted");
+  if (file) { event.preventDefault(); analysePhoto(file); }
+}
+
+async function analysePhoto(file) {
   stopCamera();
   setMode("photo");
   $("timeline-box").hidden = true;  // the camera's timeline says nothing of a photo
@@ -352,8 +396,6 @@ async function onPhoto(event) {
     clearFaces();
     setStatus(`${file.name}: ${err.message}`, true);
     document.body.dataset.state = "photo-error";
-  } finally {
-    event.target.value = "";  // choosing the same file again fires a new change event
   }
 }
 
@@ -481,6 +523,12 @@ function sendFrame() {
 // ---------------------------------------------------------------- wiring
 
 $("photo").addEventListener("change", onPhoto);
+document.addEventListener("dragover", (event) => { event.preventDefault(); document.body.classList.add("dragging"); });
+document.addEventListener("dragleave", (event) => {
+  if (!event.relatedTarget) document.body.classList.remove("dragging");  // left the window
+});
+document.addEventListener("drop", onDrop);
+document.addEventListener("paste", onPaste);
 $("camera").addEventListener("click", () => (state.stream ? stopCamera() : startCamera()));
 window.addEventListener("resize", () => {
   if (state.mode === "photo" && document.body.dataset.state === "photo-done") drawScene(state.photo);
