@@ -1134,3 +1134,16 @@ def test_training_on_photos_reads_their_largest_face(fer_root, tmp_path, capsys)
     run(quick_config(fer_root, tmp_path / "fer2013", detector="auto"))  # 48x48 crops need no cropper
     with pytest.raises(TrainingError, match="detector is 'none'"):
         train(config.replace(detector="none"), cropper=LargestFaceCropper("haar"))
+
+
+def test_precision_auto_keeps_float32_for_a_model_bf16_slows(monkeypatch):
+    """--precision auto uses bf16 only on CPUs with native bf16, and not for a model registered as
+    slower in bf16 there (efficientnet_b1); an explicit choice is kept."""
+    from ferkit.training import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    assert loop.use_bf16("auto") and loop.use_bf16("auto", "vgg_fer")
+    assert not loop.use_bf16("auto", "efficientnet_b1") and loop.use_bf16("bf16", "efficientnet_b1")
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    assert not loop.use_bf16("auto", "vgg_fer") and not loop.use_bf16("fp32", "vgg_fer")
+    assert loop.use_bf16("bf16", "vgg_fer")

@@ -82,7 +82,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # weight averaging and speed
     ema: float = option(0.0, "EMA decay of the weights per step (e.g. 0.999); 0 = off")
-    precision: str = option("auto", "auto = bf16 autocast only on CPUs with native bf16, else fp32")
+    precision: str = option("auto", "auto = bf16 autocast on CPUs with native bf16 (AVX512-BF16, AMX), "
+                                    "except for models it slows (efficientnet_b1); else fp32")
     channels_last: bool = option(True, "channels_last memory format (faster convolutions on CPU)")
     threads: int = option(0, "torch threads (0 = leave torch's default)")
     # transfer learning (seed 004): train the head on a frozen backbone, then fine-tune all at a lower rate

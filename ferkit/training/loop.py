@@ -41,7 +41,7 @@ from ..data.balance import balanced_indices, class_weights, stratified_holdout
 from ..data.classes import CLASSES
 from ..data.fer2013 import FaceCropper
 from ..data.preprocess import Normalizer
-from ..models import count_parameters, create_model
+from ..models import count_parameters, create_model, model_info
 from ..models.inference import predict_logits
 from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -61,14 +61,21 @@ class TrainingError(ValueError):
     """A run that cannot start or resume; the message says why in one line."""
 
 
-def use_bf16(precision: str) -> bool:
+def use_bf16(precision: str, model: str | None = None) -> bool:
     """bf16 autocast doubles conv throughput on CPUs with native bf16 (AVX512-BF16, AMX) but is
     10-18x slower than fp32 on AVX2-only CPUs (measured here on an AMD EPYC Zen 3), so ``auto``
-    checks the CPU flags."""
+    checks the CPU flags, and keeps fp32 for a ``model`` registered as slower in bf16 even there."""
     if precision not in ("auto", "bf16", "fp32"):
         raise TrainingError(f"unknown precision {precision!r}: choose auto, bf16 or fp32")
     if precision != "auto":
         return precision == "bf16"
+    if model is not None and not model_info(model).bf16:
+        return False
+    return cpu_has_native_bf16()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), per /proc/cpuinfo."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -186,7 +193,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     say: Log = (log or (lambda s: print(s, file=sys.stderr, flush=True))) if is_main else (lambda s: None)
     if config.threads:
         torch.set_num_threads(config.threads)
-    bf16 = use_bf16(config.precision)
+    bf16 = use_bf16(config.precision, config.model)
     if config.batch_size % world:
         raise TrainingError(f"batch size {config.batch_size} does not divide over {world} processes")
 
