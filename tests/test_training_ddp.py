@@ -53,7 +53,8 @@ LAUNCHER = textwrap.dedent("""
 
 # The same global batch of 16 (8 per process), no augmentation so both runs see the same pixels; float32,
 # since bf16 autocast (the default on CPUs with native bf16) rounds the two ways of summing differently.
-COMMON = ["--epochs", "2", "--batch-size", "16", "--threads", "1", "--precision", "fp32", "--weight-decay", "0", "--aug-flip", "no",
+COMMON = ["--epochs", "2", "--batch-size", "16", "--threads", "1", "--precision", "fp32", "--weight-decay", "0",
+          "--aug-flip", "no",
           "--aug-shift", "0", "--aug-rotate", "0", "--aug-scale", "0", "--aug-crop", "48", "--aug-erase-p", "0"]
 
 

@@ -155,7 +155,8 @@ class LargestFaceCropper:
         """What the crops depend on, for the dataset cache."""
         name = self.detector.name if self.detector is not None else "none"
         # Sizes only when not the defaults, so that caches made before they were options stay valid.
-        sizes = "" if (self.min_face, self.max_side) == (20, None) else f"|min_face={self.min_face}|max_side={self.max_side}"
+        sizes = ("" if (self.min_face, self.max_side) == (20, None)
+                 else f"|min_face={self.min_face}|max_side={self.max_side}")
         return f"largest-face|{name}|align={self.align}|{FRAMINGS.get(name, Framing())}{sizes}"
 
     def detect(self, image: np.ndarray) -> list[Detection]:

@@ -72,7 +72,8 @@ function accuracySummary(figures, views) {
   const percent = (value) => `${(100 * value).toFixed(1)}%`;
   const served = figures[`publictest_acc_${views}`];
   if (typeof served === "number") {
-    return `FER2013 PublicTest accuracy ${percent(served)} (${VIEW_NAMES[views] || views}, as this server classifies faces)`;
+    const how = VIEW_NAMES[views] || views;
+    return `FER2013 PublicTest accuracy ${percent(served)} (${how}, as this server classifies faces)`;
   }
   if (typeof figures.publictest_acc_none === "number") {
     return `FER2013 PublicTest accuracy ${percent(figures.publictest_acc_none)} (centre view)`;
