@@ -48,12 +48,12 @@ def single_model(spec: str, verb: str) -> str:
     return spec
 
 
-def option_error(exc: ValueError, options: tuple[str, ...] = ("min_face", "detect_size", "detect_every")) -> ValueError:
+def option_error(exc: ValueError) -> ValueError:
     """The Python API names its arguments (``min_face=0: ...``), the command line its options
-    (``--min-face 0: ...``): an error about one of ``options`` as the user typed it; others as they are."""
+    (``--min-face 0: ...``): an error about a detection size as the user typed it; others as they are."""
     import re
 
-    named = re.match(rf"({'|'.join(options)})=(.*)", str(exc))
+    named = re.match(r"(min_face|detect_size|detect_every)=(.*)", str(exc))
     return UsageError(f"--{named.group(1).replace('_', '-')} {named.group(2)}") if named else exc
 
 

@@ -3,7 +3,8 @@
     ferkit evaluate --data PATH [--split NAME] [--model M ...] [--tta auto|none|flip|tencrop] [--json] [--report DIR]
     ferkit calibrate --data PATH [--split publictest] --model M [--out FILE] [--json]
     ferkit explain IMAGE --method gradcam|guided-backprop|guided-gradcam [--layer NAME] [--class NAME] [--face N]
-                   [--model M] [--detector auto|haar|retinaface|none] [--min-face PX] [--detect-size PX] --out PNG
+                   [--model M] [--detector auto|haar|retinaface|none] [--min-face PX] [--detect-size PX] [--no-align]
+                   --out PNG
     ferkit visualize-filters [--model M] [--layer NAME] --out PNG [--filters 16] [--steps 100] [--data PATH]
 """
 from __future__ import annotations
