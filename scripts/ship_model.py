@@ -23,6 +23,7 @@ import platform
 from pathlib import Path
 
 from ferkit.data import load_fer2013
+from ferkit.data.overlap import training_sample
 from ferkit.evaluation import calibrate_model, evaluate_split
 from ferkit.models.batch_norm import recalibrate_batch_norm
 from ferkit.models.hub import WEIGHTS_DIR
@@ -63,6 +64,19 @@ def earlier_runs(config: dict) -> list[dict]:
     return runs
 
 
+def face_sample(run_meta: dict, config: dict, data: str) -> dict | None:
+    """The hashes of a sample of the training faces (evaluate's caveat, :mod:`ferkit.data.overlap`): the
+    run's own, else sampled from FER2013's Training split when that is all the run trained on (runs
+    older than the sample), else none."""
+    if isinstance(run_meta.get("face_sample"), dict):
+        return run_meta["face_sample"]
+    if run_meta.get("trained_on", ["training"]) == ["training"] and not config.get("limit_train") and \
+            config.get("val_split", "auto") in ("auto", "publictest"):
+        return training_sample(load_fer2013(data)["training"].images)
+    print("warning: the run's model file has no sample of its training faces; evaluate's caveat goes by path only")
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -95,6 +109,7 @@ def main() -> None:
         "finished": bool(summary),
     }
     meta["continued_from"] = earlier_runs(config)
+    meta["face_sample"] = face_sample(source.meta, config, args.data)
     if args.recalibrate_bn:
         layers = recalibrate_batch_norm(source.model, source.normalizer, load_fer2013(args.data)["training"].images)
         meta["batch_norm"] = {"recalibrated_on": "training", "views": "flip", "layers": layers}

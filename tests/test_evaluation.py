@@ -584,3 +584,48 @@ def test_data_caveat_follows_the_model_files_record(tmp_path):
     assert "learnt from" in caveat(shipped, tmp_path / "ds" / "train", "training")
     assert caveat(shipped, tmp_path / "ds", "publictest") == ""
     assert caveat(other, tmp_path / "ds", "training") == ""
+
+
+def test_learnt_faces_are_recognised_by_their_pixels():
+    """The sample a model file keeps finds its training faces wherever they are read from, estimates the
+    share of the scored faces learnt from, and finds nothing in faces it never saw; blank faces (alike in
+    every dataset) are never sampled, and one chance match (a duplicate across splits) is no evidence."""
+    from ferkit.data.overlap import face_hashes, learnt_share, training_sample
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (1000, 48, 48), dtype=np.uint8)
+    train[:5] = 0  # blank faces
+    unseen = rng.integers(0, 256, (300, 48, 48), dtype=np.uint8)
+    sample = training_sample(train)
+    assert sample["of"] == 1000 and len(sample["hashes"]) == 256
+    assert learnt_share(sample, np.zeros((40, 48, 48), np.uint8)) == 0.0  # blank faces match no sampled face
+    assert learnt_share(sample, train) == pytest.approx(1.0)
+    assert learnt_share(sample, unseen) == 0.0
+    half = np.concatenate([train[500:800], unseen])  # 300 learnt faces and 300 unseen ones
+    assert 0.3 < learnt_share(sample, half) < 0.7
+    sampled = [i for i, h in enumerate(face_hashes(train)) if h in sample["hashes"]]
+    assert len(sampled) == 256 and min(sampled) >= 5
+    one_match = np.concatenate([unseen, train[sampled[:1]]])
+    assert learnt_share(sample, one_match) == 0.0
+    assert learnt_share(sample, train[:, :40, :40]) == 0.0  # crops are other pictures
+    for broken in (None, {}, {"hashes": "x", "of": 3}, {"hashes": sample["hashes"], "of": "many"}):
+        assert learnt_share(broken, train) == 0.0
+
+
+def test_data_caveat_by_pixels_names_the_share(tmp_path):
+    """A model whose file samples its training faces is caught scoring mostly them, from any path."""
+    from ferkit.data.overlap import training_sample
+    from ferkit.evaluation.evaluate import Evaluation
+    from ferkit.models.io import LoadedModel
+
+    faces = np.random.default_rng(1).integers(0, 256, (200, 48, 48), dtype=np.uint8)
+    model = LoadedModel(None, None, "tiny", {}, [], meta={"data": str(tmp_path / "elsewhere"),
+                                                         "face_sample": training_sample(faces[:150])})
+
+    def caveat(scored):
+        return Evaluation({}, np.zeros((0, 7)), np.zeros(0), "publictest", "none", [model], ["m"], scored,
+                          data=str(tmp_path / "copy")).data_caveat
+
+    assert "m learnt from about 75% of these publictest faces" in caveat(faces)
+    assert caveat(faces[120:]) == ""  # 30 of 80 learnt: a minority, as FER2013's own cross-split repeats
+    assert caveat(faces[150:]) == ""

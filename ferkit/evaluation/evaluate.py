@@ -18,6 +18,7 @@ import torch.nn as nn
 from ..data import FER2013, DataError, Split, load_fer2013
 from ..data.classes import CLASSES
 from ..data.fer2013 import FaceCropper
+from ..data.overlap import LEARNT_SHARE, learnt_share
 from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
@@ -61,16 +62,21 @@ class Evaluation:
 
     @property
     def data_caveat(self) -> str:
-        """Said when a model was trained on the faces scored here, as far as its file tells (the data
-        folder and the splits it learnt from; a shipped model's training configuration): on a user's own
-        folder of class folders, say, or FER2013's training split.  Matched by path (links resolved, a
-        split's own folder included), so a moved copy of the data goes unnoticed."""
-        if not self.data:
-            return ""
-        here = os.path.realpath(self.data)
-        learnt = [spec for spec, loaded in zip(self.specs, self.models) if self.split in _trained_on(loaded, here)]
-        return (f"{', '.join(learnt)} learnt from these {self.split} faces (all but any held-out validation "
-                "faces): these figures are optimistic; score faces it never saw" if learnt else "")
+        """Said when a model was trained on the faces scored here, as far as its file tells: by path (the
+        data folder and the splits it learnt from, or a shipped model's training configuration; links
+        resolved, a split's own folder included) or by pixels (the hashes of a sample of its training faces
+        that the file keeps, :mod:`ferkit.data.overlap`), so a copied, moved or converted dataset is
+        recognised too when the file has the sample."""
+        here = os.path.realpath(self.data) if self.data else ""
+        notes = []
+        for spec, loaded in zip(self.specs, self.models):
+            if here and self.split in _trained_on(loaded, here):
+                notes.append(f"{spec} learnt from these {self.split} faces (all but any held-out validation faces)")
+            elif self.faces is not None and \
+                    (share := learnt_share(loaded.meta.get("face_sample"), self.faces)) >= LEARNT_SHARE:
+                notes.append(f"{spec} learnt from about {share:.0%} of these {self.split} faces (found by their "
+                             "pixels among the training faces its file samples)")
+        return f"{'; '.join(notes)}: these figures are optimistic; score faces it never saw" if notes else ""
 
     def to_dict(self) -> dict:
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,

@@ -40,6 +40,7 @@ from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights, stratified_holdout
 from ..data.classes import CLASSES
 from ..data.fer2013 import FaceCropper
+from ..data.overlap import training_sample
 from ..data.preprocess import Normalizer
 from ..models import count_parameters, create_model, model_info
 from ..models.inference import predict_logits
@@ -281,8 +282,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             val_faces, val_labels = val_faces[keep], val_labels[keep]
 
     fingerprint = data_fingerprint(train_faces, train_labels)
-    # Saved in the model file, so that evaluate can say when it scores faces the model learnt from.
-    provenance = {"data": os.path.realpath(config.data), "trained_on": trained_on, "validation": validated_on}
+    # Saved in the model file, so that evaluate can say when it scores faces the model learnt from: by
+    # path, and by the pixels of a sample of them (a copied or converted dataset has another path).
+    provenance = {"data": os.path.realpath(config.data), "trained_on": trained_on, "validation": validated_on,
+                  "face_sample": training_sample(train_faces)}
     if state is not None and fingerprint != state.get("train_fingerprint", fingerprint):
         raise TrainingError(f"{config.data}: not the training data this run was trained on (its faces or labels differ)")
     if state is not None and "train_fingerprint" not in state and config.data != state["config"].get("data"):
