@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 
-from ferkit.data import load_fer2013
 from ferkit.models.batch_norm import recalibrate_batch_norm
 from ferkit.models.hub import load_model
 from ferkit.models.inference import predict_probs
+
+from common import parse_with_fer2013
 
 
 def main() -> None:
@@ -29,11 +29,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["default"])
     parser.add_argument("--tta", default="none,tencrop", help="test-time views to score (comma-separated)")
     parser.add_argument("--views", default="flip", help="views of each training face for the statistics")
-    parser.add_argument("--data", default="../shared/fer2013")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    data = load_fer2013(args.data)
+    args, data = parse_with_fer2013(parser)
     test, train_faces = data["publictest"], data["training"].images
     for spec in args.models:
         loaded = load_model(spec)

@@ -24,10 +24,11 @@ import itertools
 import numpy as np
 import torch
 
-from ferkit.data import load_fer2013
 from ferkit.data.augment import tta_views
 from ferkit.models.hub import load_model
 from ferkit.training.losses import PenultimateFeatures
+
+from common import parse_with_fer2013
 
 NEIGHBOURS = (10, 25, 50, 100, 200)
 TAUS = (0.02, 0.05, 0.1, float("inf"))
@@ -76,11 +77,7 @@ def fit_biases(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
-    parser.add_argument("--data", default="../shared/fer2013")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    data = load_fer2013(args.data)
+    args, data = parse_with_fer2013(parser)
     train, test = data["training"], data["publictest"]
     train_feats, _ = features_and_probs(args.model, train.images, "flip")
     test_feats, probs = features_and_probs(args.model, test.images, "tencrop")

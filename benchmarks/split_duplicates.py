@@ -17,12 +17,12 @@ import argparse
 from collections import defaultdict
 
 import numpy as np
-import torch
 
-from ferkit.data import load_fer2013
 from ferkit.data.overlap import face_hashes
 from ferkit.models.hub import load_model
 from ferkit.models.inference import predict_probs
+
+from common import parse_with_fer2013
 
 
 def blank(faces: np.ndarray) -> np.ndarray:
@@ -34,11 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["default", "default-b", "fast"])
     parser.add_argument("--tta", default="none,tencrop", help="test-time views to score (comma-separated)")
-    parser.add_argument("--data", default="../shared/fer2013")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    data = load_fer2013(args.data)
+    args, data = parse_with_fer2013(parser)
     train, test = data["training"], data["publictest"]
 
     train_labels: dict[str, set[int]] = defaultdict(set)

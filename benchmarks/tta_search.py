@@ -18,11 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ferkit.data import load_fer2013
 from ferkit.data.augment import ten_crop
 from ferkit.evaluation.evaluate import select_split
 from ferkit.models.hub import load_model
 from ferkit.vision.onnx import OnnxBackend, normalised
+
+from common import parse_with_fer2013
 
 GRID = range(5)  # 44 px crop offsets in a 48 px face
 SCALES = (50, 52, 56)  # upscaled face sizes for the multi-scale ten-crops
@@ -75,11 +76,8 @@ def schemes() -> dict[str, list[tuple]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["default", "default-b", "fast"])
-    parser.add_argument("--data", default="../shared/fer2013")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    split_name, split = select_split(load_fer2013(args.data))
+    args, data = parse_with_fer2013(parser)
+    split_name, split = select_split(data)
     labels = split.labels
     print(f"{split_name}: {len(labels):,} faces; accuracy, and faces fixed / broken against ten-crop")
     for spec in args.models:

@@ -14,23 +14,20 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import torch
 
-from ferkit.data import load_fer2013
 from ferkit.evaluation.evaluate import evaluate_split, select_split
 from ferkit.models.hub import load_model, model_path
 from ferkit.models.io import STORAGES, load_model_file, save_model_file, stored_as
+
+from common import parse_with_fer2013
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["default", "fast"],
                         help="shipped names, run directories or model files")
-    parser.add_argument("--data", default="../shared/fer2013")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    split_name, split = select_split(load_fer2013(args.data))
+    args, data = parse_with_fer2013(parser)
+    split_name, split = select_split(data)
     print(f"{split_name}: {len(split):,} faces, centre view")
     for spec in args.models:
         source = model_path(spec)
