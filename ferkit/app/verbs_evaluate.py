@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", help="layer for Grad-CAM (default: the last convolution layer)")
     p.add_argument("--class", dest="target", metavar="NAME", help="class to explain (default: the predicted one)")
     p.add_argument("--face", type=int, default=None, metavar="N",
-                   help="in a photo, explain face N, counted from 0 left to right as predict's face column "
+                   help="in a photo, explain face N, counted from 0 left to right as predict's face column; "
+                        "annotated pictures and the web page count from 1, so their face 1 is --face 0 "
                         "(default: the largest face)")
     p.add_argument("--model", default="default", metavar="NAME_OR_PATH")
     p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
