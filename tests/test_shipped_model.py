@@ -1,6 +1,8 @@
 """The model shipped inside the package: loads offline and recognises real FER2013 faces."""
 from __future__ import annotations
 
+import json
+
 import socket
 
 import numpy as np
@@ -124,9 +126,39 @@ def test_best_is_the_shipped_ensemble_everywhere_a_model_is_named(no_network, ca
     assert "not an ensemble" in capsys.readouterr().err
 
 
-def test_ensemble_figures_of_re_shipped_members_are_not_shown(tmp_path, monkeypatch):
-    import json
+def test_shipped_ensemble_figures_match_the_shipped_members():
+    """ensembles.json was scored on the members as shipped: re-shipping one means re-scoring the ensemble
+    (scripts/score_ensemble.py); a metadata-only edit of a member (scripts/add_face_sample.py) does not."""
+    from ferkit.models import hub
 
+    for name in hub.SHIPPED_ENSEMBLES:
+        [row] = [r for r in hub.shipped_models() if r["name"] == name]
+        assert row["publictest_none"] is not None and row["publictest_tencrop"] is not None, name
+
+
+def test_ensemble_digest_ignores_metadata_but_not_weights(tmp_path, monkeypatch):
+    from ferkit.models import hub
+    from ferkit.models.io import read_model_file
+    from safetensors.torch import save as st_save
+
+    header, tensors = read_model_file(hub.shipped_path("fast"))
+
+    def write(h: dict, t: dict) -> None:
+        (tmp_path / "fast.safetensors").write_bytes(st_save(t, metadata={"ferkit": json.dumps(h)}))
+
+    monkeypatch.setattr(hub, "shipped_path", lambda name: tmp_path / f"{name}.safetensors")
+    write(header, tensors)
+    before = hub.member_digests(["fast"])["fast"]
+    write({**header, "meta": {**header["meta"], "note": "added"}}, tensors)
+    assert hub.member_digests(["fast"])["fast"] == before
+    write({**header, "temperature": header["temperature"] * 2}, tensors)
+    assert hub.member_digests(["fast"])["fast"] != before
+    name = next(k for k in tensors if k.startswith("model.") and tensors[k].is_floating_point())
+    write(header, {**tensors, name: tensors[name] + 1})
+    assert hub.member_digests(["fast"])["fast"] != before
+
+
+def test_ensemble_figures_of_re_shipped_members_are_not_shown(tmp_path, monkeypatch):
     from ferkit.models import hub
 
     stored = json.loads(hub.ENSEMBLE_FIGURES.read_text())

@@ -99,7 +99,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="temporal smoothing of each video track's probabilities, 0 = off (default 0.5)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch", "int8"), default="auto",
                    help="inference engine (default auto: onnxruntime when available; int8: the model's "
-                        "quantised graph, faster, ~1%% of predictions differ)")
+                        "quantised graph, faster, 0.2-2%% of top emotions differ)")
     add_detection_options(p)
     p.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="in video, detect on one processed frame in N and reuse the boxes between (default 1)")

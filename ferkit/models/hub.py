@@ -9,7 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from .io import LoadedModel, ModelFileError, load_model_file
+import torch
+
+from .io import LoadedModel, ModelFileError, load_model_file, read_model_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors", "default-b": "default-b.safetensors"}
@@ -140,6 +142,17 @@ def model_label(spec: str | Path | Sequence[str | Path] | None) -> str:
 
 
 def member_digests(members: Sequence[str]) -> dict[str, str]:
-    """SHA-256 of each shipped member's file, so an ensemble's stored figures can be matched to its weights."""
-    return {m: hashlib.sha256(shipped_path(m).read_bytes()).hexdigest() if shipped_path(m).is_file() else ""
-            for m in members}
+    """A SHA-256 of what each shipped member computes with, so an ensemble's stored figures can be matched
+    to its members: the stored tensors (weights, normaliser) and the header but its metadata, which may
+    gain records (``scripts/add_face_sample.py``) without changing a prediction."""
+    return {m: _computation_digest(shipped_path(m)) if shipped_path(m).is_file() else "" for m in members}
+
+
+def _computation_digest(path: Path) -> str:
+    header, tensors = read_model_file(path)
+    digest = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "meta"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(str(tensors[name].dtype).encode())
+        digest.update(tensors[name].contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

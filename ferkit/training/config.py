@@ -75,7 +75,7 @@ class TrainConfig:
     distill_weight: float = option(0.5, "share of the teacher's probabilities in each face's target")
     distill_temperature: float = option(1.0, "softens the teacher's probabilities (Hinton et al. 2015)")
     distill_mode: str = option("clean", "clean: the teacher sees each clean face once; online: every augmented batch")
-    distill_int8: bool = option(False, "an online teacher runs its int8 graph: faster, ~1% of its answers differ")
+    distill_int8: bool = option(False, "an online teacher runs its int8 graph: faster, 0.2-2% of its answers differ")
     # data
     normalize: str = option("global", "global: one mean and std; pixel: a mean and std per pixel (seed 000)")
     equalize: bool = option(False, "histogram-equalise every face first")

@@ -84,7 +84,7 @@ class EmotionRecognizer:
         smooth: weight of the past in each video track's exponential smoothing (0 = off).
         min_face: smallest face side, in pixels, that the detector reports.
         backend: ``"auto"`` (ONNX Runtime when available, else PyTorch), ``"onnx"``, ``"torch"``, or
-            ``"int8"`` (the model's quantised graph: faster, about 1% of predictions differ).
+            ``"int8"`` (the model's quantised graph: faster, 0.2-2% of top emotions differ).
         align: rotate crops so the eyes are level, when the detector gives landmarks.
         detect_size: search for faces in a copy downscaled to this long side (None: the
             detector's default, 1280); smaller is faster but misses small faces.
