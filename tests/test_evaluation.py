@@ -543,6 +543,34 @@ def test_load_model_gives_each_caller_its_own_copy(varied_model_file):
     assert all(torch.equal(before[k], v) for k, v in second.model.state_dict().items())
 
 
+@pytest.mark.filterwarnings("ignore:.*were not 48x48")
+def test_calibrate_reads_photos_as_evaluate_does(tmp_path, capsys, tiny_model_file):
+    """A dataset of photos: calibrate fits the temperature on the faces its --detector finds (the central
+    square where it finds none), as evaluate scores them, not on whole pictures; --detector none reads
+    them whole, as train does."""
+    import cv2
+
+    from ferkit.data import load_fer2013
+    from ferkit.vision.crop import LargestFaceCropper
+
+    faces, labels = synthetic_faces(21, seed=3)
+    for i, (face, label) in enumerate(zip(faces, labels)):
+        folder = tmp_path / "photos" / CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        wide = cv2.copyMakeBorder(cv2.resize(face, (96, 96)), 0, 0, 48, 48, cv2.BORDER_CONSTANT, value=int(i * 12))
+        cv2.imwrite(str(folder / f"PublicTest_{i}.png"), wide)
+    loaded = load_model_file(tiny_model_file)
+    fitted = {}
+    for detector, cropper in (("haar", LargestFaceCropper("haar")), ("none", None)):
+        expected = calibrate_model(loaded, load_fer2013(tmp_path / "photos", cropper=cropper)["publictest"])
+        code, out, err = run_cli(capsys, "calibrate", "--data", tmp_path / "photos", "--model", tiny_model_file,
+                                 "--detector", detector, "--out", tmp_path / f"{detector}.safetensors", "--json")
+        assert code == 0, err
+        fitted[detector] = json.loads(out)["temperature"]
+        assert fitted[detector] == pytest.approx(expected.temperature, rel=1e-4)
+    assert fitted["haar"] != pytest.approx(fitted["none"], rel=1e-3)
+
+
 def test_cli_warnings_are_one_line_and_unscored_faces_are_said(tmp_path, capsys, tiny_model_file):
     """A library warning reaches the command line as one "ferkit: warning:" line (no source location),
     and faces left out of the default split (named for no split beside PublicTest_ files) are said."""
