@@ -253,3 +253,34 @@ def test_export_int8_from_a_single_face_is_a_one_line_error(capsys, tiny_model_f
                          "--out", str(out))
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert "1 training face(s)" in err and "at least 2" in err and not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*were not 48x48")
+def test_int8_calibration_cuts_faces_out_of_photos(tmp_path, capsys, tiny_model_file):
+    """A dataset of photos calibrates an int8 graph on the faces --detector cuts out of them, as train and
+    evaluate read them (the central square where none is found); --detector none on whole pictures."""
+    import cv2
+
+    from ferkit.data import load_fer2013
+    from ferkit.data.classes import CLASSES
+    from ferkit.vision.crop import LargestFaceCropper
+    from ferkit.vision.int8 import calibration_set
+
+    faces, labels = synthetic_faces(14, seed=4)
+    for i, (face, label) in enumerate(zip(faces, labels)):
+        (tmp_path / "photos" / CLASSES[label]).mkdir(parents=True, exist_ok=True)
+        wide = cv2.copyMakeBorder(cv2.resize(face, (96, 96)), 0, 0, 48, 48, cv2.BORDER_CONSTANT, value=i * 15)
+        cv2.imwrite(str(tmp_path / "photos" / CLASSES[label] / f"img{i}.png"), wide)
+    cut = calibration_set(tmp_path / "photos", count=6, cropper=LargestFaceCropper("haar"))
+    expected = load_fer2013(tmp_path / "photos", cropper=LargestFaceCropper("haar"), cache=False)["all"].images
+    assert all(any(np.array_equal(c, e) for e in expected) for c in cut)
+    whole = calibration_set(tmp_path / "photos", count=6)
+    assert not any(np.array_equal(c, w) for c in cut for w in whole)
+    graphs = {}
+    for detector in ("haar", "none"):
+        out = tmp_path / f"{detector}.int8.onnx"
+        status, _, err = run(capsys, "export", "--model", tiny_model_file, "--int8", "--data",
+                             str(tmp_path / "photos"), "--detector", detector, "--out", str(out))
+        assert status == 0, err
+        graphs[detector] = out.read_bytes()
+    assert graphs["haar"] != graphs["none"]  # activation ranges measured on other faces

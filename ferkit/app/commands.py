@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import UsageError
+from .verbs_predict import dataset_cropper
 
 
 def data_stats(args: argparse.Namespace) -> int:
@@ -187,12 +188,7 @@ def train_command(args: argparse.Namespace) -> int:
         if "crop" in augment and input_size is not None and augment["crop"] != input_size:
             raise UsageError(f"--aug-crop {augment['crop']}: {config.model} takes {input_size}x{input_size} faces and is "
                              "trained on crops of that size; choose another with --model-option input_size=N")
-    cropper = None
-    if config.detector != "none":
-        from ..vision.crop import LargestFaceCropper
-
-        cropper = LargestFaceCropper(config.detector)
-    summary = train(config, resume=bool(args.resume), cropper=cropper)
+    summary = train(config, resume=bool(args.resume), cropper=dataset_cropper(config.detector))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not one per process
         print(json.dumps(summary))
     return 0

@@ -13,17 +13,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES, resolve_tta
 from .errors import UsageError, option_error, report_skipped, single_model
-from .verbs_predict import add_detection_options
-
-if TYPE_CHECKING:
-    from ..data.fer2013 import FaceCropper
+from .verbs_predict import add_dataset_detector, add_detection_options, dataset_cropper
 
 METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
 
@@ -43,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "faces; none = the centre crop alone")
     p.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
                    help="inference engine (default torch; int8 scores the model's quantised graph)")
-    _add_dataset_detector(p, "score")
+    add_dataset_detector(p, "score")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write figures and report.md into DIR")
     _add_skip_bad(p)
@@ -56,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split to fit on (default publictest)")
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH")
     p.add_argument("--out", metavar="FILE", help="model file to write (default: overwrite the given model file)")
-    _add_dataset_detector(p, "fit on")
+    add_dataset_detector(p, "fit on")
     p.add_argument("--json", action="store_true")
     _add_skip_bad(p)
     p.set_defaults(run=calibrate_command)
@@ -93,6 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=100, help="gradient-ascent steps (default 100)")
     p.add_argument("--data", help="rank filters by mean activation on faces from this dataset")
     p.add_argument("--split", help="split of --data to use (default publictest)")
+    add_dataset_detector(p, "rank filters on")
     _add_skip_bad(p)
     p.set_defaults(run=visualize_filters_command)
 
@@ -119,7 +116,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
         backend = lambda loaded: create_backend(loaded, args.backend).probs  # noqa: E731
     result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend,
-                      skip_bad=args.skip_bad, cropper=_dataset_cropper(args.detector))
+                      skip_bad=args.skip_bad, cropper=dataset_cropper(args.detector))
     report_skipped(result.skipped, args.data)
     if args.report:
         report = _write_report(Path(args.report), result, result.specs)
@@ -203,23 +200,6 @@ def _print_summary(result) -> None:
         print(f"{c:<{width}}  " + " ".join(f"{v:5d}" for v in row))
 
 
-def _add_dataset_detector(p: argparse.ArgumentParser, verb: str) -> None:
-    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
-                   help=f"in a picture that is not a 48x48 face crop, {verb} the largest face this detector finds "
-                        "(the central square where it finds none); none = the whole picture, resized, as "
-                        "ferkit train reads it (default auto)")
-
-
-def _dataset_cropper(detector: str) -> FaceCropper | None:
-    """What cuts the face out of a dataset's pictures that are not 48x48 crops, as evaluate and calibrate
-    read them: the largest face the detector finds; none reads pictures whole."""
-    if detector == "none":
-        return None
-    from ..vision.crop import LargestFaceCropper
-
-    return LargestFaceCropper(detector)
-
-
 # --------------------------------------------------------------------------- calibrate
 
 
@@ -235,7 +215,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         raise UsageError(f"{source} is a shipped model: give --out FILE to write the calibrated copy elsewhere")
     target = Path(args.out) if args.out else source
     loaded = load_model(args.model)
-    dataset = load_fer2013(args.data, skip_bad=args.skip_bad, cropper=_dataset_cropper(args.detector))
+    dataset = load_fer2013(args.data, skip_bad=args.skip_bad, cropper=dataset_cropper(args.detector))
     report_skipped(dataset.problems, args.data)
     name, split = select_split(dataset, args.split)
     result = calibrate_model(loaded, split)
@@ -359,7 +339,7 @@ def visualize_filters_command(args: argparse.Namespace) -> int:
         from ..data import load_fer2013
         from ..evaluation import select_split
 
-        dataset = load_fer2013(args.data, skip_bad=args.skip_bad)
+        dataset = load_fer2013(args.data, skip_bad=args.skip_bad, cropper=dataset_cropper(args.detector))
         report_skipped(dataset.problems, args.data)
         name, split = select_split(dataset, args.split)
         faces = split.images[:256]  # enough faces for a stable mean activation, cheap on a CPU

@@ -18,13 +18,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
 from .csv_rows import CsvRows, finished_sources, partial_path
 from .errors import Terminated, UsageError, option_error, single_model
+
+if TYPE_CHECKING:
+    from ..data.fer2013 import FaceCropper
 
 VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -37,6 +40,24 @@ def add_detection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect-size", type=int, default=None, metavar="PIXELS",
                    help="search for faces in a copy downscaled to this long side (default 1280; 320 is fast)")
     p.add_argument("--no-align", action="store_true", help="do not rotate crops to level the eyes (RetinaFace)")
+
+
+def add_dataset_detector(p: argparse.ArgumentParser, verb: str) -> None:
+    """--detector for a verb that reads a dataset: how the face is cut out of a picture that is no 48x48 crop."""
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
+                   help=f"in a picture that is not a 48x48 face crop, {verb} the largest face this detector finds "
+                        "(the central square where it finds none); none = the whole picture, resized, as "
+                        "ferkit train reads it (default auto)")
+
+
+def dataset_cropper(detector: str) -> FaceCropper | None:
+    """What cuts the face out of a dataset's pictures that are not 48x48 crops, as evaluate, calibrate, export
+    and visualize-filters read them: the largest face the detector finds; none reads pictures whole."""
+    if detector == "none":
+        return None
+    from ..vision.crop import LargestFaceCropper
+
+    return LargestFaceCropper(detector)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="quantise to int8, calibrated on training faces from --data (for --backend int8)")
     p.add_argument("--data", metavar="PATH", help="FER2013 copy whose training faces calibrate --int8")
     p.add_argument("--skip-bad", action="store_true", help="with --int8: leave out unreadable training faces")
+    add_dataset_detector(p, "with --int8, calibrate on")
     p.add_argument("--compact", action="store_true",
                    help="with --int8: leave the int8 weights out of the file (about 1%% of its size); loading "
                         "recomputes them from the model file, which must then stay beside it")
@@ -501,7 +523,8 @@ def _export_int8(loaded, args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model} is a shipped model with its own int8 graph: give --out FILE "
                          f"(--out {int8_path(loaded)} replaces the packaged one)")
     out = Path(args.out) if args.out else int8_path(loaded)
-    graph, agreement, checked = make_int8_graph(loaded, args.data, out, skip_bad=args.skip_bad, compact=args.compact)
+    graph, agreement, checked = make_int8_graph(loaded, args.data, out, skip_bad=args.skip_bad, compact=args.compact,
+                                               cropper=dataset_cropper(args.detector))
     size = f"{out.stat().st_size / 1e6:.2f} MB, compact: int8 weights recomputed from the model file on load" \
         if args.compact else f"{len(graph) / 1e6:.2f} MB"
     print(f"wrote {out} ({size}, {loaded.name}, int8, calibrated on training faces); "

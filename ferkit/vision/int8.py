@@ -26,6 +26,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
+from ..data.fer2013 import FaceCropper
 from ..models.int8_graph import (Int8GraphError, compact_graph, int8_path, load_int8_graph,  # noqa: F401 (re-exported)
                                  restore_weights, weights_digest)
 from ..models.io import LoadedModel
@@ -81,26 +82,28 @@ def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str 
 
 
 def calibration_set(data: str | Path, count: int = CALIBRATION_FACES, seed: int = 0,
-                    skip_bad: bool = False) -> np.ndarray:
+                    skip_bad: bool = False, cropper: FaceCropper | None = None) -> np.ndarray:
     """``count`` faces drawn at random from the training split of a FER2013 copy (or, in a folder of
-    class folders, from its faces: the split ``train`` trains on)."""
+    class folders, from its faces: the split ``train`` trains on); ``cropper`` cuts the face out of
+    pictures that are not 48x48 crops, as ``train`` and ``evaluate`` read them."""
     from ..data import load_fer2013
 
-    dataset = load_fer2013(data, skip_bad=skip_bad)
+    dataset = load_fer2013(data, skip_bad=skip_bad, cropper=cropper)
     train = dataset.split("all" if "training" not in dataset.splits and "all" in dataset.splits else "training")
     rng = np.random.default_rng(seed)
     return train.images[rng.choice(len(train), size=min(count, len(train)), replace=False)]
 
 
 def make_int8_graph(loaded: LoadedModel, data: str | Path, out: str | Path | None = None,
-                    skip_bad: bool = False, compact: bool = False) -> tuple[bytes, float, int]:
+                    skip_bad: bool = False, compact: bool = False,
+                    cropper: FaceCropper | None = None) -> tuple[bytes, float, int]:
     """Quantise ``loaded`` calibrated on 512 training faces of ``data`` and write it to ``out``
     (default: beside the model file; ``compact``: without the int8 weights, which loading
     recomputes from the model file).  Returns the whole graph, the share of other training faces
     on which it gives the float model's top emotion, and how many faces that share was measured on."""
     from .onnx import OnnxBackend
 
-    faces = calibration_set(data, count=2 * CALIBRATION_FACES, seed=0, skip_bad=skip_bad)
+    faces = calibration_set(data, count=2 * CALIBRATION_FACES, seed=0, skip_bad=skip_bad, cropper=cropper)
     if len(faces) < 2:  # one half calibrates, the other checks
         from ..data import DataError
 
