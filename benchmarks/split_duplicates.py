@@ -16,18 +16,12 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-import numpy as np
 
-from ferkit.data.overlap import face_hashes
+from ferkit.data.overlap import blank, face_hashes, repeats_of
 from ferkit.models.hub import load_model
 from ferkit.models.inference import predict_probs
 
 from common import parse_with_fer2013
-
-
-def blank(faces: np.ndarray) -> np.ndarray:
-    flat = faces.reshape(len(faces), -1)
-    return flat.min(axis=1) == flat.max(axis=1)
 
 
 def main() -> None:
@@ -42,7 +36,7 @@ def main() -> None:
         if not empty:
             train_labels[digest].add(int(label))
     test_hashes = face_hashes(test.images)
-    repeated = np.array([h in train_labels for h in test_hashes]) & ~blank(test.images)
+    repeated = repeats_of(test.images, train.images)  # as `ferkit evaluate` counts them
     same_label = sum(int(label) in train_labels[h] for h, label, r in zip(test_hashes, test.labels, repeated) if r)
     within = len(train) - int(blank(train.images).sum()) - len(train_labels)
     print(f"PublicTest faces that are Training faces: {int(repeated.sum())} of {len(test):,} "

@@ -657,3 +657,35 @@ def test_data_caveat_by_pixels_names_the_share(tmp_path):
     assert "m learnt from about 75% of these publictest faces" in caveat(faces)
     assert caveat(faces[120:]) == ""  # 30 of 80 learnt: a minority, as FER2013's own cross-split repeats
     assert caveat(faces[150:]) == ""
+
+
+def test_evaluate_gives_the_accuracy_on_faces_that_are_not_training_faces_again(tmp_path, capsys,
+                                                                                  tiny_model_file):
+    """FER2013 repeats Training faces in its test splits: evaluate scores the rest apart (text, JSON,
+    report), counting pixel-for-pixel repeats only (a blank face is no repeat; a brightened copy is
+    another picture)."""
+    from conftest import write_class_folders
+
+    from ferkit.data.overlap import repeats_of
+
+    faces, labels = synthetic_faces(40, seed=8)
+    train, test = faces[:30].copy(), faces[30:].copy()
+    test[:4] = train[:4]  # four repeats
+    test[4] = np.clip(train[4].astype(int) + 1, 0, 255).astype(np.uint8)  # not a repeat
+    train[5], test[5] = 0, 0  # blank in both: not a repeat
+    write_class_folders(tmp_path / "ds" / "train", train, labels[:30], "Training")
+    write_class_folders(tmp_path / "ds" / "test", test, labels[30:], "PublicTest")
+    assert repeats_of(test, train).tolist() == [True] * 4 + [False] * 6
+    result = evaluate(tmp_path / "ds", models=[tiny_model_file], tta="none")
+    right = result.predictions == result.labels
+    order = [int(Path(s).stem.split("_")[1]) for s in result.sources]  # the loader's order, not the files'
+    unseen = np.array([i >= 4 for i in order])
+    assert result.unseen == {"faces": 6, "repeats_of_training": 4, "accuracy": pytest.approx(right[unseen].mean())}
+    code, out, err = run_cli(capsys, "evaluate", "--data", tmp_path / "ds", "--model", tiny_model_file, "--json",
+                             "--tta", "none", "--report", tmp_path / "report")
+    assert code == 0, err
+    assert json.loads(out)["unseen"]["repeats_of_training"] == 4
+    assert "6 faces that are not Training faces again" in (tmp_path / "report" / "report.md").read_text()
+    code, out, err = run_cli(capsys, "evaluate", "--data", tmp_path / "ds", "--model", tiny_model_file,
+                             "--split", "training")
+    assert code == 0 and "not Training faces again" not in out

@@ -187,6 +187,9 @@ def _print_summary(result) -> None:
         print(describe_cropped(result.cropped))
     caveat = f" ({result.ece_caveat})" if result.ece_caveat else ""
     print(f"accuracy {m['accuracy']:.4f}   macro F1 {m['macro_f1']:.4f}   ECE {m['ece']:.4f}{caveat}")
+    if (unseen := result.unseen) and unseen["accuracy"] is not None:
+        print(f"accuracy {unseen['accuracy']:.4f} on the {unseen['faces']:,} faces that are not Training faces again "
+              f"({unseen['repeats_of_training']:,} of these {result.split} faces repeat one, pixel for pixel)")
     classes = m["classes"]
     width = max(len(c) for c in classes)
     print(f"\n{'class':<{width}}  precision  recall      f1      n")

@@ -29,11 +29,23 @@ def face_hashes(faces: np.ndarray) -> list[str]:
     return [hashlib.blake2b(face.tobytes() + shape, digest_size=8).hexdigest() for face in faces]
 
 
+def blank(faces: np.ndarray) -> np.ndarray:
+    """Which faces are one flat grey level (FER2013 has a few): alike in every dataset, no evidence of a repeat."""
+    flat = faces.reshape(len(faces), -1)
+    return flat.min(axis=1) == flat.max(axis=1) if len(faces) else np.zeros(0, dtype=bool)
+
+
+def repeats_of(faces: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which of ``faces`` are, pixel for pixel, one of ``others`` (blank faces never count): e.g. the
+    PublicTest faces that FER2013 also has in its Training split."""
+    seen = set(face_hashes(others[~blank(others)]))
+    return np.array([h in seen for h in face_hashes(faces)], dtype=bool) & ~blank(faces)
+
+
 def training_sample(faces: np.ndarray, size: int = SAMPLE_SIZE, seed: int = 0) -> dict:
     """The hashes of a seeded sample of ``faces`` (blank ones left out) and how many faces there were:
     what a model file records, as ``meta["face_sample"]``."""
-    flat = faces.reshape(len(faces), -1)
-    varied = np.flatnonzero(flat.min(axis=1) != flat.max(axis=1)) if len(faces) else np.zeros(0, dtype=int)
+    varied = np.flatnonzero(~blank(faces))
     chosen = np.sort(np.random.default_rng(seed).permutation(varied)[:size])
     return {"hashes": sorted(set(face_hashes(faces[chosen]))), "of": int(len(faces))}
 

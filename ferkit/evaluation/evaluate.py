@@ -18,7 +18,7 @@ import torch.nn as nn
 from ..data import FER2013, DataError, Split, load_fer2013
 from ..data.classes import CLASSES
 from ..data.fer2013 import FaceCropper
-from ..data.overlap import LEARNT_SHARE, learnt_share
+from ..data.overlap import LEARNT_SHARE, learnt_share, repeats_of
 from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
@@ -45,6 +45,7 @@ class Evaluation:
     cropped: dict[str, int] = field(default_factory=dict)  # pictures per way their face was found (a cropper)
     sources: list[str] = field(default_factory=list)  # where each face came from (file, or CSV row), for reports
     data: str = ""  # the dataset's path, when evaluate() loaded it
+    repeats: np.ndarray | None = field(default=None, repr=False)  # faces that are, pixel for pixel, Training faces
 
     @property
     def predictions(self) -> np.ndarray:
@@ -78,9 +79,21 @@ class Evaluation:
                              "pixels among the training faces its file samples)")
         return f"{'; '.join(notes)}: these figures are optimistic; score faces it never saw" if notes else ""
 
+    @property
+    def unseen(self) -> dict | None:
+        """Accuracy on the faces that do not repeat a face of the dataset's Training split, when some do
+        (279 of FER2013's PublicTest faces are Training faces again): what a model earns on faces it can
+        never have seen, whatever it trained on."""
+        if self.repeats is None or not self.repeats.any():
+            return None
+        unseen = ~self.repeats
+        accuracy = float((self.predictions[unseen] == self.labels[unseen]).mean()) if unseen.any() else None
+        return {"faces": int(unseen.sum()), "repeats_of_training": int(self.repeats.sum()), "accuracy": accuracy}
+
     def to_dict(self) -> dict:
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
-                "faces": self.cropped, **({"caveat": self.data_caveat} if self.data_caveat else {})}
+                "faces": self.cropped, **({"caveat": self.data_caveat} if self.data_caveat else {}),
+                **({"unseen": self.unseen} if self.unseen else {})}
 
 
 def _trained_on(loaded: LoadedModel, data: str) -> list[str]:
@@ -215,6 +228,8 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None,
     result.skipped = list(dataset.problems)
     result.cropped = dict(dataset.cropped.get(name, {}))
     result.data = os.fspath(data)
+    if name != "training" and "training" in dataset.splits:
+        result.repeats = repeats_of(chosen.images, dataset.splits["training"].images)
     return result
 
 

@@ -163,6 +163,9 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
         "",
         *([f"ECE: the {evaluation.ece_caveat}.", ""] if evaluation.ece_caveat else []),
         *([f"**Warning**: {evaluation.data_caveat}.", ""] if evaluation.data_caveat else []),
+        *([f"Accuracy {unseen['accuracy']:.4f} on the {unseen['faces']:,} faces that are not Training faces again "
+           f"({unseen['repeats_of_training']:,} of these faces repeat one, pixel for pixel).", ""]
+          if (unseen := evaluation.unseen) and unseen["accuracy"] is not None else []),
         "## Models (depth = convolution layers, as in seed 000 table 1)",
         "",
         _markdown_table(["model", "architecture", "depth", "weight layers", "parameters", "input", "temperature",
