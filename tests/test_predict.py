@@ -430,6 +430,7 @@ def test_ctrl_c_in_a_video_keeps_its_annotated_frames(capsys, tiny_model_file, t
     status, _, err = run(capsys, "predict", clip, "--model", tiny_model_file, "--detector", "haar",
                          "--annotate", tmp_path / "out.mp4", "--csv", tmp_path / "rows.csv")
     assert status == 1 and "interrupted" in err
+    assert f"{tmp_path / 'out.mp4'}: kept, with the " in err and "annotated before the interruption" in err
     capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert capture.isOpened() and capture.get(cv2.CAP_PROP_FRAME_COUNT) >= 5
     capture.release()
@@ -522,6 +523,21 @@ def test_a_video_named_like_neither_is_run_as_a_video(capsys, tiny_model_file, t
     assert status == 0, err
     assert sorted({r["frame"] for r in json.loads(out)}) == [0, 1]
     assert "is a video; writing" in err and (tmp_path / "two.mp4").is_file() and not (tmp_path / "two.jpg").exists()
+
+
+def test_outputs_that_are_sources_are_refused_before_any_work(capsys, tiny_model_file, photo, tmp_path):
+    """--annotate or --csv naming one of the sources would write over the picture: refused in one line."""
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "a.jpg").write_bytes(photo.read_bytes())
+    before = photo.read_bytes()
+    for argv in ([photo, "--annotate", photo], [tmp_path / "set", "--csv", tmp_path / "set" / "a.jpg"],
+                 [photo, tmp_path / "set", "--annotate", tmp_path / "set", "--csv", tmp_path / "rows.csv"]):
+        status, _, err = run(capsys, "predict", *argv, "--model", tiny_model_file, "--detector", "haar")
+        if argv[-1] == tmp_path / "rows.csv":  # a folder of annotations beside the sources is fine
+            assert status == 0, err
+            continue
+        assert status == 2 and "would write over the source" in err and len(err.strip().splitlines()) == 1, err
+    assert photo.read_bytes() == before and (tmp_path / "set" / "a.jpg").read_bytes() == before
 
 
 def test_csv_target_that_is_a_folder_is_refused_before_any_work(capsys, tiny_model_file, photo, tmp_path):

@@ -253,6 +253,7 @@ def predict_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--csv {args.csv}: {partial_path(args.csv).name} holds the rows of an unfinished run: "
                          "add --resume to keep them, or delete it")
     plan = _annotation_plan(args.annotate, items)[1] if args.annotate else {}
+    _refuse_outputs_over_sources(args, items, plan)
     kept = _rows_to_keep(args, items) if args.resume else {}
     if kept and args.annotate:
         print(f"ferkit: --annotate: the {sum(i.name in kept for i in items)} source(s) finished earlier are not "
@@ -292,6 +293,20 @@ def predict_command(args: argparse.Namespace) -> int:
     if failed:
         print(f"ferkit: {failed} of {len(items)} source(s) failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _refuse_outputs_over_sources(args: argparse.Namespace, items: list, plan: dict) -> None:
+    """An output file that is one of the sources would destroy it (``--annotate photo.jpg photo.jpg``,
+    ``--csv photos/a.jpg photos``): refused before anything is read."""
+    sources = {os.path.realpath(item.target) for item in items if isinstance(item.target, str)}
+    outputs = [("--csv", args.csv, Path(args.csv)), ("--csv", args.csv, partial_path(args.csv))] if args.csv else []
+    for index, path in plan.items():
+        outputs.append(("--annotate", args.annotate, path))
+        if items[index].kind in ("video", "camera"):
+            outputs.append(("--annotate", args.annotate, timeline_path(path)))
+    for option, value, path in outputs:
+        if os.path.realpath(path) in sources:
+            raise UsageError(f"{option} {value}: would write over the source {path}; choose another name")
 
 
 def _not_annotations(items: list, annotate: str | None) -> list:
@@ -432,7 +447,12 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
     except KeyboardInterrupt as exc:
         if item.kind != "camera" or isinstance(exc, Terminated):
             if video_out is not None:  # Ctrl+C keeps the frames annotated so far, as their rows are kept
-                video_out.abort() if isinstance(exc, Terminated) else video_out.close()
+                if isinstance(exc, Terminated):
+                    video_out.abort()
+                else:
+                    video_out.close()
+                    print(f"ferkit: {out}: kept, with the {video_out.frames} frame(s) annotated before the "
+                          "interruption (the source was not finished)", file=sys.stderr)
             raise
         # Ctrl+C ends a camera session normally: outputs so far are kept.
     except BaseException:
