@@ -508,3 +508,20 @@ def test_a_huge_jpeg_is_read_smaller_without_pillows_bomb_warning(tmp_path):
         image, scale = read_image_scaled(path)
     assert scale == 0.25 and image.shape[:2] == (3_125, 3_250)
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)], caught
+
+
+def test_a_folder_beside_the_splits_that_is_no_split_is_said(tmp_path, capsys):
+    """train/ and test/ beside foo/: foo/'s faces are not read, and a warning says so (they vanished
+    without a word); `data stats` lists it as a problem, `data crop` passes it on."""
+    from ferkit.app.cli import main
+
+    faces, labels = synthetic_faces(14, seed=9)
+    for split in ("train", "test", "foo"):
+        write_class_folders(tmp_path / "ds" / split, faces, labels, "img")
+    with pytest.warns(UserWarning, match=r"folder\(s\) foo/ not read: not a split"):
+        dataset = load_fer2013(tmp_path / "ds", cache=False)
+    assert set(dataset.splits) == {"training", "publictest"}
+    assert main(["data", "stats", str(tmp_path / "ds"), "--json"]) == 0
+    assert any("foo/ not read" in p for p in json.loads(capsys.readouterr().out)["problems"])
+    assert main(["data", "crop", "--detector", "none", str(tmp_path / "ds"), str(tmp_path / "crops")]) == 0
+    assert "foo/ not read" in capsys.readouterr().err

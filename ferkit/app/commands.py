@@ -54,7 +54,8 @@ def data_crop(args: argparse.Namespace) -> int:
     if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
         raise UsageError(f"{out}: write the faces outside {source}, or they would be read as pictures next time")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # every picture converted is the point here, not news
+        # Every picture converted is the point here, not news; other warnings (a folder not read) are.
+        warnings.filterwarnings("ignore", message=".*were not 48x48")
         dataset = load_fer2013(source, skip_bad=True, cache=False, cropper=LargestFaceCropper(args.detector))
     written: set[Path] = set()
     for split in dataset.splits.values():

@@ -266,6 +266,10 @@ def _folder_layout(root: Path) -> _Layout:
     split_dirs = [d for d in children if _normalise(d.name) in _FOLDER_TO_SPLIT]
     class_dirs = [d for d in children if class_index(d.name) is not None]
     if split_dirs and not class_dirs:
+        others = [d.name + "/" for d in children if d not in split_dirs]
+        if others:  # a folder of faces under another name would otherwise vanish without a word
+            warnings.warn(f"{root}: folder(s) {', '.join(others)} not read: not a split (train/, test/, val/, "
+                          "PrivateTest/ ...)", stacklevel=3)
         has_val = any(_FOLDER_TO_SPLIT[_normalise(d.name)] == "publictest" and _normalise(d.name) != "test"
                       for d in split_dirs)
         layout: _Layout = []
