@@ -454,6 +454,23 @@ def test_serve_verb_refuses_bad_options(tiny_model_file, capsys):
     assert err.startswith("ferkit: error:") and "crystal-ball" in err and len(err.splitlines()) == 1
 
 
+def test_serve_on_a_taken_port_or_unknown_host_is_a_one_line_error(tiny_model_file, capsys):
+    """Said before the model loads, in one line, not as uvicorn's log after "serving"."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli_main(["serve", "--model", str(tiny_model_file), "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert f"--port {port}: cannot listen there" in err and "serving" not in err
+        assert len(err.strip().splitlines()) == 1
+    assert cli_main(["serve", "--model", str(tiny_model_file), "--host", "no-such-host.invalid"]) == 2
+    err = capsys.readouterr().err
+    assert "--host no-such-host.invalid: cannot listen there" in err and len(err.strip().splitlines()) == 1
+
+
 def test_serve_defaults_to_loopback():
     from ferkit.app.cli import build_parser
 
@@ -477,9 +494,16 @@ def test_serve_verb_checks_host_names_when_bound_to_loopback(tiny_model_file, ca
     import uvicorn
 
     started = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
-    assert cli_main(["serve", "--model", str(tiny_model_file), "--detector", "haar", "--host", host]) == 0
-    assert started["host"] == host
+
+    def run(server, sockets):
+        started.update(app=server.config.app, address=sockets[0].getsockname())
+        sockets[0].close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    assert cli_main(["serve", "--model", str(tiny_model_file), "--detector", "haar", "--host", host,
+                     "--port", "0"]) == 0
+    assert started["address"][0] == host and started["address"][1] > 0
+    assert f"on http://{host}:{started['address'][1]}/" in capsys.readouterr().err  # the port it got
     with TestClient(started["app"], base_url=f"http://{host}:8000") as client:
         assert client.get("/api/health").status_code == 200
         evil = client.get("/api/health", headers={"Host": "evil.example"})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from .errors import UsageError
@@ -53,6 +54,7 @@ def serve_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     if not args.max_upload_mb > 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    listening = _listen(args.host, args.port)  # a taken port or unknown host fails before the model loads
     from ..vision.recognizer import EmotionRecognizer
 
     recognizer = EmotionRecognizer(model=args.model, detector=args.detector, tta=args.tta, backend=args.backend)
@@ -62,14 +64,32 @@ def serve_command(args: argparse.Namespace) -> int:
     if not loopback:
         print(f"ferkit: warning: listening on {args.host}: anyone who can reach this machine can use the server",
               file=sys.stderr)
-    where = f"http://{_url_host(args.host)}:{args.port}/" if args.port else f"a free port of {args.host}"
+    where = f"http://{_url_host(args.host)}:{listening.getsockname()[1]}/"
     info = recognizer.info
     print(f"ferkit: serving model {info.get('model', info['name'])} ({info['name']}, "
           f"detector {info.get('detector', args.detector)}, backend {info['backend']}) on {where} "
           "(Ctrl+C to stop)", file=sys.stderr, flush=True)
     # One worker process: the model is loaded once and inference runs in its threadpool.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, access_log=False)).run(sockets=[listening])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (0: a free port), for uvicorn to serve on; an unknown host or a
+    port in use is a one-line error here rather than uvicorn's log lines after "serving"."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"--host {host}: cannot listen there ({getattr(exc, 'strerror', None) or exc})") from None
+    listening = socket.socket(family, kind, proto)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+    try:
+        listening.bind(address)
+    except OSError as exc:
+        listening.close()
+        raise UsageError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    return listening
 
 
 def _url_host(host: str) -> str:
