@@ -237,6 +237,10 @@ def test_csv_missing_column(tmp_path):
     path = write_csv(tmp_path / "f.csv", [(0, "Training")], header="emotion,Usage")
     with pytest.raises(DataError, match="missing column.*pixels"):
         load_fer2013(path)
+    (tmp_path / "binary.csv").write_bytes(bytes(range(9)) + b",x\n1,2\n")  # no control codes to the terminal
+    with pytest.raises(DataError) as caught:
+        load_fer2013(tmp_path / "binary.csv", cache=False)
+    assert str(caught.value).isprintable() and "(found: not text: \\x00\\x01" in str(caught.value)
 
 
 def test_skip_bad_keeps_the_rest_and_reports_each(tmp_path):

@@ -289,6 +289,16 @@ def test_a_model_file_with_a_damaged_header_is_a_model_file_error(tmp_path, dama
         load_model_file(path)
 
 
+def test_a_safetensors_file_of_another_program_is_said_to_be_one(tmp_path):
+    from safetensors.torch import save as st_save
+
+    path = tmp_path / "other.safetensors"
+    path.write_bytes(st_save({"w": torch.zeros(2)}, metadata={"framework": "pt"}))
+    with pytest.raises(ModelFileError, match=r"other.safetensors: a safetensors file, but not a ferkit model \(it "
+                                             r"has no ferkit header; ferkit train writes model files\)$"):
+        load_model_file(path)
+
+
 @pytest.mark.parametrize("storage", ["float16", "int8"])
 def test_compact_weight_storage_loads_as_float32_and_predicts_like_the_original(tmp_path, storage):
     """int8 storage keeps one float32 scale per output channel: a quarter of the float32 size for

@@ -757,3 +757,19 @@ def test_detector_none_is_no_detect(capsys, tiny_model_file, photo):
     height, width = cv2.imread(str(photo)).shape[:2]
     assert answers[0] == answers[1] and len(answers[0]) == 1
     assert (answers[0][0]["x"], answers[0][0]["y"], answers[0][0]["w"], answers[0][0]["h"]) == (0, 0, width, height)
+
+
+def test_an_annotated_picture_that_cannot_be_written_is_said_as_such(capsys, tiny_model_file, photo, tmp_path,
+                                                                     monkeypatch):
+    """The faces' rows are kept; the error row says the picture is what is missing, and why, in words."""
+    import ferkit.vision.annotate as annotate_module
+
+    def refuse(path, image):
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(annotate_module, "write_image", refuse)
+    status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",
+                           "--annotate", tmp_path / "out.jpg", "--json")
+    rows = json.loads(out)
+    assert status == 1 and [r["face"] for r in rows] == [0, 1, None]
+    assert rows[-1]["error"] == f"{tmp_path / 'out.jpg'}: annotated picture not written (Operation not permitted)"

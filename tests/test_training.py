@@ -1151,3 +1151,23 @@ def test_precision_auto_keeps_float32_for_a_model_bf16_slows(monkeypatch):
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
     assert not loop.use_bf16("auto", "vgg_fer") and not loop.use_bf16("fp32", "vgg_fer")
     assert loop.use_bf16("bf16", "vgg_fer")
+
+
+@pytest.mark.parametrize("raised, said", [(KeyError(174812789), "(KeyError 174812789)"),
+                                          (RuntimeError("PytorchStreamReader failed. Advice."),
+                                           "(PytorchStreamReader failed)")])
+def test_a_corrupt_checkpoint_is_said_in_words(tmp_path, monkeypatch, raised, said):
+    """torch's error for a damaged last.pt can be a bare number: the line names the kind of failure."""
+    import torch
+
+    from ferkit.training.checkpoint import CheckpointError, load_checkpoint
+
+    (tmp_path / "last.pt").write_bytes(b"PK damaged")
+
+    def fail(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(tmp_path / "last.pt")
+    assert str(caught.value) == f"{tmp_path / 'last.pt'}: corrupt or unreadable checkpoint {said}"

@@ -381,7 +381,7 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
                 raise
             return failed + unfinished
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
-            sink.write(face_row(item.name, None, None, None, None, f"{type(exc).__name__}: {exc}"))
+            sink.write(face_row(item.name, None, None, None, None, _error_text(exc)))
             ok = False
         failed += not ok
         sink.source_done()
@@ -392,6 +392,13 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
 
         cv2.destroyAllWindows()
     return failed
+
+
+def _error_text(exc: Exception) -> str:
+    """A failed source's error column: a file error as the file and the problem, others with their kind."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None, show: bool) -> bool:
@@ -443,7 +450,11 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                 if args.max_frames and processed >= args.max_frames:
                     break
             elif out is not None:
-                write_image(out, annotate(result.image, result.faces, box_scale=result.image_scale))
+                try:
+                    write_image(out, annotate(result.image, result.faces, box_scale=result.image_scale))
+                except OSError as exc:  # its rows are written: only the picture is missing, and said so
+                    raise OSError(exc.errno, f"annotated picture not written ({exc.strerror or exc})",
+                                  str(out)) from None
     except KeyboardInterrupt as exc:
         if item.kind != "camera" or isinstance(exc, Terminated):
             if video_out is not None:  # Ctrl+C keeps the frames annotated so far, as their rows are kept

@@ -205,6 +205,8 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
         if missing:
             found = ", ".join(header) or "none"
             found = found if len(found) <= 120 else found[:120] + "..."  # a binary file's "header" is kilobytes
+            if not found.isprintable():  # a binary file's bytes would reach the terminal as control codes
+                found = f"not text: {found.encode('unicode_escape').decode('ascii')[:120]}"
             raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {found})")
         reader.fieldnames = header
         has_usage = "usage" in header

@@ -98,9 +98,12 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         tensors = st_load(raw)
         header_len = int.from_bytes(raw[:8], "little")
         metadata = json.loads(raw[8:8 + header_len]).get("__metadata__", {})
-        header = json.loads(metadata["ferkit"])
+        header = json.loads(metadata["ferkit"]) if isinstance(metadata, dict) and "ferkit" in metadata else None
     except (SafetensorError, KeyError, ValueError, AttributeError, TypeError) as exc:
         raise ModelFileError(f"{path}: not a ferkit model file ({str(exc)[:120]})") from None
+    if header is None:
+        raise ModelFileError(f"{path}: a safetensors file, but not a ferkit model (it has no ferkit header; "
+                             "ferkit train writes model files)")
     if not isinstance(header, dict) or not isinstance(header.get("name"), str):
         raise ModelFileError(f"{path}: not a ferkit model file (its header names no model)")
     if header.get("format") != FORMAT:

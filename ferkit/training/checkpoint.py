@@ -26,7 +26,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files; all mean the same here
         # torch's first sentence says what failed; the rest is advice written for its own users
-        first_sentence = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        first_sentence = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+        if not any(c.isalpha() for c in first_sentence):  # e.g. a bare number from a truncated zip archive
+            first_sentence = f"{type(exc).__name__} {first_sentence}".strip()
         raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({first_sentence[:200]})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a ferkit checkpoint")
