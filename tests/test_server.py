@@ -293,6 +293,15 @@ def test_empty_and_malformed_requests_are_400(client):
     assert response.status_code == 400 and "error" in response.json()
 
 
+def test_a_malformed_multipart_body_leaves_no_bare_log_line(client, capfd):
+    """python-multipart's warning reached the server's terminal as a bare line; the 400 says it all."""
+    capfd.readouterr()
+    response = client.post("/api/predict", content=b"garbage here",
+                           headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert response.status_code == 400
+    assert "Expected boundary" not in capfd.readouterr().err
+
+
 def test_unknown_paths_and_methods_answer_json(client):
     assert_error(client.get("/api/nothing"), 404, "not found")
     assert_error(client.get("/api/predict"), 405, "method not allowed")

@@ -40,6 +40,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 # with 415 before it is read (a JSON or text body is a client mistake, not an image).
 RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
 log = logging.getLogger("ferkit.serve")
+# python-multipart logs each malformed body before raising; the client's 400 answer says it already,
+# and the bare line (no handler is configured for it) would look like a crash in the server's output.
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 class ApiError(Exception):
