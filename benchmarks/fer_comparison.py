@@ -7,7 +7,9 @@ For each side: batched classification throughput (faces/s, batches of 256), batc
 
 `fer` needs TensorFlow, which does not belong in ferkit's environment, so it runs in a child
 process with the interpreter of an environment where it is installed
-(``python -m venv /tmp/fervenv && /tmp/fervenv/bin/pip install fer tensorflow-cpu``):
+(``python -m venv /tmp/fervenv && /tmp/fervenv/bin/pip install --no-deps fer && /tmp/fervenv/bin/pip install
+tensorflow-cpu opencv-python-headless``; fer's own dependencies pull in facenet-pytorch and with it a
+CUDA build of PyTorch, gigabytes that only its MTCNN detector, unused here, needs):
 
     python benchmarks/fer_comparison.py --fer-python /tmp/fervenv/bin/python [--threads 2]
 
@@ -42,10 +44,10 @@ import tensorflow as tf
 threads = int(sys.argv[2])
 tf.config.threading.set_intra_op_parallelism_threads(threads)
 tf.config.threading.set_inter_op_parallelism_threads(1)
-import fer
+import importlib.util  # fer's folder, without importing fer (and its video and detector dependencies)
 data = np.load(sys.argv[1])
 faces, labels, seconds = data["faces"], data["labels"], float(sys.argv[3])
-base = os.path.join(os.path.dirname(fer.__file__), "data")
+base = os.path.join(importlib.util.find_spec("fer").submodule_search_locations[0], "data")
 
 def timed(fn, min_calls=3):
     times, start = [], time.perf_counter()
