@@ -462,7 +462,7 @@ def test_cli_stats_json(fer_root):
     report = json.loads(result.stdout)
     assert sum(report["splits"]["training"].values()) == 70
     assert list(report["splits"]["training"]) == list(CLASSES)
-    assert report["problems"] == []
+    assert report["problems"] == [] and report["repeats_of_training"] == {"publictest": 0, "privatetest": 0}
 
 
 def test_cli_stats_on_shared_fer2013():
@@ -473,6 +473,7 @@ def test_cli_stats_on_shared_fer2013():
     splits = json.loads(result.stdout)["splits"]
     assert sum(splits["training"].values()) == 28709 and sum(splits["publictest"].values()) == 3589
     assert splits["training"]["disgust"] == 436 and splits["publictest"]["happy"] == 895
+    assert json.loads(result.stdout)["repeats_of_training"] == {"publictest": 279}  # FER2013's own repeats
 
 
 def test_cli_errors_are_one_line(tmp_path, folder_with_bad_files):

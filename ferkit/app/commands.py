@@ -21,8 +21,14 @@ def data_stats(args: argparse.Namespace) -> int:
         dataset = load_fer2013(args.path, skip_bad=args.skip_bad)
     problems = list(dataset.problems) + [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     splits = {name: split.class_counts() for name, split in dataset.splits.items()}
+    repeats = {}  # faces of the other splits that are, pixel for pixel, Training faces (FER2013 has 279 in PublicTest)
+    if "training" in dataset.splits:
+        from ..data.overlap import repeats_of
+
+        repeats = {name: int(repeats_of(split.images, dataset["training"].images).sum())
+                   for name, split in dataset.splits.items() if name != "training"}
     if args.json:
-        print(json.dumps({"splits": splits, "problems": problems}))
+        print(json.dumps({"splits": splits, "repeats_of_training": repeats, "problems": problems}))
         return 0
     from ..data.classes import CLASSES
 
@@ -32,6 +38,10 @@ def data_stats(args: argparse.Namespace) -> int:
     for cls in CLASSES:
         print(f"{cls:<{width}}  " + "  ".join(f"{splits[n][cls]:>11,}" for n in names))
     print(f"{'total':<{width}}  " + "  ".join(f"{sum(splits[n].values()):>11,}" for n in names))
+    for name, count in repeats.items():
+        if count:
+            print(f"{name}: {count:,} of its {sum(splits[name].values()):,} faces are Training faces again, "
+                  "pixel for pixel (evaluate scores the rest apart)")
     for problem in problems:
         print(f"problem: {problem}")
     return 0
