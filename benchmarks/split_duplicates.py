@@ -1,7 +1,7 @@
 """FER2013's faces repeated across splits, and the shipped models' PublicTest accuracy without them.
 
     python benchmarks/split_duplicates.py [--models default default-b fast] [--tta none,tencrop]
-        [--data ../shared/fer2013] [--threads 2]
+        [--data ../shared/fer2013] [--threads 2] [--list-repeats tests/data/publictest_repeats.txt]
 
 Counts PublicTest faces that are pixel for pixel a Training face (blank faces apart: they are alike
 everywhere), how often the repeated face carries the same label in both splits, and faces repeated
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from pathlib import Path
 
 
 from ferkit.data.overlap import blank, face_hashes, repeats_of
@@ -28,6 +29,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["default", "default-b", "fast"])
     parser.add_argument("--tta", default="none,tencrop", help="test-time views to score (comma-separated)")
+    parser.add_argument("--list-repeats", metavar="FILE",
+                        help="also write the repeated PublicTest faces' files (CLASS/NAME, one a line) to FILE, "
+                             "e.g. tests/data/publictest_repeats.txt, which the tests' real faces avoid")
     args, data = parse_with_fer2013(parser)
     train, test = data["training"], data["publictest"]
 
@@ -37,6 +41,10 @@ def main() -> None:
             train_labels[digest].add(int(label))
     test_hashes = face_hashes(test.images)
     repeated = repeats_of(test.images, train.images)  # as `ferkit evaluate` counts them
+    if args.list_repeats:
+        names = sorted(f"{Path(s).parent.name}/{Path(s).name}" for s, r in zip(test.sources, repeated) if r)
+        Path(args.list_repeats).write_text("".join(f"{n}\n" for n in names))
+        print(f"wrote {len(names)} names to {args.list_repeats}")
     same_label = sum(int(label) in train_labels[h] for h, label, r in zip(test_hashes, test.labels, repeated) if r)
     within = len(train) - int(blank(train.images).sum()) - len(train_labels)
     print(f"PublicTest faces that are Training faces: {int(repeated.sum())} of {len(test):,} "

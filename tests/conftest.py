@@ -15,6 +15,19 @@ from ferkit.data.classes import CLASSES
 SHARED = Path(os.environ.get("FERKIT_TEST_FER2013") or Path(__file__).resolve().parents[2] / "shared" / "fer2013")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Module-scoped fixtures (a shared recognizer, a server process) start before the per-test cache below
+    is set: they get the test session's own cache folder, never the user's ~/.cache/ferkit."""
+    before = os.environ.get("FERKIT_CACHE_DIR")
+    os.environ["FERKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("session-cache"))
+    yield
+    if before is None:
+        os.environ.pop("FERKIT_CACHE_DIR", None)
+    else:
+        os.environ["FERKIT_CACHE_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own dataset cache folder, so tests never see each other's cache."""
@@ -52,8 +65,14 @@ def fer_root(tmp_path) -> Path:
     return root
 
 
+# PublicTest faces that are, pixel for pixel, Training faces (FER2013 repeats 279; the shipped models learnt
+# them): written by `python benchmarks/split_duplicates.py --list-repeats tests/data/publictest_repeats.txt`.
+PUBLICTEST_REPEATS = frozenset((Path(__file__).parent / "data" / "publictest_repeats.txt").read_text().split())
+
+
 def real_faces(per_class: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """A few real FER2013 PublicTest faces read from ../shared (skips the test if absent)."""
+    """A few real FER2013 PublicTest faces read from ../shared (skips the test if absent), none of them a
+    repeat of a Training face: faces no shipped model saw."""
     from ferkit.data.images import decode_face
 
     test_dir = SHARED / "test"
@@ -61,7 +80,8 @@ def real_faces(per_class: int = 3) -> tuple[np.ndarray, np.ndarray]:
         pytest.skip(f"{test_dir} not found")
     faces, labels = [], []
     for index, name in enumerate(CLASSES):
-        for path in sorted((test_dir / name).iterdir())[:per_class]:
+        paths = [p for p in sorted((test_dir / name).iterdir()) if f"{name}/{p.name}" not in PUBLICTEST_REPEATS]
+        for path in paths[:per_class]:
             faces.append(decode_face(path)[0])
             labels.append(index)
     return np.stack(faces), np.asarray(labels)
@@ -78,6 +98,12 @@ def packaged_faces() -> np.ndarray:
     found = HaarDetector().detect(photo)
     assert len(found) == 2, f"expected the astronaut's and Grace Hopper's faces, found {len(found)}"
     return np.asarray(crop_faces(photo, found, FRAMINGS["haar"], align=False))
+
+
+def plumbing_faces(count: int) -> np.ndarray:
+    """``count`` faces for tests of the plumbing (engines, ensembles, crops agreeing with each other), on
+    every checkout: the package photo's two real faces, then synthetic ones."""
+    return np.concatenate([packaged_faces(), synthetic_faces(max(0, count - 2), seed=11)[0]])[:count]
 
 
 @pytest.fixture

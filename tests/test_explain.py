@@ -17,7 +17,7 @@ from ferkit.explain import (conv_layers, explain, grad_cam, guided_backprop, gui
 from ferkit.explain.filters import layer_activations
 from ferkit.models import create_model
 
-from conftest import real_faces, synthetic_faces
+from conftest import plumbing_faces, real_faces, synthetic_faces
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -121,7 +121,7 @@ def test_explain_faces_states_predicts_answer_and_takes_names(tmp_path):
     from ferkit.explain.faces import explain_faces
     from ferkit.vision.recognizer import EmotionRecognizer
 
-    faces, _ = real_faces(per_class=1)
+    faces = plumbing_faces(7)
     result = explain_faces("fast", faces, "gradcam")
     expected = EmotionRecognizer(model="fast", detector="none", backend="torch").classify(faces)
     np.testing.assert_allclose(result.probs, expected, atol=1e-5)
@@ -217,15 +217,22 @@ def _assert_png(path):
     assert image is not None and image.std() > 0
 
 
-@pytest.mark.parametrize("method", ["gradcam", "guided-backprop", "guided-gradcam"])
-def test_explain_cli(tmp_path, tiny_model_file, capsys, method):
-    out = tmp_path / f"{method}.png"
-    code = main(["explain", str(_face_png(tmp_path)), "--method", method, "--model", str(tiny_model_file),
-                 "--class", "happy", "--out", str(out)])
-    stdout, err = capsys.readouterr()
-    assert code == 0, err
-    assert "explaining happy" in stdout
-    _assert_png(out)
+def test_explain_cli(tmp_path, tiny_model_file, capsys):
+    """Each --method draws its own picture (a method ignored would draw Grad-CAM three times)."""
+    pictures = {}
+    for method in ("gradcam", "guided-backprop", "guided-gradcam"):
+        out = tmp_path / f"{method}.png"
+        code = main(["explain", str(_face_png(tmp_path)), "--method", method, "--model", str(tiny_model_file),
+                     "--class", "happy", "--out", str(out)])
+        stdout, err = capsys.readouterr()
+        assert code == 0, err
+        assert "explaining happy" in stdout
+        _assert_png(out)
+        pictures[method] = cv2.imread(str(out)).astype(int)
+    methods = list(pictures)
+    for i, a in enumerate(methods):
+        for b in methods[i + 1:]:
+            assert pictures[a].shape != pictures[b].shape or np.abs(pictures[a] - pictures[b]).mean() > 1, (a, b)
 
 
 def test_explain_cli_predicts_what_predict_does(tmp_path, capsys):

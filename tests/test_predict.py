@@ -142,11 +142,11 @@ def test_no_detect_treats_each_image_as_a_face(capsys, tiny_model_file, tmp_path
 def test_a_fer2013_face_crop_is_classified_whole_without_detection(capsys, tmp_path):
     """A 48x48 picture is a face crop already: detectors miss most faces that small, so each one is
     classified as it is (as --no-detect would), not reported face-less."""
-    from conftest import real_faces
+    from conftest import plumbing_faces
 
     from ferkit.vision.recognizer import EmotionRecognizer
 
-    faces, _ = real_faces(1)
+    faces = plumbing_faces(7)
     for i, face in enumerate(faces):
         cv2.imwrite(str(tmp_path / f"face{i}.png"), face)
     status, out, _ = run(capsys, "predict", tmp_path, "--model", "fast", "--json")

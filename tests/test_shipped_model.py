@@ -40,12 +40,12 @@ def test_shipped_model_is_small_and_loads_offline(no_network, name):
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_classifies_real_faces_well_above_chance(no_network, name):
-    faces, labels = real_faces(per_class=6)  # 42 PublicTest faces (never trained on), 6 per class
+    faces, labels = real_faces(per_class=12)  # 84 PublicTest faces, none a repeat of a Training face, 12 a class
     loaded = load_model(name)
     probs = predict_probs(loaded.model, loaded.normalizer, faces, temperature=loaded.temperature)
     accuracy = float((probs.argmax(1) == labels).mean())
-    # On these 42 faces: default v6 0.60 (2026-11-25; v5 0.69: 42 faces are a noisy sample), default-b 0.57,
-    # fast 0.62 (2026-11-24); chance is 0.14.
+    # On these 84 faces (2026-11-25, centre view): default v6 0.63, default-b 0.65, fast 0.67; chance is 0.14.
+    # (The 42 used before held 5 Training faces again; 84 make a less noisy sample.)
     assert accuracy >= 0.50, f"{name}: accuracy {accuracy:.2f} on real faces (chance is 0.14)"
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
 
@@ -53,11 +53,11 @@ def test_shipped_model_classifies_real_faces_well_above_chance(no_network, name)
 def test_fast_model_is_selected_by_name_in_the_python_api(no_network):
     from ferkit import EmotionRecognizer
 
-    faces, labels = real_faces(per_class=6)
+    faces, labels = real_faces(per_class=12)
     rec = EmotionRecognizer(model="fast", detector="haar")
     assert rec.loaded.name == "vgg_fer_fast"
-    probs = rec.classify(faces)
-    assert probs.shape == (42, 7) and float((probs.argmax(1) == labels).mean()) >= 0.50
+    probs = rec.classify(faces)  # ten-crop: 0.65 on these 84 faces (2026-11-25)
+    assert probs.shape == (84, 7) and float((probs.argmax(1) == labels).mean()) >= 0.50
 
 
 def test_recognizer_uses_shipped_model_on_the_demo_photo(no_network):
@@ -108,22 +108,22 @@ def test_the_package_weights_fit_in_25_mb():
     assert total <= 25_000_000, f"shipped weights take {total / 1e6:.2f} MB"
 
 
-def test_best_is_the_shipped_ensemble_everywhere_a_model_is_named(no_network, capsys):
+def test_best_is_the_shipped_ensemble_everywhere_a_model_is_named(no_network, capsys, tmp_path):
     from ferkit import EmotionRecognizer
     from ferkit.app.cli import main
     from ferkit.models.hub import SHIPPED_ENSEMBLES, ensemble_members
     from ferkit.models.io import ModelFileError
 
     assert ensemble_members("best") == ["default", "default-b"] and set(SHIPPED_ENSEMBLES["best"]) <= set(SHIPPED)
-    faces, labels = real_faces(per_class=6)
-    rec = EmotionRecognizer(model="best", detector="haar")
-    assert len(rec.backends) == 2
-    probs = rec.classify(faces)
-    assert float((probs.argmax(1) == labels).mean()) >= 0.50
     with pytest.raises(ModelFileError, match="ensemble of default \\+ default-b"):
         load_model("best")
-    assert main(["explain", "--model", "best", "--out", "x.png", "nothing.jpg"]) == 2
+    assert main(["explain", "--model", "best", "--out", str(tmp_path / "x.png"), "nothing.jpg"]) == 2
     assert "not an ensemble" in capsys.readouterr().err
+    faces, labels = real_faces(per_class=12)  # last: it skips the test where ../shared is missing
+    rec = EmotionRecognizer(model="best", detector="haar")
+    assert len(rec.backends) == 2
+    probs = rec.classify(faces)  # ten-crop: 0.71 on these 84 faces (2026-11-25)
+    assert float((probs.argmax(1) == labels).mean()) >= 0.50
 
 
 def test_shipped_ensemble_figures_match_the_shipped_members():

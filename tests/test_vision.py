@@ -1,7 +1,7 @@
 """EmotionRecognizer: API, detectors, crops, tracking, smoothing, sources, rows, ONNX and bad input.
 
-Test pictures are composed from real FER2013 faces (../shared) pasted on a plain canvas; videos
-are written with cv2.VideoWriter. The model is the untrained ``tiny`` one: these tests check
+Test pictures are composed from the package photo's real faces pasted on a plain canvas (no ../shared
+needed); videos are written with cv2.VideoWriter. The model is the untrained ``tiny`` one: these tests check
 the plumbing, not accuracy.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import packaged_faces, real_faces
+from conftest import packaged_faces, plumbing_faces
 from PIL import Image
 
 from ferkit.data.classes import CLASSES
@@ -97,7 +97,7 @@ def test_bad_options_are_rejected(tiny_model_file):
 
 def test_classify_takes_one_colour_crop_as_one_face(recognizer):
     """A 48x48x3 crop was once read as 48 crops of 48x3 pixels."""
-    faces, _ = real_faces(per_class=1)
+    faces = plumbing_faces(7)
     colour = cv2.cvtColor(faces[0], cv2.COLOR_GRAY2BGR)
     expected = recognizer.classify(faces[:1])
     for crop in (colour, faces[0][:, :, None], faces[0]):
@@ -167,7 +167,7 @@ def test_classify_matches_the_model(tiny_model_file):
     from ferkit.models.hub import load_model
     from ferkit.models.inference import predict_probs
 
-    faces, _ = real_faces(2)
+    faces = plumbing_faces(14)
     loaded = load_model(tiny_model_file)
     for tta, views in (("auto", "tencrop"), ("none", "none"), ("flip", "flip")):  # auto: a crop is a still face
         expected = predict_probs(loaded.model, loaded.normalizer, faces, tta=views)
@@ -199,7 +199,7 @@ def test_an_ensemble_averages_its_members_in_one_class_order(tiny_model_file, tm
     reordered = list(CLASSES)[::-1]
     save_model_file(other, create_model("tiny"), name="tiny", options={}, normalizer=Normalizer.identity(),
                     classes=reordered)
-    faces, _ = real_faces(1)
+    faces = plumbing_faces(7)
     first = EmotionRecognizer(model=tiny_model_file, detector="none").classify(faces)
     second = EmotionRecognizer(model=other, detector="none").classify(faces)
     second_in_first_order = second[:, [reordered.index(c) for c in CLASSES]]
@@ -224,7 +224,7 @@ def test_onnx_and_pytorch_agree(tiny_model_file, tmp_path, tta):
     with torch_random_weights(loaded.model):
         data = export_onnx(loaded, tmp_path / "m.onnx")
         assert (tmp_path / "m.onnx").read_bytes() == data
-        faces, _ = real_faces(2)
+        faces = plumbing_faces(14)
         a = OnnxBackend(loaded, data).probs(faces, tta)
         b = TorchBackend(loaded).probs(faces, tta)
         assert np.abs(a - b).max() < 1e-4
@@ -285,10 +285,20 @@ def test_crop_aligns_by_the_eyes():
 
 
 def test_crop_at_the_edge_and_huge_faces():
-    image = np.random.default_rng(0).integers(0, 255, (2000, 1500), dtype=np.uint8)
-    assert crop_face(image, Detection((-30, -40, 100, 100))).shape == (48, 48)
-    assert crop_face(image, Detection((100, 100, 1400, 1400))).shape == (48, 48)
-    assert crop_face(image, Detection((1490, 1990, 20, 20))).shape == (48, 48)
+    """Boxes past the picture's edges repeat its border; a huge box (shrunk first) keeps its geometry."""
+    image = np.zeros((2000, 1500), np.uint8)
+    image[:, 750:] = 255  # dark left half, bright right half
+    image[:60, :60] = 128  # a grey top-left corner
+    plain = Framing(1.0, 0.0)
+    for box in ((-30, -40, 100, 100), (100, 100, 1400, 1400), (1490, 1990, 20, 20)):
+        assert crop_face(image, Detection(box)).shape == (48, 48)
+    corner = crop_face(image, Detection((-30, -40, 100, 100)), plain)  # covers x -30..70, y -40..60
+    assert (np.abs(corner[:-1, :40].astype(int) - 128) <= 2).all()  # x, y < 60: the grey corner, repeated outward
+    assert (corner[:, 45:] <= 2).all()  # x past 60, y < 60: dark
+    huge = crop_face(image, Detection((100, 100, 1400, 1400)), plain)  # x 100..1500: the halves meet at 22.3 px
+    assert (huge[:, :21] <= 2).all() and (huge[:, 24:] >= 253).all()
+    beyond = crop_face(image, Detection((1490, 1990, 20, 20)), plain)  # mostly past the bottom-right corner
+    assert (beyond >= 253).all()
 
 
 # -- tracking and smoothing ---------------------------------------------------------------------
