@@ -1171,3 +1171,34 @@ def test_a_corrupt_checkpoint_is_said_in_words(tmp_path, monkeypatch, raised, sa
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(tmp_path / "last.pt")
     assert str(caught.value) == f"{tmp_path / 'last.pt'}: corrupt or unreadable checkpoint {said}"
+
+
+@pytest.mark.parametrize("changes, said", [
+    (dict(epochs="3"), "--epochs '3': expected a whole number"),
+    (dict(epochs=2.5), "--epochs 2.5: expected a whole number"),
+    (dict(equalize="no"), "--equalize 'no': expected true or false"),  # a non-empty string is true
+    (dict(model_options="width=3"), "--model-options 'width=3': expected a mapping"),
+    (dict(augment={"shift": 0.9}), "--augment {'shift': 0.9}: expected an AugmentConfig"),
+    (dict(epochs=0), "--epochs 0: must be at least 1"),
+    (dict(threads=-1), "--threads -1: none may be negative"),
+])
+def test_a_configuration_value_of_the_wrong_kind_is_named(tmp_path, changes, said):
+    """Values from the Python API are checked for their kind before their range: they once failed as a
+    bare TypeError deep inside, or (equalize="no") quietly did the opposite."""
+    with pytest.raises(ValueError) as caught:
+        quick_config(tmp_path, tmp_path / "run", **changes).validate()
+    assert said in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_empty_data_path_is_not_the_current_folder(tmp_path, monkeypatch):
+    """Path("") is ".": a folder of class folders there was once loaded, evaluated and trained on."""
+    from ferkit.data import DataError, load_fer2013
+
+    faces, labels = synthetic_faces(14, seed=3)
+    write_class_folders(tmp_path, faces, labels, "img")
+    monkeypatch.chdir(tmp_path)
+    for path in ("", "  "):
+        with pytest.raises(DataError, match="no dataset given"):
+            load_fer2013(path)
+    with pytest.raises(TrainingError, match="no dataset given"):
+        train(quick_config("", tmp_path / "run"))

@@ -678,6 +678,21 @@ def test_odd_sources_and_pixel_ranges(tmp_path):
     assert decoded.dtype == np.uint8 and decoded.min() == 0 and decoded.max() == 255
 
 
+def test_pixel_ranges_are_read_as_a_viewer_would():
+    """A 0-1 float picture that resampling pushed a little past 1, and 8-bit levels in a 16-bit array or a
+    16-bit PIL image, once came out black (read as 0-255 and as 0-65535)."""
+    from ferkit.data.images import normalise_array, pil_to_array
+
+    gray = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (32, 1))  # 0..252
+    overshoot = gray.astype(np.float32) / 255 * 1.09  # a cubic resize's ringing, up to about 1.08
+    assert abs(int(normalise_array(overshoot).max()) - 255) <= 1 and normalise_array(overshoot)[0, 32] >= 128
+    np.testing.assert_array_equal(normalise_array(gray.astype(np.uint16)), gray)
+    np.testing.assert_array_equal(pil_to_array(Image.fromarray(gray.astype(np.uint16))), gray)  # mode I;16
+    deep = gray.astype(np.uint16) * 257  # true 16-bit levels
+    np.testing.assert_array_equal(normalise_array(deep), gray)
+    np.testing.assert_array_equal(normalise_array(gray.astype(np.float64)), gray)  # 0-255 floats
+
+
 def test_annotating_a_thin_or_huge_picture_stays_encodable():
     from ferkit.vision.annotate import MAX_ENCODABLE, MAX_WIDTH, annotate
 

@@ -122,6 +122,8 @@ def load_fer2013(
     """
     from .cache import cached_load
 
+    if not os.fspath(path).strip():  # Path("") is the current folder: never read it unasked
+        raise DataError("no dataset given (the path is empty)")
     root = Path(path)
     if not root.exists():
         raise DataError(f"{root}: no such file or directory")

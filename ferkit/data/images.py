@@ -110,7 +110,7 @@ def pil_to_array(image: Image.Image) -> np.ndarray:
 
 def _to_array(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return levels_to_uint8(np.asarray(image), sixteen_bit=image.mode.startswith("I;16"))
+        return levels_to_uint8(np.asarray(image))
     if image.mode == "L":
         return np.asarray(image, dtype=np.uint8)
     if image.mode in ("1", "P", "LA", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGB", "RGBX"):
@@ -129,13 +129,19 @@ def _to_array(image: Image.Image) -> np.ndarray:
     raise ImageDecodeError(f"unsupported image mode {image.mode}")
 
 
-def levels_to_uint8(data: np.ndarray, sixteen_bit: bool = False) -> np.ndarray:
+# Floats up to this peak are read as 0-1: resampling a 0-1 picture (cubic, Lanczos) overshoots 1 a little,
+# and a 0-255 picture this dark would be black either way.
+FLOAT_UNIT_PEAK = 1.5
+
+
+def levels_to_uint8(data: np.ndarray) -> np.ndarray:
     """Pixel values of another range as uint8: 16-bit (0-65535), floats in 0-1, or 0-255.
-    The range is guessed from the type and the largest value, as image viewers do."""
+    The range is guessed from the type and the largest value, as image viewers do: a 16-bit container
+    holding values up to 255 holds 8-bit levels (a 16-bit picture that dark would be black)."""
     is_float = np.issubdtype(data.dtype, np.floating)
     data = np.nan_to_num(data.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     peak = float(data.max()) if data.size else 0.0
-    top = 65535.0 if sixteen_bit or peak > 255 else 1.0 if is_float and peak <= 1.0 else 255.0
+    top = 65535.0 if peak > 255 else 1.0 if is_float and peak <= FLOAT_UNIT_PEAK else 255.0
     return np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
 
 
@@ -183,7 +189,7 @@ def normalise_array(array: np.ndarray) -> np.ndarray:
     if array.size == 0:
         raise ImageDecodeError("empty array")
     if array.dtype != np.uint8:
-        array = levels_to_uint8(array, sixteen_bit=array.dtype == np.uint16)
+        array = levels_to_uint8(array)
     if array.ndim == 3 and array.shape[2] == 4:  # transparent pixels on white, as decoded files are
         alpha = array[:, :, 3:].astype(np.float32) / 255.0
         array = (array[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)

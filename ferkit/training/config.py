@@ -37,6 +37,28 @@ def option_choices() -> dict[str, tuple[str, ...]]:
             "distill_mode": ("clean", "online"), "detector": DETECTOR_CHOICES, "val_split": VALIDATION_SPLITS}
 
 
+
+def _check_type(option: str, value: object, item: dataclasses.Field) -> None:
+    """A configuration value of the field's kind (the kind of its default): ``epochs="3"``, ``epochs=2.5`` or
+    ``equalize="no"`` (a string, true) would otherwise fail deep inside, or quietly do something else."""
+    default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+    if default is dataclasses.MISSING or default is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "text"
+    elif isinstance(default, dict):
+        ok, kind = isinstance(value, dict), "a mapping of names to values"
+    else:
+        ok, kind = isinstance(value, type(default)), f"an {type(default).__name__}"
+    if not ok:
+        raise ValueError(f"{option} {value!r}: expected {kind}")
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs, as plain data: saved as ``config.json`` beside every
@@ -141,6 +163,9 @@ class TrainConfig:
 
         from ..models import model_info
 
+        for owner, prefix in ((self, ""), (self.augment if isinstance(self.augment, AugmentConfig) else None, "aug-")):
+            for item in fields(owner) if owner is not None else ():
+                _check_type(f"--{prefix}{item.name.replace('_', '-')}", getattr(owner, item.name), item)
         model_info(self.model)  # unknown names list the registered models
         # NaN passes every range check below (all comparisons are false) and trains NaN weights.
         for owner, prefix in ((self, ""), (self.augment, "aug-")):
@@ -152,7 +177,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         checks = [
-            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
             (self.batch_size >= 1, "batch size must be at least 1"),
             (self.lr > 0, "learning rate must be positive"),
             (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
@@ -164,12 +189,15 @@ class TrainConfig:
             (0 <= self.distill_weight <= 1 and self.distill_temperature > 0,
              "distillation weight must be in [0, 1] and its temperature positive"),
             (self.unfreeze_epoch >= 0 and self.unfreeze_lr_factor > 0 and self.unfreeze_keep >= 0,
-             "bad unfreeze settings"),
+             f"--unfreeze-epoch {self.unfreeze_epoch}, --unfreeze-lr-factor {self.unfreeze_lr_factor}, --unfreeze-keep "
+             f"{self.unfreeze_keep}: the epoch and blocks kept must not be negative, the factor must be positive"),
             (not self.unfreeze_keep or self.unfreeze_epoch, "--unfreeze-keep needs --unfreeze-epoch"),
             (not self.distill_int8 or (self.distill and self.distill_mode == "online"),
              "--distill-int8 needs --distill and --distill-mode online"),
             (not self.unfreeze_epoch or self.freeze, "--unfreeze-epoch needs --freeze"),
-            (self.limit_train >= 0 and self.limit_val >= 0 and self.threads >= 0, "limits and threads must not be negative"),
+            (self.limit_train >= 0 and self.limit_val >= 0 and self.threads >= 0,
+             f"--limit-train {self.limit_train}, --limit-val {self.limit_val}, --threads {self.threads}: none may be "
+             "negative"),
             (0 <= self.momentum < 1, "--momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "--weight-decay must not be negative"),
             (self.warmup_epochs >= 0, "--warmup-epochs must not be negative"),
