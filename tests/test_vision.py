@@ -702,3 +702,37 @@ def test_annotating_a_thin_or_huge_picture_stays_encodable():
     assert wide.shape[1] <= MAX_ENCODABLE and cv2.imencode(".jpg", wide)[0]
     small = annotate(np.full((48, 48), 90, np.uint8), [])
     assert small.shape[0] == 360  # small faces are still drawn at a readable height
+
+
+def test_api_misuse_is_said_plainly(recognizer, tiny_model_file, tmp_path):
+    """Found by an audit: each of these once raised an internal error (TypeError: 'int' object is not
+    iterable, expected str ... not ndarray, 'str' object is not callable) or a misleading one."""
+    from PIL import Image
+
+    from ferkit.data.images import ImageDecodeError
+    from ferkit.evaluation import evaluate
+    from ferkit.vision.sources import SourceError
+
+    face = plumbing_faces(1)[0]
+    with pytest.raises(TypeError, match="a picture already in memory goes to predict"):
+        recognizer.predict_many(face)
+    with pytest.raises(TypeError, match="source bytes: sources are paths"):
+        recognizer.predict_many([b"\xff\xd8"])
+    with pytest.raises(ValueError, match="every=0: must be a whole number of at least 1"):
+        recognizer.predict_many([str(tmp_path)], every=0)
+    with pytest.raises(SourceError, match="a folder, not a video file"):
+        next(iter(recognizer.predict_video(tmp_path)))
+    # One PIL image is one crop, as one array is.
+    np.testing.assert_allclose(recognizer.classify(Image.fromarray(face)), recognizer.classify(face), atol=1e-6)
+    with pytest.raises(TypeError, match="crops 5: give face arrays"):
+        recognizer.classify(5)
+    with pytest.raises(ImageDecodeError, match=r"crops of shape \(2, 3, 48, 48\)"):
+        recognizer.classify(np.zeros((2, 3, 48, 48), np.uint8))  # channels first
+    with pytest.raises(TypeError, match="model 123: a shipped name"):
+        EmotionRecognizer(model=123)
+    with pytest.raises(ValueError, match="smooth='a': must be a number"):
+        EmotionRecognizer(model=tiny_model_file, smooth="a")
+    upper = EmotionRecognizer(model=tiny_model_file, detector="HAAR", backend="TORCH", tta="FLIP")
+    assert (upper.detector_name, upper.backend.name, upper.tta) == ("haar", "torch", "flip")
+    with pytest.raises(TypeError, match="backend 'int8': a function from a loaded model"):
+        evaluate(tmp_path, models=[tiny_model_file], backend="int8")

@@ -202,9 +202,14 @@ def as_face_crops(crops: np.ndarray | list) -> np.ndarray:
     if isinstance(crops, np.ndarray) and crops.ndim == 3 and crops.dtype == np.uint8 \
             and crops.shape[1:] == (FACE_SIZE, FACE_SIZE):
         return np.ascontiguousarray(crops)
-    if crops is None or isinstance(crops, (str, os.PathLike, bytes)):
+    if crops is None or isinstance(crops, (str, os.PathLike, bytes)) or not hasattr(crops, "__len__") \
+            and not isinstance(crops, Image.Image):
         raise TypeError(f"crops {crops!r}: give face arrays (N x H x W, or a list of H x W [x 3] arrays); "
                         "predict() takes files")
+    if isinstance(crops, Image.Image):
+        crops = [crops]
+    if isinstance(crops, np.ndarray) and (crops.ndim not in (2, 3, 4) or crops.ndim == 4 and crops.shape[3] not in (1, 3, 4)):
+        raise ImageDecodeError(f"crops of shape {crops.shape}: expected N x H x W, N x H x W x 3, or one H x W [x 3] crop")
     # One crop, gray (H x W) or colour (H x W x 3/4/1), rather than a stack of N gray crops H x W
     # (no stack of 48 crops 3 pixels wide is meant).
     single = isinstance(crops, np.ndarray) and (
@@ -213,5 +218,6 @@ def as_face_crops(crops: np.ndarray | list) -> np.ndarray:
     for crop in ([crops] if single else crops):
         if crop is None or isinstance(crop, (str, os.PathLike, bytes)):
             raise TypeError(f"crop {crop!r}: crops are face arrays; predict() takes files")
-        out.append(to_face_size(to_gray(normalise_array(np.asarray(crop)))))
+        array = pil_to_array(crop) if isinstance(crop, Image.Image) else np.asarray(crop)
+        out.append(to_face_size(to_gray(normalise_array(array))))
     return np.stack(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE), dtype=np.uint8)

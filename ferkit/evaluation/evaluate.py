@@ -218,6 +218,9 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None,
     classifier, e.g. ``lambda m: create_backend(m, "int8").probs`` (``ferkit.vision.backends``, the
     ONNX Runtime graphs ``evaluate --backend`` uses; evaluation does not import the vision layer)."""
     tta = resolve_tta(tta)
+    if backend is not None and not callable(backend):
+        raise TypeError(f"backend {backend!r}: a function from a loaded model to its classifier, e.g. "
+                        "lambda m: create_backend(m, 'int8').probs (ferkit.vision.backends), as evaluate --backend does")
     models = ensemble_members(models)  # one name or path, "a+b", or a list of either
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
     dataset = load_fer2013(data, skip_bad=skip_bad, cropper=cropper)

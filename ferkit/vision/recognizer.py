@@ -29,7 +29,7 @@ from ..tta import resolve_tta
 from .crop import FRAMINGS, Framing, clip_box, crop_faces, faces_in_order
 from .detect import Detection, DetectorError, check_detection_sizes, create_detector
 from .rows import Rows, face_row
-from .sources import SourceError, SourceItem, VideoReader, expand_sources, is_camera
+from .sources import SourceError, SourceItem, VideoReader, check_every, expand_sources, is_camera
 from .track import IoUTracker
 
 if TYPE_CHECKING:  # for the annotation only: backends imports torch, which waits until a model is built
@@ -99,6 +99,15 @@ class EmotionRecognizer:
         from ..models.io import ModelFileError
 
         model = "default" if model is None else model
+        if not isinstance(model, (str, os.PathLike, list, tuple)):
+            raise TypeError(f"model {model!r}: a shipped name, model file or run folder, or a list of them")
+        for name, value in (("smooth", smooth), ("min_face", min_face), ("detect_every", detect_every)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise ValueError(f"{name}={value!r}: must be a number")
+        if detect_size is not None and (isinstance(detect_size, bool) or not isinstance(detect_size, (int, np.integer))):
+            raise ValueError(f"detect_size={detect_size!r}: must be a whole number of pixels")
+        # Names are matched whatever their case, as detector names always were ("HAAR", "Int8", "FLIP").
+        backend, tta = (value.lower() if isinstance(value, str) else value for value in (backend, tta))
         if not isinstance(detector, str) or detector.lower() not in DETECTOR_CHOICES:
             raise DetectorError(f"unknown detector {detector!r}; choose one of: {', '.join(DETECTOR_CHOICES)}")
 
@@ -254,6 +263,7 @@ class EmotionRecognizer:
     # -- many sources ------------------------------------------------------------------------
     def iter_results(self, sources: Any, every: int = 1) -> Iterator[tuple[SourceItem, FrameResult | None, str | None]]:
         """``(item, frame result, error)`` for every frame of every source; errors do not stop the rest."""
+        check_every(every)
         for item in expand_sources(sources):
             yield from self.iter_item(item, every)
 

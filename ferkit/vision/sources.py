@@ -71,8 +71,14 @@ def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
     """Every item named by ``sources`` in a stable order; a missing path gives a ``missing`` item."""
     if isinstance(sources, (str, os.PathLike, int)):
         sources = [sources]
+    if not isinstance(sources, (list, tuple)):
+        raise TypeError(f"sources: a path, camera index or list of them, not {type(sources).__name__} (a picture "
+                        "already in memory goes to predict())")
     items: list[SourceItem] = []
     for source in sources:
+        if not isinstance(source, (str, os.PathLike, int)) or isinstance(source, bool):
+            raise TypeError(f"source {type(source).__name__}: sources are paths, globs or camera indexes (a picture "
+                            "already in memory goes to predict())")
         if is_camera(source):
             index = int(source)
             items.append(SourceItem("camera", f"camera:{index}", index))
@@ -154,6 +160,12 @@ class Frame:
 MAX_FAILED_FRAMES_IN_A_ROW = 25
 
 
+def check_every(every: object) -> None:
+    """``every`` (keep one frame in N) must be a whole number of at least 1."""
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ValueError(f"every={every!r}: must be a whole number of at least 1")
+
+
 class VideoReader:
     """Stream frames from a video file or camera; ``every`` keeps one frame in N.
 
@@ -162,10 +174,11 @@ class VideoReader:
     """
 
     def __init__(self, target: str | int, every: int = 1):
-        if every < 1:
-            raise ValueError(f"every={every}: must be at least 1")
+        check_every(every)
         self.target, self.every = target, every
         self.is_camera = isinstance(target, int)
+        if not self.is_camera and Path(target).is_dir():
+            raise SourceError("a folder, not a video file (predict_many reads the videos in a folder)")
         if not self.is_camera and not Path(target).is_file():
             raise SourceError("no such file")
         if not self.is_camera and Path(target).stat().st_size == 0:
