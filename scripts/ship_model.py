@@ -23,7 +23,7 @@ import platform
 from pathlib import Path
 
 from ferkit.data import load_fer2013
-from ferkit.data.overlap import repeats_of, training_sample
+from ferkit.data.overlap import faces_digest, repeats_of, training_sample
 from ferkit.evaluation import calibrate_model, evaluate_split
 from ferkit.models.batch_norm import recalibrate_batch_norm
 from ferkit.models.hub import WEIGHTS_DIR
@@ -126,7 +126,7 @@ def main() -> None:
     repeats = repeats_of(split.images, dataset["training"].images)  # FER2013's 279 repeats of Training faces
     calibration = calibrate_model(shipped, split)
     shipped.temperature = calibration.temperature
-    meta["calibration"] = {"split": "publictest", **calibration.to_dict()}
+    meta["calibration"] = {"split": "publictest", "faces": faces_digest(split.images), **calibration.to_dict()}
     print(f"{args.name}: temperature {calibration.temperature:.3f}; ECE {calibration.ece_before:.4f} -> "
           f"{calibration.ece_after:.4f} ({calibration.ece_after_heldout:.4f} with T fitted on the other half)")
     for tta in args.tta.split(","):

@@ -321,6 +321,13 @@ def test_calibrate_cli_writes_the_temperature(tmp_path, fer_root, tiny_model_fil
     assert "fitted on publictest itself: this ECE is optimistic" in stdout
     code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", out, "--split", "privatetest")
     assert code == 0 and "optimistic" not in stdout
+    # Another dataset's PublicTest is other faces: the temperature was not fitted on them.
+    from conftest import write_class_folders
+
+    faces, labels = synthetic_faces(14, seed=21)
+    write_class_folders(tmp_path / "other" / "test", faces, labels, "PublicTest")
+    code, stdout, err = run_cli(capsys, "evaluate", "--data", tmp_path / "other", "--model", out)
+    assert code == 0 and "split: publictest" in stdout and "optimistic" not in stdout
     # Without --out the given file is rewritten in place.
     code, _, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", tiny_model_file)
     assert code == 0, err

@@ -18,7 +18,7 @@ import torch.nn as nn
 from ..data import FER2013, DataError, Split, load_fer2013
 from ..data.classes import CLASSES
 from ..data.fer2013 import FaceCropper
-from ..data.overlap import LEARNT_SHARE, learnt_share, repeats_of
+from ..data.overlap import LEARNT_SHARE, faces_digest, learnt_share, repeats_of
 from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
@@ -53,11 +53,14 @@ class Evaluation:
 
     @property
     def ece_caveat(self) -> str:
-        """Said beside the ECE when a model's temperature was fitted on the split scored here: the
-        ECE is then measured on the faces that chose T, and is optimistic."""
+        """Said beside the ECE when a model's temperature was fitted on the faces scored here (the calibration
+        record's digest of them; older records name only the split): the ECE is then measured on the faces
+        that chose T, and is optimistic."""
+        digest = faces_digest(self.faces) if self.faces is not None else None
         fitted = [spec for spec, loaded in zip(self.specs, self.models)
                   if isinstance(calibration := loaded.meta.get("calibration"), dict)
-                  and calibration.get("split") == self.split]
+                  and calibration.get("split") == self.split
+                  and calibration.get("faces", digest) == digest]
         return (f"temperature of {', '.join(fitted)} fitted on {self.split} itself: this ECE is optimistic"
                 if fitted else "")
 
