@@ -289,6 +289,12 @@ def test_a_model_file_with_a_damaged_header_is_a_model_file_error(tmp_path, dama
         load_model_file(path)
 
 
+def test_a_training_checkpoint_given_as_a_model_points_to_the_model(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"PK")
+    with pytest.raises(ModelFileError, match=r"last.pt: a training checkpoint, not a model file; give the run folder"):
+        load_model_file(tmp_path / "last.pt")
+
+
 def test_a_safetensors_file_of_another_program_is_said_to_be_one(tmp_path):
     from safetensors.torch import save as st_save
 

@@ -93,6 +93,9 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    if path.suffix == ".pt":  # a run's last.pt: optimiser state and all, for ferkit train --resume
+        raise ModelFileError(f"{path}: a training checkpoint, not a model file; give the run folder "
+                             f"({path.parent}) or its best.safetensors")
     raw = path.read_bytes()
     try:
         tensors = st_load(raw)
