@@ -94,9 +94,9 @@ class Evaluation:
         return {"faces": int(unseen.sum()), "repeats_of_training": int(self.repeats.sum()), "accuracy": accuracy}
 
     def to_dict(self) -> dict:
+        caveat, unseen = self.data_caveat, self.unseen  # each hashes the faces: once
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
-                "faces": self.cropped, **({"caveat": self.data_caveat} if self.data_caveat else {}),
-                **({"unseen": self.unseen} if self.unseen else {})}
+                "faces": self.cropped, **({"caveat": caveat} if caveat else {}), **({"unseen": unseen} if unseen else {})}
 
 
 def _trained_on(loaded: LoadedModel, data: str) -> list[str]:
