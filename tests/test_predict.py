@@ -220,7 +220,7 @@ def test_export_onnx(capsys, tiny_model_file, tmp_path):
     assert logits.shape == (3, 7)
 
 
-def test_an_output_that_cannot_be_written_names_the_users_path(capsys, tiny_model_file, tmp_path):
+def test_an_output_that_cannot_be_written_names_the_users_path(capsys, tiny_model_file, tmp_path, photo):
     """Errors once named ferkit's hidden temporary file (.x.onnx.k3y.tmp) or said only "File exists"."""
     (tmp_path / "folder").mkdir()
     (tmp_path / "afile").write_text("")
@@ -231,6 +231,10 @@ def test_an_output_that_cannot_be_written_names_the_users_path(capsys, tiny_mode
     assert status == 2 and err.strip() == f"ferkit: error: {tmp_path / 'afile'}: a file, not a folder"
     status, _, err = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "afile")
     assert status == 2 and err.strip() == f"ferkit: error: {tmp_path / 'afile'}: a file, not a folder"
+    rows = tmp_path / "afile" / "rows.csv"  # the error names the option too, not only the folder
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--csv", rows)
+    assert status == 2 and err.strip() == (f"ferkit: error: --csv {rows}: cannot write the rows "
+                                           f"({tmp_path / 'afile'}: a file, not a folder)")
     assert not list((tmp_path / "folder").iterdir()) and not list(tmp_path.rglob(".*.tmp"))
 
 

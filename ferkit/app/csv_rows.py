@@ -103,12 +103,13 @@ class CsvRows:
         self.positions: list[int] | None = [first.get(n, len(first)) for n in names for _ in kept[n]] if kept else None
         self.count = sum(len(rows) for rows in kept.values())
         self.source_index = 0
-        make_folder(self.path.parent)  # its errors name the folder ("afile: a file, not a folder")
         try:
+            make_folder(self.path.parent)
             atomic_write_text(self.partial, _csv_text([list(columns)] + [row for n in names for row in kept[n]]))
             self.file = open(self.partial, "a", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise OSError(f"--csv {self.path}: cannot write the rows ({exc.strerror or exc})") from None
+        except OSError as exc:  # the filename names the blocking part of the path ("afile" is a file)
+            where = f"{exc.filename}: " if exc.filename and Path(exc.filename) != self.partial else ""
+            raise OSError(f"--csv {self.path}: cannot write the rows ({where}{exc.strerror or exc})") from None
         self.writer = csv.writer(self.file, lineterminator="\n")
         self.video = False
         self._synced = time.monotonic()
