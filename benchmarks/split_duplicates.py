@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 
+from ferkit.atomic import atomic_write_text
 from ferkit.data.overlap import blank, face_hashes, repeats_of
 from ferkit.models.hub import load_model
 from ferkit.models.inference import predict_probs
@@ -43,7 +44,7 @@ def main() -> None:
     repeated = repeats_of(test.images, train.images)  # as `ferkit evaluate` counts them
     if args.list_repeats:
         names = sorted(f"{Path(s).parent.name}/{Path(s).name}" for s, r in zip(test.sources, repeated) if r)
-        Path(args.list_repeats).write_text("".join(f"{n}\n" for n in names))
+        atomic_write_text(Path(args.list_repeats), "".join(f"{n}\n" for n in names))
         print(f"wrote {len(names)} names to {args.list_repeats}")
     same_label = sum(int(label) in train_labels[h] for h, label, r in zip(test_hashes, test.labels, repeated) if r)
     within = len(train) - int(blank(train.images).sum()) - len(train_labels)

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
+from ferkit.atomic import atomic_write_bytes
 from ferkit.data import load_fer2013
-from ferkit.data.overlap import faces_digest, repeats_of, training_sample
+from ferkit.data.overlap import repeats_of, training_sample
 from ferkit.evaluation import calibrate_model, evaluate_split
 from ferkit.models.batch_norm import recalibrate_batch_norm
 from ferkit.models.hub import WEIGHTS_DIR
@@ -41,8 +43,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
-
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} (no GPU)"
 
 
@@ -66,10 +66,15 @@ def earlier_runs(config: dict) -> list[dict]:
 
 def face_sample(run_meta: dict, config: dict, data: str) -> dict | None:
     """The hashes of a sample of the training faces (evaluate's caveat, :mod:`ferkit.data.overlap`): the
-    run's own, else sampled from FER2013's Training split when that is all the run trained on (runs
-    older than the sample), else none."""
+    run's own, else sampled from ``data``'s Training split when that is the dataset the run trained on and
+    all it trained on (runs older than the sample), else none."""
     if isinstance(run_meta.get("face_sample"), dict):
         return run_meta["face_sample"]
+    trained_from = run_meta.get("data") or config.get("data")
+    if not isinstance(trained_from, str) or os.path.realpath(trained_from) != os.path.realpath(data):
+        print(f"warning: the run trained on {trained_from!r}, not {data}: no sample of its training faces "
+              "(evaluate's caveat goes by path only)")
+        return None
     if run_meta.get("trained_on", ["training"]) == ["training"] and not config.get("limit_train") and \
             config.get("val_split", "auto") in ("auto", "publictest"):
         return training_sample(load_fer2013(data)["training"].images)
@@ -108,6 +113,8 @@ def main() -> None:
         "train_config": config,
         "finished": bool(summary),
     }
+    # Where the run learnt from (evaluate's caveat by path): the run's own record, resolved when it trained.
+    meta.update({key: source.meta[key] for key in ("data", "trained_on", "validation") if key in source.meta})
     meta["continued_from"] = earlier_runs(config)
     meta["face_sample"] = face_sample(source.meta, config, args.data)
     if args.recalibrate_bn:
@@ -117,6 +124,23 @@ def main() -> None:
     meta["train_seconds_total"] = meta["train_seconds"] + sum(r.get("train_seconds", 0) for r in meta["continued_from"])
     meta["epochs_total"] = meta["epochs_run"] + sum(r.get("epochs_run", 0) for r in meta["continued_from"])
     target = WEIGHTS_DIR / f"{args.name}.safetensors"
+    graph_path = target.with_suffix(".int8.onnx")
+    # The shipped file is written first and measured as stored; if anything fails on the way, the model
+    # and int8 graph that were shipped before are put back, so a failed shipping loses nothing.
+    before = {path: path.read_bytes() if path.exists() else None for path in (target, graph_path)}
+    try:
+        ship(args, source, meta, target, graph_path)
+    except BaseException:
+        for path, content in before.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(path, content)
+        print(f"{args.name}: not shipped; the files shipped before are back in place")
+        raise
+
+
+def ship(args: argparse.Namespace, source, meta: dict, target: Path, graph_path: Path) -> None:
     save_model_file(target, source.model, name=source.name, options=source.options, normalizer=source.normalizer,
                     classes=source.classes, temperature=source.temperature, meta=meta, storage=args.storage)
 
@@ -126,7 +150,7 @@ def main() -> None:
     repeats = repeats_of(split.images, dataset["training"].images)  # FER2013's 279 repeats of Training faces
     calibration = calibrate_model(shipped, split)
     shipped.temperature = calibration.temperature
-    meta["calibration"] = {"split": "publictest", "faces": faces_digest(split.images), **calibration.to_dict()}
+    meta["calibration"] = calibration.record("publictest", split.images)
     print(f"{args.name}: temperature {calibration.temperature:.3f}; ECE {calibration.ece_before:.4f} -> "
           f"{calibration.ece_after:.4f} ({calibration.ece_after_heldout:.4f} with T fitted on the other half)")
     for tta in args.tta.split(","):
@@ -135,10 +159,11 @@ def main() -> None:
         result, unseen = evaluation.metrics, evaluation.unseen
         meta[f"publictest_acc_{tta}"] = round(result["accuracy"], 4)
         meta[f"publictest_macro_f1_{tta}"] = round(result["macro_f1"], 4)
-        meta[f"publictest_unseen_acc_{tta}"] = round(unseen["accuracy"], 4)  # without the repeats
-        print(f"{args.name}: PublicTest tta={tta:<8} accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
-              f"on the {unseen['faces']:,} faces that are not Training faces again {unseen['accuracy']:.4f}")
-    graph_path = target.with_suffix(".int8.onnx")
+        line = f"{args.name}: PublicTest tta={tta:<8} accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}"
+        if unseen and unseen["accuracy"] is not None:  # none when no face (or every face) repeats a Training face
+            meta[f"publictest_unseen_acc_{tta}"] = round(unseen["accuracy"], 4)  # without the repeats
+            line += f"  on the {unseen['faces']:,} faces that are not Training faces again {unseen['accuracy']:.4f}"
+        print(line)
     if args.no_int8_graph:
         graph_path.unlink(missing_ok=True)  # a graph left from an earlier shipping would not match these weights
     else:  # The int8 graph beside it (--backend int8), calibrated on training faces, scored on PublicTest.

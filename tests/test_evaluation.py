@@ -318,12 +318,19 @@ def test_calibrate_cli_writes_the_temperature(tmp_path, fer_root, tiny_model_fil
     # evaluate says when the ECE it reports is measured on the faces that chose the temperature.
     code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", out)
     assert code == 0, err
-    assert "fitted on publictest itself: this ECE is optimistic" in stdout
+    assert "fitted on these publictest faces: this ECE is optimistic" in stdout
+    code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", out, "--json")
+    assert code == 0 and "optimistic" in json.loads(stdout)["ece_caveat"]
+    from conftest import write_class_folders
+
+    # The same faces moved, renamed, in another order and one short, under another split's name: known again.
+    faces, labels = synthetic_faces(28, seed=2)
+    write_class_folders(tmp_path / "moved" / "test", faces[12::-1], labels[12::-1], "PrivateTest")
+    code, stdout, err = run_cli(capsys, "evaluate", "--data", tmp_path / "moved", "--model", out)
+    assert code == 0 and "split: privatetest" in stdout and "this ECE is optimistic" in stdout
     code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", out, "--split", "privatetest")
     assert code == 0 and "optimistic" not in stdout
     # Another dataset's PublicTest is other faces: the temperature was not fitted on them.
-    from conftest import write_class_folders
-
     faces, labels = synthetic_faces(14, seed=21)
     write_class_folders(tmp_path / "other" / "test", faces, labels, "PublicTest")
     code, stdout, err = run_cli(capsys, "evaluate", "--data", tmp_path / "other", "--model", out)

@@ -249,8 +249,11 @@ def test_a_shipped_models_int8_graph_is_replaced_only_when_named(capsys, tmp_pat
 
 
 def test_demo_writes_picture_and_rows(capsys, tiny_model_file, tmp_path):
-    status, _, _ = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "demo")
-    assert status == 0
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "demo.csv.partial").write_text("left by a killed demo\n")  # once: "add --resume"
+    status, _, err = run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "demo")
+    assert status == 0, err
+    assert not (tmp_path / "demo" / "demo.csv.partial").exists()
     picture = cv2.imread(str(tmp_path / "demo" / "demo.jpg"))
     assert picture is not None and picture.shape[1] > picture.shape[0]
     with open(tmp_path / "demo" / "demo.csv", newline="") as f:

@@ -56,6 +56,24 @@ def test_ship_model_records_what_the_shipped_file_scores(tmp_path, monkeypatch, 
         assert result.unseen["repeats_of_training"] == 3
     assert shipped.meta["face_sample"]["of"] == 70 and len(shipped.meta["face_sample"]["hashes"]) == 70
     assert shipped.meta["calibration"]["split"] == "publictest" and shipped.meta["epochs_total"] == 1
+    assert shipped.meta["calibration"]["face_sample"]["of"] == 14  # the faces T was fitted on, for the ECE caveat
+    assert shipped.meta["data"] == str((tmp_path / "ds").resolve()) and shipped.meta["trained_on"] == ["training"]
+
+    # A shipping that fails half-way puts back what was shipped before (here: a test-time view it does not know).
+    before = (weights / "scratch.safetensors").read_bytes()
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", str(tmp_path / "run"), "scratch", "--data",
+                                      str(tmp_path / "ds"), "--tta", "none,bogus", "--no-int8-graph"])
+    with pytest.raises(Exception, match="bogus"):
+        ship_model.main()
+    assert (weights / "scratch.safetensors").read_bytes() == before
+    # A dataset whose PublicTest repeats no Training face has no "unseen" figure to store (it once crashed).
+    write_class_folders(tmp_path / "unique" / "train", faces[:70], labels[:70], "Training")
+    write_class_folders(tmp_path / "unique" / "test", faces[70:], labels[70:], "PublicTest")
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", str(tmp_path / "run"), "other", "--data",
+                                      str(tmp_path / "unique"), "--tta", "none", "--no-int8-graph"])
+    ship_model.main()
+    other = load_model_file(weights / "other.safetensors")
+    assert "publictest_acc_none" in other.meta and "publictest_unseen_acc_none" not in other.meta
 
     # add_face_sample.py leaves a model that has its sample alone, and only adds metadata to one without.
     before = (weights / "scratch.safetensors").read_bytes()
@@ -66,9 +84,14 @@ def test_ship_model_records_what_the_shipped_file_scores(tmp_path, monkeypatch, 
     from safetensors.torch import save as st_save
 
     header, tensors = read_model_file(weights / "scratch.safetensors")
-    del header["meta"]["face_sample"]
+    del header["meta"]["face_sample"], header["meta"]["calibration"]["face_sample"]
     (weights / "scratch.safetensors").write_bytes(st_save(tensors, metadata={"ferkit": json.dumps(header)}))
+    monkeypatch.setattr(sys, "argv", ["add_face_sample.py", "scratch", "--data", str(tmp_path / "unique")])
+    add_face_sample.main()  # not the dataset it trained on: no sample of it
+    assert "face_sample" not in load_model_file(weights / "scratch.safetensors").meta
+    monkeypatch.setattr(sys, "argv", ["add_face_sample.py", "scratch", "--data", str(tmp_path / "ds")])
     add_face_sample.main()
     again = load_model_file(weights / "scratch.safetensors")
     assert again.meta["face_sample"] == shipped.meta["face_sample"]
+    assert again.meta["calibration"]["face_sample"] == shipped.meta["calibration"]["face_sample"]
     assert all(np.array_equal(v, shipped.model.state_dict()[k]) for k, v in again.model.state_dict().items())

@@ -1190,6 +1190,15 @@ def test_a_configuration_value_of_the_wrong_kind_is_named(tmp_path, changes, sai
     assert said in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_numpy_numbers_are_numbers_in_a_configuration(tmp_path):
+    """np.int64(3) epochs (a value from an array, a grid search) was refused once kinds were checked; it is
+    a whole number, and config.json gets it as plain JSON."""
+    config = quick_config(tmp_path, tmp_path / "run", epochs=np.int64(3), lr=np.float32(0.5), equalize=np.bool_(True))
+    config.validate()
+    assert json.loads(json.dumps(dataclasses.asdict(config)))["epochs"] == 3
+    assert type(config.epochs) is int and type(config.lr) is float and config.equalize is True
+
+
 def test_an_empty_data_path_is_not_the_current_folder(tmp_path, monkeypatch):
     """Path("") is ".": a folder of class folders there was once loaded, evaluated and trained on."""
     from ferkit.data import DataError, load_fer2013

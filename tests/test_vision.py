@@ -720,6 +720,13 @@ def test_api_misuse_is_said_plainly(recognizer, tiny_model_file, tmp_path):
         recognizer.predict_many([b"\xff\xd8"])
     with pytest.raises(ValueError, match="every=0: must be a whole number of at least 1"):
         recognizer.predict_many([str(tmp_path)], every=0)
+    with pytest.raises(TypeError, match="a picture already in memory goes to predict"):
+        recognizer.predict_many(Image.fromarray(face))
+    # Any collection or stream of names is sources (Path.glob, a generator, a set), numpy numbers are numbers.
+    cv2.imwrite(str(tmp_path / "face.png"), face)
+    for sources in (tmp_path.glob("*.png"), (p for p in [tmp_path / "face.png"]), {str(tmp_path / "face.png")}):
+        [row] = recognizer.predict_many(sources, every=np.int64(1))
+        assert row["source"] == str(tmp_path / "face.png") and not row.get("error")
     with pytest.raises(SourceError, match="a folder, not a video file"):
         next(iter(recognizer.predict_video(tmp_path)))
     # One PIL image is one crop, as one array is.

@@ -225,9 +225,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     if result.n < FEW_FACES_FOR_TEMPERATURE:
         print(f"ferkit: warning: temperature fitted on only {result.n} face(s) of {name}; below "
               f"{FEW_FACES_FOR_TEMPERATURE} faces it changes from sample to sample", file=sys.stderr)
-    from ..data.overlap import faces_digest
-
-    meta = {**loaded.meta, "calibration": {"split": name, "faces": faces_digest(split.images), **result.to_dict()}}
+    meta = {**loaded.meta, "calibration": result.record(name, split.images)}
     save_model_file(target, loaded.model, name=loaded.name, options=loaded.options, normalizer=loaded.normalizer,
                     classes=loaded.classes, temperature=result.temperature, meta=meta, storage=stored_as(source))
     if args.json:

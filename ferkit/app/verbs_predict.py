@@ -570,6 +570,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     make_folder(out)  # here, so a file in the way is named as --out's problem, not as an inner --csv's
+    partial_path(out / "demo.csv").unlink(missing_ok=True)  # a killed demo's rows: made again in a second
     ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
                             tta="auto", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
                             no_align=False, json=False, csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"),

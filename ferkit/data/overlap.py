@@ -2,8 +2,10 @@
 
 A model file keeps the hashes of a fixed sample of its training faces (256 of them, about 4 KB);
 ``evaluate`` hashes the faces it scores and counts how many of that sample are among them.  The path
-a model was trained from says nothing once the data is copied, moved, renamed or converted between
-``fer2013.csv`` and a folder of images; the pixels still match.  FER2013 holds a few faces twice
+a model was trained from says nothing once the data is copied, moved, renamed or converted without
+loss between ``fer2013.csv`` and a folder of PNG images; the pixels still match (JPEG re-encoding
+changes them: such a copy is not recognised).  ``ferkit calibrate`` keeps a sample of the faces it
+fitted the temperature on the same way.  FER2013 holds a few faces twice
 across its splits and blank faces are alike everywhere, so the figure is an estimate of the share
 of the scored faces the model learnt from, said when it is most of them; blank faces are never sampled.
 """

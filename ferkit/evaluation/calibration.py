@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Split
+from ..data.overlap import training_sample
 from ..models.inference import predict_logits
 from ..models.io import LoadedModel, ModelFileError
 from .evaluate import check_input_size, class_columns
@@ -63,6 +64,12 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return dict(vars(self))
+
+    def record(self, split_name: str, faces: np.ndarray) -> dict:
+        """What a model file keeps as ``meta["calibration"]``: the figures, the split's name and the hashes of
+        a sample of its faces, by which evaluate knows those faces again (moved, reordered or a few missing)
+        and says that an ECE measured on them is optimistic."""
+        return {"split": split_name, "face_sample": training_sample(faces), **self.to_dict()}
 
 
 def calibrate_model(loaded: LoadedModel, split: Split, bins: int = 15) -> Calibration:

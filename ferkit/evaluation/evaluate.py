@@ -53,15 +53,21 @@ class Evaluation:
 
     @property
     def ece_caveat(self) -> str:
-        """Said beside the ECE when a model's temperature was fitted on the faces scored here (the calibration
-        record's digest of them; older records name only the split): the ECE is then measured on the faces
-        that chose T, and is optimistic."""
+        """Said beside the ECE when a model's temperature was fitted on the faces scored here: by the hashes of
+        a sample of the calibration faces that the record keeps (in any order, a few missing or added: most of
+        the scored faces were among them); older records keep a digest of the faces in order, or only the
+        split's name.  The ECE is then measured on the faces that chose T, and is optimistic."""
         digest = faces_digest(self.faces) if self.faces is not None else None
+
+        def fitted_here(calibration: dict) -> bool:
+            if isinstance(calibration.get("face_sample"), dict):
+                return self.faces is not None and \
+                    learnt_share(calibration["face_sample"], self.faces) >= LEARNT_SHARE
+            return calibration.get("split") == self.split and calibration.get("faces", digest) == digest
+
         fitted = [spec for spec, loaded in zip(self.specs, self.models)
-                  if isinstance(calibration := loaded.meta.get("calibration"), dict)
-                  and calibration.get("split") == self.split
-                  and calibration.get("faces", digest) == digest]
-        return (f"temperature of {', '.join(fitted)} fitted on {self.split} itself: this ECE is optimistic"
+                  if isinstance(calibration := loaded.meta.get("calibration"), dict) and fitted_here(calibration)]
+        return (f"temperature of {', '.join(fitted)} fitted on these {self.split} faces: this ECE is optimistic"
                 if fitted else "")
 
     @property
@@ -94,9 +100,10 @@ class Evaluation:
         return {"faces": int(unseen.sum()), "repeats_of_training": int(self.repeats.sum()), "accuracy": accuracy}
 
     def to_dict(self) -> dict:
-        caveat, unseen = self.data_caveat, self.unseen  # each hashes the faces: once
+        caveat, ece_caveat, unseen = self.data_caveat, self.ece_caveat, self.unseen  # each hashes the faces: once
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
-                "faces": self.cropped, **({"caveat": caveat} if caveat else {}), **({"unseen": unseen} if unseen else {})}
+                "faces": self.cropped, **({"caveat": caveat} if caveat else {}),
+                **({"ece_caveat": ece_caveat} if ece_caveat else {}), **({"unseen": unseen} if unseen else {})}
 
 
 def _trained_on(loaded: LoadedModel, data: str) -> list[str]:

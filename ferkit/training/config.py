@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+import numpy as np
 
 from ..data.augment_config import AugmentConfig
 from ..detectors import DETECTOR_CHOICES
@@ -38,18 +41,23 @@ def option_choices() -> dict[str, tuple[str, ...]]:
 
 
 
-def _check_type(option: str, value: object, item: dataclasses.Field) -> None:
+def _check_type(option: str, value: object, item: dataclasses.Field) -> object:
     """A configuration value of the field's kind (the kind of its default): ``epochs="3"``, ``epochs=2.5`` or
-    ``equalize="no"`` (a string, true) would otherwise fail deep inside, or quietly do something else."""
+    ``equalize="no"`` (a string, true) would otherwise fail deep inside, or quietly do something else.
+    Returns the value as plain Python (a numpy number becomes an int or float: config.json is JSON)."""
     default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
     if default is dataclasses.MISSING or default is None:
-        return
+        return value
+    is_bool = isinstance(value, (bool, np.bool_))
     if isinstance(default, bool):
-        ok, kind = isinstance(value, bool), "true or false"
+        ok, kind = is_bool, "true or false"
+        value = bool(value) if ok else value
     elif isinstance(default, int):
-        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        ok, kind = isinstance(value, numbers.Integral) and not is_bool, "a whole number"
+        value = int(value) if ok else value
     elif isinstance(default, float):
-        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        ok, kind = isinstance(value, numbers.Real) and not is_bool, "a number"
+        value = float(value) if ok and not isinstance(value, int) else value
     elif isinstance(default, str):
         ok, kind = isinstance(value, str), "text"
     elif isinstance(default, dict):
@@ -58,6 +66,7 @@ def _check_type(option: str, value: object, item: dataclasses.Field) -> None:
         ok, kind = isinstance(value, type(default)), f"an {type(default).__name__}"
     if not ok:
         raise ValueError(f"{option} {value!r}: expected {kind}")
+    return value
 
 @dataclass
 class TrainConfig:
@@ -165,7 +174,8 @@ class TrainConfig:
 
         for owner, prefix in ((self, ""), (self.augment if isinstance(self.augment, AugmentConfig) else None, "aug-")):
             for item in fields(owner) if owner is not None else ():
-                _check_type(f"--{prefix}{item.name.replace('_', '-')}", getattr(owner, item.name), item)
+                setattr(owner, item.name,
+                        _check_type(f"--{prefix}{item.name.replace('_', '-')}", getattr(owner, item.name), item))
         model_info(self.model)  # unknown names list the registered models
         # NaN passes every range check below (all comparisons are false) and trains NaN weights.
         for owner, prefix in ((self, ""), (self.augment, "aug-")):

@@ -5,12 +5,13 @@ Videos and cameras are streamed frame by frame, so memory stays bounded whatever
 from __future__ import annotations
 
 import glob
+import numbers
 import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -44,7 +45,7 @@ class SourceItem:
 
 
 def is_camera(source: str | int) -> bool:
-    if isinstance(source, int) and not isinstance(source, bool):
+    if isinstance(source, numbers.Integral) and not isinstance(source, (bool, np.bool_)):
         return True
     return isinstance(source, str) and is_index(source) and not os.path.exists(source)
 
@@ -67,16 +68,21 @@ def kind_of(path: Path) -> str:
     return "unknown"
 
 
-def expand_sources(sources: str | os.PathLike | int | list) -> list[SourceItem]:
+def expand_sources(sources: str | os.PathLike | int | Iterable) -> list[SourceItem]:
     """Every item named by ``sources`` in a stable order; a missing path gives a ``missing`` item."""
-    if isinstance(sources, (str, os.PathLike, int)):
+    if isinstance(sources, (str, os.PathLike, numbers.Integral)):
         sources = [sources]
-    if not isinstance(sources, (list, tuple)):
+    # Any collection or stream of names (a generator, Path.glob(...), a set, a pandas Series); not the
+    # things that iterate but are one picture or one name (bytes, an array, a PIL image).
+    if isinstance(sources, Iterable) and not isinstance(sources, (bytes, bytearray, np.ndarray, dict)) and \
+            not hasattr(sources, "getpixel"):
+        sources = list(sources)
+    else:
         raise TypeError(f"sources: a path, camera index or list of them, not {type(sources).__name__} (a picture "
                         "already in memory goes to predict())")
     items: list[SourceItem] = []
     for source in sources:
-        if not isinstance(source, (str, os.PathLike, int)) or isinstance(source, bool):
+        if not isinstance(source, (str, os.PathLike, numbers.Integral)) or isinstance(source, (bool, np.bool_)):
             raise TypeError(f"source {type(source).__name__}: sources are paths, globs or camera indexes (a picture "
                             "already in memory goes to predict())")
         if is_camera(source):
@@ -162,7 +168,7 @@ MAX_FAILED_FRAMES_IN_A_ROW = 25
 
 def check_every(every: object) -> None:
     """``every`` (keep one frame in N) must be a whole number of at least 1."""
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+    if not isinstance(every, numbers.Integral) or isinstance(every, (bool, np.bool_)) or every < 1:
         raise ValueError(f"every={every!r}: must be a whole number of at least 1")
 
 
