@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import struct
 import threading
 
 import cv2
@@ -142,6 +144,43 @@ def test_page_and_static_files_are_served_with_a_local_only_policy(client):
     assert client.get("/static/nothing.js").status_code == 404
 
 
+def test_the_page_under_static_keeps_the_policy_and_the_page_answers_head(client):
+    """/static/index.html is the same page as /: it once came without the policy (any site could frame it)."""
+    page = client.get("/static/index.html")
+    assert page.status_code == 200 and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert client.head("/").status_code == 200
+
+
+def test_a_page_of_another_site_cannot_make_the_browser_post_here(client, face_photo):
+    """A form on any web page may POST to 127.0.0.1 without a CORS preflight: the server once did the work."""
+    upload = {"file": ("face.jpg", encode(face_photo), "image/jpeg")}
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        assert_error(client.post("/api/predict", files=upload, headers=headers), 403, "cross-site request refused")
+    # The server's own page (same origin) and clients that are no browser (no Origin) are answered.
+    own = client.post("/api/predict", files=upload, headers={"Origin": "http://testserver",
+                                                              "Sec-Fetch-Site": "same-origin"})
+    assert own.status_code == 200, own.text
+    assert client.post("/api/predict", files=upload).status_code == 200
+
+
+def test_several_files_in_one_upload_are_refused_not_dropped(client, face_photo):
+    """form.get("file") took the last of several files: the others went unanswered."""
+    one = ("face.jpg", encode(face_photo), "image/jpeg")
+    response = client.post("/api/predict", files=[("file", one), ("file", one)])
+    assert_error(response, 400, "send one image per request (2 files in this one)")
+    response = client.post("/api/predict", files=[("file", one), ("other", one)])
+    assert_error(response, 400, "send one image per request (2 files in this one)")
+
+
+def test_model_info_shows_no_server_folder():
+    """train_config.data, out and the recorded command held the server's absolute paths (a user's home)."""
+    with TestClient(create_app(EmotionRecognizer("fast", detector="haar", backend="int8"))) as client:
+        info = client.get("/api/model").json()
+    assert info["meta"]["train_config"]["data"] == "fer2013" and info["backend"] == "int8"
+    assert not re.search(r"(^|[\s=+'\"])(/|~/)\w", json.dumps(info["meta"]))
+
+
 def test_page_assets_name_no_other_host():
     from ferkit.app.server import STATIC_DIR
 
@@ -250,6 +289,12 @@ def test_bytes_that_are_no_image_are_415(client):
     response = client.post("/api/predict", content=b"MZ\x90\x00 not a picture at all" * 10,
                            headers={"Content-Type": "image/jpeg"})
     assert_error(response, 415, "not an image")
+    # Formats ferkit does not read, whose Pillow decoders fail in odd ways (a DDS header raised
+    # NotImplementedError: a 500) or run other programs (EPS: Ghostscript).
+    dds = b"DDS " + struct.pack("<7I", 124, 0x1007, 20, 20, 60, 0, 0) + bytes(44) + struct.pack("<2I", 32, 0) + bytes(48)
+    for data in (dds, b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"):
+        assert_error(client.post("/api/predict", content=data, headers={"Content-Type": "image/x-other"}),
+                     415, "not an image")
     response = client.post("/api/predict", files={"file": ("notes.txt", b"just some text\n", "text/plain")})
     assert_error(response, 415, "not an image")
 

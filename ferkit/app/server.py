@@ -18,6 +18,7 @@ import asyncio
 import io
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -84,6 +85,7 @@ class ModelOut(BaseModel):
     accuracy: dict[str, float] = Field(description="accuracy-like figures found in the model file's metadata")
     views: str = Field(description="the test-time views each face is classified with: none (the centre view), "
                                    "flip or tencrop; the accuracy keys publictest_acc_VIEWS match it")
+    backend: str = Field(description="what runs the network: torch, onnx or int8 (whose accuracy is int8.*)")
     meta: dict[str, Any]
 
 
@@ -142,6 +144,19 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
                                               f"{', '.join(sorted(hosts))}"}, status_code=400)
             return await call_next(request)
 
+    @app.middleware("http")
+    async def _same_origin_and_headers(request: Request, call_next):
+        # A page on another site may make the browser POST here (a form needs no CORS preflight): it
+        # cannot read the answer, but it would make this machine decode what it sends.  Browsers say
+        # where a request comes from; clients that are no browser (curl, scripts) send neither header.
+        if request.method not in ("GET", "HEAD", "OPTIONS") and _cross_site(request):
+            return JSONResponse({"error": "cross-site request refused: use this server's own page, or a "
+                                          "client that is not a browser"}, status_code=403)
+        response = await call_next(request)
+        for name, value in _SAFE_HEADERS.items():  # every answer, the page under /static/ too
+            response.headers.setdefault(name, value)
+        return response
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -179,7 +194,7 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
         return {"faces": [face.to_dict() for face in faces], "model": model_out["name"], "ms": round(ms, 2),
                 "width": width, "height": height}
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
 
@@ -187,14 +202,27 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
     return app
 
 
-# The page loads nothing from elsewhere; the policy makes the browser enforce that.
-_PAGE_HEADERS = {
+# The page loads nothing from elsewhere, and no other site may frame it; the policy makes the browser
+# enforce that, on every answer (the page is also reachable as /static/index.html).
+_SAFE_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
                                 "connect-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
                                 "base-uri 'none'; frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-cache",
 }
+_PAGE_HEADERS = {**_SAFE_HEADERS, "Cache-Control": "no-cache"}
+
+
+def _cross_site(request: Request) -> bool:
+    """Whether a browser sent ``request`` from a page of another origin than this server's."""
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    if origin == "null":  # a sandboxed frame or a file:// page
+        return True
+    return origin.split("://", 1)[-1].rstrip("/").lower() != request.headers.get("host", "").lower()
 
 
 async def _read_image_upload(request: Request, limit: int) -> bytes:
@@ -247,12 +275,15 @@ async def _multipart_file(request: Request, body: bytes) -> bytes:
 
     try:
         async with Request(request.scope, replay).form(max_files=4, max_fields=16) as form:
-            item = form.get("file")
-            if item is None:
+            items = form.getlist("file")
+            files = [name for name, value in form.multi_items() if isinstance(value, UploadFile)]
+            if not items:
                 raise ApiError(400, "multipart body has no field named 'file'")
-            if not isinstance(item, UploadFile):
+            if len(items) > 1 or len(files) > 1:  # one answer per image: none may go unanswered
+                raise ApiError(400, f"send one image per request ({len(files)} files in this one)")
+            if not isinstance(items[0], UploadFile):
                 raise ApiError(400, "multipart field 'file' must be a file, not text")
-            return await item.read()
+            return await items[0].read()
     except StarletteHTTPException as exc:  # malformed multipart
         raise ApiError(400, f"bad multipart body: {exc.detail}") from None
 
@@ -262,15 +293,17 @@ def _decode(data: bytes) -> tuple[Any, float]:
     too large to decode whole); 415 for data that is no image format at all, 400 for a broken image."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..data.images import ImageDecodeError, read_image_scaled
+    from ..data.images import READABLE_FORMATS, ImageDecodeError, read_image_scaled
 
     try:
         # Only the header is parsed here; this tells "not an image" from "a damaged image".
-        Image.open(io.BytesIO(data)).close()
+        Image.open(io.BytesIO(data), formats=READABLE_FORMATS).close()
     except UnidentifiedImageError:
         raise ApiError(415, "not an image or an unsupported image format (send JPEG, PNG, WebP, BMP...)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        pass  # a known format with a damaged header: read_image names the problem below
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - a known format with a damaged header: read_image names the problem below
+        pass
     try:
         return read_image_scaled(data)
     except ImageDecodeError as exc:
@@ -309,15 +342,24 @@ def _model_summary(info: dict) -> dict:
     return {"name": str(info.get("model", architecture)), "architecture": architecture,
             "classes": list(info.get("classes", [])),
             "parameters": int(info.get("parameters", 0)), "input_size": int(info.get("input_size", 48)),
-            "accuracy": accuracy, "views": resolve_tta(str(info.get("tta", "auto"))), "meta": _jsonable(meta)}
+            "accuracy": accuracy, "views": resolve_tta(str(info.get("tta", "auto"))),
+            "backend": str(info.get("backend", "torch")), "meta": _jsonable(meta)}
 
 
 def _without_paths(value: Any) -> Any:
+    """The metadata without the server's folders: ``path`` keys dropped, and every absolute path in a value
+    (a training configuration's data and out, a recorded command) cut to its last part."""
     if isinstance(value, dict):
         return {k: _without_paths(v) for k, v in value.items() if k != "path"}
     if isinstance(value, list):
         return [_without_paths(v) for v in value]
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(lambda m: m.group(1) + m.group(2).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1], value)
     return value
+
+
+# An absolute path (/home/me/..., ~/..., C:\\Users\\...) at the start of a value or after a space, = or +.
+_ABSOLUTE_PATH = re.compile(r"(^|[\s=+'\"])((?:/|~/|[A-Za-z]:[\\/])[^\s+'\"]*)")
 
 
 def _flatten(meta: dict, prefix: str = "") -> dict:

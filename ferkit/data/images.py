@@ -24,6 +24,10 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", "
 # vector files): in a folder they are reported, not passed over in silence.
 UNREADABLE_PICTURE_EXTENSIONS = frozenset({".heic", ".heif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw",
                                            ".orf", ".rw2", ".raf", ".raw", ".psd", ".svg"})
+# The Pillow decoders ferkit opens pictures with: those of the extensions above, and no others, so
+# that bytes claiming another format (EPS runs Ghostscript; DDS, SPIDER and the like fail in odd
+# ways) are "not an image or unsupported format" wherever they come from (a folder, an upload).
+READABLE_FORMATS = tuple(sorted({fmt for ext, fmt in Image.registered_extensions().items() if ext in IMAGE_EXTENSIONS}))
 # Photos larger than this are downscaled while decoding (JPEG draft mode) or refused, so one
 # huge upload cannot exhaust memory.
 MAX_PIXELS = 40_000_000
@@ -64,8 +68,10 @@ def read_image_scaled(source: str | os.PathLike | bytes, *,
         raise ImageDecodeError("not an image or unsupported format") from None
     except Image.DecompressionBombError:
         raise ImageDecodeError("image too large") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageDecodeError(f"corrupt or truncated image ({exc})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # OSError, SyntaxError, ValueError; a decoder's RuntimeError, struct.error...
+        raise ImageDecodeError(f"corrupt or truncated image ({exc or type(exc).__name__})") from None
 
 
 def _decode(source: str | os.PathLike | bytes, max_pixels: int) -> tuple[np.ndarray, float]:
@@ -73,12 +79,12 @@ def _decode(source: str | os.PathLike | bytes, max_pixels: int) -> tuple[np.ndar
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageDecodeError("empty file")
-        opened = Image.open(io.BytesIO(bytes(source)))
+        opened = Image.open(io.BytesIO(bytes(source)), formats=READABLE_FORMATS)
     else:
         path = Path(source)
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file")
-        opened = Image.open(path)
+        opened = Image.open(path, formats=READABLE_FORMATS)
     with opened as image:  # closes the file even when decoding fails
         full_width = image.width
         if image.width * image.height > max_pixels:

@@ -68,8 +68,13 @@ function pct(p) { return `${(100 * p).toFixed(0)}%`; }
 // server classifies faces with (photos and camera frames alike), else with the centre view alone; a
 // training run's validation accuracy.
 const VIEW_NAMES = {none: "centre view", flip: "centre and mirror views", tencrop: "ten-crop"};
-function accuracySummary(figures, views) {
+function accuracySummary(figures, views, backend) {
   const percent = (value) => `${(100 * value).toFixed(1)}%`;
+  // The int8 graph's figure is measured on the centre view only; the float figures are not its own.
+  if (backend === "int8") {
+    const int8 = figures["int8.publictest_acc_none"];
+    return typeof int8 === "number" ? `FER2013 PublicTest accuracy ${percent(int8)} (int8, centre view)` : "";
+  }
   const served = figures[`publictest_acc_${views}`];
   if (typeof served === "number") {
     const how = VIEW_NAMES[views] || views;
@@ -90,7 +95,7 @@ async function loadModelInfo() {
     if (Array.isArray(info.classes) && info.classes.length) state.classes = info.classes;
     const parts = [`model ${info.name}`, `${info.classes.length} classes`,
                    `${(info.parameters / 1e6).toFixed(2)} M parameters`];
-    const accuracy = accuracySummary(info.accuracy || {}, info.views);
+    const accuracy = accuracySummary(info.accuracy || {}, info.views, info.backend);
     if (accuracy) parts.push(accuracy);
     $("model").textContent = parts.join(" \u00b7 ");
   } catch (err) {
