@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -341,6 +342,59 @@ def test_second_load_comes_from_cache_and_changes_invalidate_it(fer_root, monkey
     os.utime(victim, ns=(1, 1))
     third = load_fer2013(fer_root)
     assert (third["training"].images == 7).all(axis=(1, 2)).any()
+
+
+def test_a_file_copied_over_with_its_old_date_and_size_is_read_again(fer_root):
+    """The key once used size and modification time only: `cp -p` of another face kept both."""
+    load_fer2013(fer_root)
+    victim = next((fer_root / "train" / "happy").iterdir())
+    stat = victim.stat()
+    face = cv2.imread(str(victim), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(victim), 255 - face)  # same size, other pixels
+    assert victim.stat().st_size == stat.st_size
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert any(np.array_equal(image, 255 - face) for image in load_fer2013(fer_root)["training"].images)
+
+
+def test_an_empty_val_folder_changes_the_splits_a_cached_load_gives(fer_root):
+    """Empty class folders were not in the key: a cached load kept test/ as PublicTest after val/ appeared."""
+    assert "publictest" in load_fer2013(fer_root).splits
+    (fer_root / "val" / "happy").mkdir(parents=True)
+    with pytest.raises(DataError, match="empty class folder"):
+        load_fer2013(fer_root)
+
+
+def test_a_file_name_in_another_encoding_than_utf8_is_loaded(fer_root):
+    """An old zip's latin-1 name once stopped every cached load with a UnicodeEncodeError naming no file."""
+    source = next((fer_root / "train" / "happy").iterdir())
+    odd = os.fsdecode(os.fsencode(str(fer_root / "train" / "happy")) + b"/gesicht_\xe4.png")
+    shutil.copy(source, odd)
+    assert len(load_fer2013(fer_root)["training"]) == 71
+
+
+def test_a_stray_quote_in_the_csv_costs_its_own_row_only(tmp_path):
+    """A quote opened a field that swallowed the rows after it (PrivateTest lost without a word), or stopped
+    the load; blank lines put the line numbers off."""
+    rows = [(0, pixels(1), "Training"), (1, '"' + pixels(2), "Training"), (2, pixels(3), "PublicTest")]
+    path = write_csv(tmp_path / "quote.csv", rows)
+    path.write_text(path.read_text().replace("\n2,", "\n\n\n2,") + f"9,{pixels(4)},PrivateTest\n"
+                    f"3,{pixels(5)},PrivateTest\n")
+    with pytest.raises(DataError, match=r"quote.csv:3: malformed CSV line"):
+        load_fer2013(path)
+    data = load_fer2013(path, skip_bad=True)
+    assert (len(data["training"]), len(data["publictest"]), len(data["privatetest"])) == (1, 1, 1)
+    assert [p.split(": ")[0].rsplit(":", 1)[1] for p in data.problems] == ["3", "7"]  # file lines, blank ones counted
+
+
+def test_a_cached_load_names_files_by_the_path_given_now(tmp_path, monkeypatch):
+    """A cached entry once named rows by the path its first load was given (relative, from another folder)."""
+    write_csv(tmp_path / "rows.csv", [(0, pixels(1), "Training"), (8, pixels(2), "Training")])
+    monkeypatch.chdir(tmp_path)
+    assert load_fer2013("rows.csv", skip_bad=True).problems[0].startswith("rows.csv:3:")
+    monkeypatch.chdir("/")
+    again = load_fer2013(tmp_path / "rows.csv", skip_bad=True)
+    assert again.problems[0].startswith(f"{tmp_path / 'rows.csv'}:3:")
+    assert again["training"].sources == [f"{tmp_path / 'rows.csv'}:2"]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "zip header", "cut short"])

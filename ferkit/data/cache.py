@@ -29,18 +29,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FERKIT_CACHE_DIR") or Path.home() / ".cache" / "ferkit")
 
 
-# One (path, size, modification time in ns) per source file.
+# One (path, size, last change in ns) per source file.
 Signature = list[tuple[str, int, int]]
 
 
 def cache_key(signature: Signature, skip_bad: bool) -> str:
     text = "\n".join(f"{path}|{size}|{mtime}" for path, size, mtime in signature)
-    return hashlib.sha256(f"{_FORMAT_VERSION}|{skip_bad}\n{text}".encode()).hexdigest()[:32]
+    # surrogateescape: a file name in another encoding than UTF-8 (an old zip's) is bytes Python keeps as is.
+    return hashlib.sha256(f"{_FORMAT_VERSION}|{skip_bad}\n{text}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER2013"], *, enabled: bool = True,
-                cache_dir: str | os.PathLike | None = None) -> "FER2013":
-    """Return ``load()``'s dataset, from the cache when the sources have not changed."""
+                cache_dir: str | os.PathLike | None = None, root: str = "") -> "FER2013":
+    """Return ``load()``'s dataset, from the cache when the sources have not changed.  ``root``: the data's
+    path as given now; the names of sources and problems a cached entry keeps are given with it, not with
+    the path the first load was given (another folder's relative path, say)."""
     from .fer2013 import FER2013, Split
 
     if not enabled:
@@ -51,11 +54,13 @@ def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER201
         try:
             with np.load(file, allow_pickle=False) as stored:
                 meta = json.loads(str(stored["meta"]))
+                renamed = _renamer(meta.get("root", ""), root)
                 splits = {
-                    name: Split(stored[f"{name}_images"], stored[f"{name}_labels"], meta["sources"][name])
+                    name: Split(stored[f"{name}_images"], stored[f"{name}_labels"],
+                                [renamed(source) for source in meta["sources"][name]])
                     for name in meta["splits"]
                 }
-            return FER2013(splits, meta["problems"], meta["converted"], meta.get("cropped", {}))
+            return FER2013(splits, [renamed(p) for p in meta["problems"]], meta["converted"], meta.get("cropped", {}))
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
             pass  # damaged entry: fall through and rebuild it
     dataset = load()
@@ -65,6 +70,7 @@ def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER201
         "converted": dataset.converted,
         "cropped": dataset.cropped,
         "sources": {name: split.sources for name, split in dataset.splits.items()},
+        "root": root,
     }
     arrays = {"meta": np.asarray(json.dumps(meta))}
     for name, split in dataset.splits.items():
@@ -76,3 +82,10 @@ def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER201
     except OSError:
         pass  # a read-only cache folder only costs speed
     return dataset
+
+
+def _renamer(stored_root: str, root: str) -> Callable[[str], str]:
+    """Text that begins with the path an entry was stored under, begun with ``root`` instead."""
+    if not stored_root or not root or stored_root == root:
+        return lambda text: text
+    return lambda text: root + text[len(stored_root):] if text.startswith(stored_root) else text

@@ -133,17 +133,19 @@ def load_fer2013(
         if root.suffix.lower() != ".csv":
             raise DataError(f"{root}: not a FER2013 CSV file or dataset folder")
         stat = root.stat()
-        signature = [(str(root.resolve()), stat.st_size, stat.st_mtime_ns)]
+        signature = [(str(root.resolve()), stat.st_size, _changed_ns(stat))]
         result = cached_load(signature, skip_bad, lambda: _load_csv(root, skip_bad), enabled=cache,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, root=str(root))
     else:
         layout = _folder_layout(root)
         base = str(root.resolve())
         signature = [(f"{base}|{p}", size, mtime) for _, _, files, _ in layout for p, _, size, mtime in files or []]
         signature += [(f"{base}|{folder}|not a class", 0, 0) for _, folder, files, _ in layout if files is None]
+        # Every class folder, empty ones too, and the split it is read as (an empty val/ makes test/ PrivateTest).
+        signature += [(f"{base}|{folder}|{hint}", 0, 0) for hint, folder, files, _ in layout if files is not None]
         signature += [(f"{base}|{problem}", 0, 0) for _, _, _, problems in layout for problem in problems]
         result = cached_load(signature, skip_bad, lambda: _load_folders(root, layout, skip_bad), enabled=cache,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, root=str(root))
         overruled = _names_overruled(layout)
         if overruled:
             warnings.warn(f"{root}: {overruled}", stacklevel=2)
@@ -152,7 +154,7 @@ def load_fer2013(
             # (Data that is all FER2013-style crops, FER2013 itself, never pays for this, nor is cached twice.)
             result = cached_load(signature + [(f"cropper|{cropper.key}", 0, 0)], skip_bad,
                                  lambda: _load_folders(root, layout, skip_bad, cropper), enabled=cache,
-                                 cache_dir=cache_dir)
+                                 cache_dir=cache_dir, root=str(root))
         elif cropper is not None:
             result.cropped = {name: {"crop": len(split)} for name, split in result.splits.items()}
     if result.converted:
@@ -163,6 +165,12 @@ def load_fer2013(
             stacklevel=2,
         )
     return result
+
+
+def _changed_ns(stat: os.stat_result) -> int:
+    """When a file last changed, for the cache key: its modification time, or its status-change time when
+    later (a file copied over another with ``cp -p`` or ``rsync -a`` keeps the old one's size and date)."""
+    return max(stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def describe_cropped(cropped: dict[str, int]) -> str:
@@ -201,8 +209,11 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     with handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        # One physical line is one row (FER2013 has no field that spans lines): a stray quote then costs its own
+        # row, named by its line, instead of swallowing the rows after it or stopping the whole load.
+        lines = enumerate(handle, start=1)
+        first = next((line for _, line in lines if line.strip()), "")
+        header = [h.strip().lower() for h in _csv_fields(first)] if first else []
         missing = [c for c in ("emotion", "pixels") if c not in header]
         if missing:
             found = ", ".join(header) or "none"
@@ -210,50 +221,58 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
             if not found.isprintable():  # a binary file's bytes would reach the terminal as control codes
                 found = f"not text: {found.encode('unicode_escape').decode('ascii')[:120]}"
             raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {found})")
-        reader.fieldnames = header
         has_usage = "usage" in header
-        try:
-            for row_number, row in enumerate(reader, start=2):  # row 1 is the header
-                where = f"{path}:{row_number}"
-                if None in row or None in row.values():  # DictReader's marks for extra and missing fields
-                    fields = len(header) + len(row.get(None) or []) - sum(v is None for v in row.values())
-                    bad(f"{where}: {fields} field(s) where the header has {len(header)}")
-                    continue
-                try:
-                    label = int((row.get("emotion") or "").strip())
-                except ValueError:
-                    bad(f"{where}: emotion {row.get('emotion')!r} is not an integer")
-                    continue
-                if not 0 <= label < len(CLASSES):
-                    bad(f"{where}: emotion {label} is outside 0..{len(CLASSES) - 1}")
-                    continue
-                usage = row["usage"].strip().lower() if has_usage else "training"
-                split = _USAGE_TO_SPLIT.get(usage)
-                if split is None:
-                    bad(f"{where}: unknown Usage {row.get('usage')!r} (expected Training, PublicTest or PrivateTest)")
-                    continue
-                pixel_text = row.get("pixels") or ""
-                try:
-                    pixels = np.array(pixel_text.split(), dtype=np.int64)
-                except (ValueError, OverflowError):
-                    bad(f"{where}: pixels contain non-integer values")
-                    continue
-                if pixels.size != FACE_SIZE * FACE_SIZE:
-                    bad(f"{where}: expected {FACE_SIZE * FACE_SIZE} pixels, got {pixels.size}")
-                    continue
-                if pixels.min() < 0 or pixels.max() > 255:
-                    bad(f"{where}: pixel values outside 0..255")
-                    continue
-                faces.setdefault(split, []).append(pixels.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE))
-                labels.setdefault(split, []).append(label)
-                sources.setdefault(split, []).append(where)
-        except csv.Error as exc:
-            raise DataError(f"{path}: malformed CSV ({exc})") from None
+        for line_number, line in lines:
+            if not line.strip():
+                continue
+            where = f"{path}:{line_number}"
+            try:
+                fields = _csv_fields(line)
+            except csv.Error as exc:
+                bad(f"{where}: malformed CSV line ({exc})")
+                continue
+            if len(fields) != len(header):
+                bad(f"{where}: {len(fields)} field(s) where the header has {len(header)}")
+                continue
+            row = dict(zip(header, fields))
+            try:
+                label = int((row.get("emotion") or "").strip())
+            except ValueError:
+                bad(f"{where}: emotion {row.get('emotion')!r} is not an integer")
+                continue
+            if not 0 <= label < len(CLASSES):
+                bad(f"{where}: emotion {label} is outside 0..{len(CLASSES) - 1}")
+                continue
+            usage = row["usage"].strip().lower() if has_usage else "training"
+            split = _USAGE_TO_SPLIT.get(usage)
+            if split is None:
+                bad(f"{where}: unknown Usage {row.get('usage')!r} (expected Training, PublicTest or PrivateTest)")
+                continue
+            pixel_text = row.get("pixels") or ""
+            try:
+                pixels = np.array(pixel_text.split(), dtype=np.int64)
+            except (ValueError, OverflowError):
+                bad(f"{where}: pixels contain non-integer values")
+                continue
+            if pixels.size != FACE_SIZE * FACE_SIZE:
+                bad(f"{where}: expected {FACE_SIZE * FACE_SIZE} pixels, got {pixels.size}")
+                continue
+            if pixels.min() < 0 or pixels.max() > 255:
+                bad(f"{where}: pixel values outside 0..255")
+                continue
+            faces.setdefault(split, []).append(pixels.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE))
+            labels.setdefault(split, []).append(label)
+            sources.setdefault(split, []).append(where)
     if not faces:
         raise DataError(f"{path}: no faces found{_first_of(problems)}")
     splits = {name: Split(np.stack(faces[name]), np.asarray(labels[name], dtype=np.int64), sources[name])
               for name in SPLITS if name in faces}
     return FER2013(splits, problems)
+
+
+def _csv_fields(line: str) -> list[str]:
+    """One CSV line's fields (strict: a quote out of place is a :class:`csv.Error`, not a merged field)."""
+    return next(csv.reader([line], strict=True), [])
 
 
 # ----------------------------------------------------------------------------- folders
@@ -334,7 +353,7 @@ def _scan_class_folder(folder: str | Path, index: int, files: list, problems: li
                         _scan_class_folder(entry.path, index, files, problems)
                     elif entry.is_file():
                         stat = entry.stat()
-                        files.append((entry.path, index, stat.st_size, stat.st_mtime_ns))
+                        files.append((entry.path, index, stat.st_size, _changed_ns(stat)))
                     elif entry.is_dir():  # a link to a folder: not followed, it could loop
                         problems.append(f"{entry.path}: a link to a folder (not followed)")
                     elif entry.is_symlink():
