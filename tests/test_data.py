@@ -584,3 +584,22 @@ def test_a_folder_beside_the_splits_that_is_no_split_is_said(tmp_path, capsys):
     assert any("foo/ not read" in p for p in json.loads(capsys.readouterr().out)["problems"])
     assert main(["data", "crop", "--detector", "none", str(tmp_path / "ds"), str(tmp_path / "crops")]) == 0
     assert "foo/ not read" in capsys.readouterr().err
+
+
+def test_pillows_notes_on_a_picture_it_decoded_are_not_passed_on(tmp_path, monkeypatch):
+    """Pillow's "Corrupt EXIF data" on a damaged TIFF it still decoded reached data stats and train as a
+    warning naming no file, and only on loads the cache did not serve."""
+    import ferkit.data.images as images
+
+    decode = images._decode
+
+    def noisy(source, max_pixels):
+        warnings.warn_explicit("Corrupt EXIF data", UserWarning, "TiffImagePlugin.py", 1, module="PIL.TiffImagePlugin")
+        return decode(source, max_pixels)
+
+    monkeypatch.setattr(images, "_decode", noisy)
+    cv2.imwrite(str(tmp_path / "face.png"), np.full((48, 48), 5, np.uint8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image, _ = images.read_image_scaled(tmp_path / "face.png")
+    assert image.shape[:2] == (48, 48) and not caught

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 import numpy as np
 import torch
@@ -999,6 +1000,11 @@ def test_a_run_resumes_from_moved_data_and_with_other_threads_but_not_from_other
     other = make_dataset(tmp_path / "other", n_train=35, n_val=7, seed=9)
     expect_one_line_error(capsys, ["train", "--resume", str(copy), "--data", str(other)],
                           "not the training data this run was trained on")
+    # The same training faces, other validation faces: the best epoch so far was chosen on the old ones.
+    fewer = Path(shutil.copytree(data, tmp_path / "fewer"))  # one PublicTest face changed
+    cv2.imwrite(str(next((fewer / "test" / "happy").glob("*.png"))), np.full((48, 48), 9, np.uint8))
+    expect_one_line_error(capsys, ["train", "--resume", str(copy), "--data", str(fewer)],
+                          "not the validation faces this run chose its best epoch on")
     expect_one_line_error(capsys, ["train", "--resume", str(copy), "--epochs", "3"], "epochs 1 -> 3",
                           "--pretrained", "best.safetensors")
 

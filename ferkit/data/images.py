@@ -55,6 +55,9 @@ def read_image_scaled(source: str | os.PathLike | bytes, *,
             # Pillow warns of a "decompression bomb" past MAX_IMAGE_PIXELS; ferkit has its own, lower
             # limit (a JPEG that large is decoded at a fraction of its size, anything else refused).
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow's notes on a picture it did decode ("Corrupt EXIF data", "Tag data larger than file"):
+            # they name no file, and come only on an uncached load; the pixels are what counts.
+            warnings.filterwarnings("ignore", module=r"PIL\.")
             return _decode(source, max_pixels)
     except ImageDecodeError:
         raise

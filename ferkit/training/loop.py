@@ -288,6 +288,11 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                   "face_sample": training_sample(train_faces)}
     if state is not None and fingerprint != state.get("train_fingerprint", fingerprint):
         raise TrainingError(f"{config.data}: not the training data this run was trained on (its faces or labels differ)")
+    # The best epoch so far was chosen on these validation faces: other ones would make its score incomparable.
+    val_fingerprint = data_fingerprint(val_faces, val_labels) if val_faces is not None else "none"
+    if state is not None and val_fingerprint != state.get("val_fingerprint", val_fingerprint):
+        raise TrainingError(f"{config.data}: not the validation faces this run chose its best epoch on "
+                            f"({validated_on}: faces or labels differ); resume with the data it started with")
     if state is not None and "train_fingerprint" not in state and config.data != state["config"].get("data"):
         raise TrainingError(f"{last_path}: written before ferkit checked data on resume, so the data cannot move: "
                             f"resume with --data {state['config'].get('data')}")
@@ -535,6 +540,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             checkpoint = {
                 "config": config.to_dict(),
                 "train_fingerprint": fingerprint,
+                "val_fingerprint": val_fingerprint,
                 "teacher_fingerprint": teacher_hash,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
