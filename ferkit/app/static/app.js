@@ -135,10 +135,16 @@ async function predict(body, contentType) {
   }
 }
 
+// The formats the server decodes (ferkit.data.images.READABLE_FORMATS).
+const SERVER_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/avif", "image/gif", "image/bmp",
+                              "image/tiff", "image/x-portable-pixmap", "image/x-portable-graymap",
+                              "image/x-portable-bitmap", "image/x-portable-anymap"]);
+
 // The photo to upload: the file itself, or a JPEG of it downscaled to PHOTO_MAX_SIDE when it is
 // larger than that, or bigger than PHOTO_MAX_BYTES or than the server accepts (then smaller
-// still, down to PHOTO_MIN_SIDE, until it fits).  A file the browser cannot decode goes as it is,
-// so that the server names the problem.
+// still, down to PHOTO_MIN_SIDE, until it fits), or in a format the server does not read (Safari
+// decodes an iPhone's HEIC photos; the server does not).  A file the browser cannot decode goes as
+// it is, so that the server names the problem.
 async function uploadable(file) {
   const bitmap = await createImageBitmap(file).catch(() => null);
   if (!bitmap) return { body: file, bitmap: null };
@@ -146,7 +152,7 @@ async function uploadable(file) {
   const longSide = Math.max(bitmap.width, bitmap.height);
   const minScale = Math.min(1, PHOTO_MIN_SIDE / longSide);
   let scale = Math.min(1, PHOTO_MAX_SIDE / longSide);
-  if (scale === 1 && file.size <= budget) return { body: file, bitmap };
+  if (scale === 1 && file.size <= budget && SERVER_TYPES.has(file.type)) return { body: file, bitmap };
   for (;;) {
     const blob = await jpegOf(bitmap, scale);
     if (!blob) return { body: file, bitmap };
