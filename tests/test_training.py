@@ -1009,6 +1009,19 @@ def test_a_run_resumes_from_moved_data_and_with_other_threads_but_not_from_other
                           "--pretrained", "best.safetensors")
 
 
+def test_a_run_whose_config_json_was_deleted_resumes_from_last_pt(finished_run, tmp_path, capsys):
+    """last.pt holds the whole configuration: --resume once refused the run for want of config.json."""
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    saved = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").unlink()
+    code = main(["train", "--resume", str(copy)])
+    assert code == 0, capsys.readouterr().err
+    assert "written again from last.pt" in capsys.readouterr().err
+    assert {k: v for k, v in json.loads((copy / "config.json").read_text()).items() if k != "out"} == \
+        {k: v for k, v in saved.items() if k != "out"}
+
+
 def test_a_run_saved_before_a_setting_existed_still_resumes(finished_run, tmp_path, capsys):
     """Runs outlive ferkit versions: a setting added later is taken at its default on resume."""
     _, run_dir = finished_run

@@ -127,6 +127,17 @@ def _list_shipped(as_json: bool) -> int:
     return 0
 
 
+def _restore_config(config_path: Path) -> None:
+    """config.json, deleted by hand, written again from the configuration every last.pt keeps."""
+    from ..training import TrainConfig
+    from ..training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(config_path.parent / "last.pt")  # weights_only: data, no code
+    if isinstance(state.get("config"), dict):
+        TrainConfig.from_dict(state["config"]).save(config_path)
+        print(f"ferkit: {config_path} was missing: written again from last.pt", file=sys.stderr)
+
+
 def train_command(args: argparse.Namespace) -> int:
     import warnings
 
@@ -168,6 +179,8 @@ def train_command(args: argparse.Namespace) -> int:
             options[key] = value
     if args.resume:
         config_path = Path(args.resume) / "config.json"
+        if not config_path.exists() and (Path(args.resume) / "last.pt").is_file():
+            _restore_config(config_path)
         if not config_path.exists():
             raise UsageError(f"{args.resume}: no run to resume (no config.json)")
         if "out" in given and Path(given["out"]).resolve() != Path(args.resume).resolve():
