@@ -267,6 +267,23 @@ def test_report_files(tmp_path, fer_root, tiny_model_file, capsys):
                for source, true in zip(rows["source"], rows["true"]))
 
 
+def test_a_report_says_its_backend_and_which_classes_had_no_faces(tmp_path, tiny_model_file, capsys):
+    """A class with no faces showed precision, recall and F1 of 0.000 (a total failure, to the eye), and
+    an int8 report looked like a PyTorch one."""
+    from conftest import write_class_folders
+
+    faces, labels = synthetic_faces(21, seed=4)
+    keep = labels != CLASSES.index("disgust")
+    write_class_folders(tmp_path / "ds", faces[keep], labels[keep], "img")
+    out = tmp_path / "report"
+    code, _, err = run_cli(capsys, "evaluate", "--data", tmp_path / "ds", "--model", tiny_model_file, "--report", out,
+                           "--backend", "onnx", "--tta", "none")
+    assert code == 0, err
+    text = (out / "report.md").read_text()
+    assert "run by **onnx**" in text and "| disgust | n/a | n/a | n/a | 0 |" in text
+    assert "disgust: no faces here" in text
+
+
 # ----------------------------------------------------------------------------- calibration
 
 

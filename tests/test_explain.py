@@ -15,6 +15,7 @@ from ferkit.data.preprocess import Normalizer
 from ferkit.explain import (conv_layers, explain, grad_cam, guided_backprop, guided_grad_cam, maximize_filters,
                             model_input, resolve_layer, strongest_filters)
 from ferkit.explain.filters import layer_activations
+from ferkit.explain.layers import default_layer
 from ferkit.models import create_model
 
 from conftest import plumbing_faces, real_faces, synthetic_faces
@@ -57,8 +58,13 @@ def tiny_model() -> nn.Module:
 def test_layers_found_in_execution_order():
     model = tiny_model()
     assert conv_layers(model) == ["features.0", "features.4", "features.8"]
-    assert resolve_layer(model)[0] == "features.8"
-    assert resolve_layer(RegionNet(slice(0, 24), slice(0, 24)))[0] == "conv2"
+    # Grad-CAM's default: the activation after the last convolution (batch norm and ReLU applied), whose
+    # maps keep that convolution's shape; the raw convolution output, batch norm's shift still to come,
+    # could blank the map.  A module called twice (RegionNet's relu) counts at its last call.
+    assert resolve_layer(model)[0] == "features.10"
+    assert resolve_layer(RegionNet(slice(0, 24), slice(0, 24)))[0] == "relu"
+    assert [default_layer(create_model(name)) for name in ("vgg_fer", "resnet18", "sepconv")] == \
+        ["features.26", "layer4.1.relu", "exit.9"]
     with pytest.raises(ValueError, match="features.0, features.4, features.8"):
         resolve_layer(model, "features.99")
 
@@ -138,6 +144,17 @@ def test_explain_faces_states_predicts_answer_and_takes_names(tmp_path):
     assert none.maps.shape == (0, 48, 48) and none.probs.shape == (0, 7) and none.predicted.shape == (0,)
 
 
+def test_guided_backprop_guides_other_activations_than_relu():
+    """sepconv has PReLUs and no ReLU: "guided" backprop was the plain gradient under another name."""
+    torch.manual_seed(0)
+    model = create_model("sepconv").eval()
+    x = face_batch(2)[..., 2:46, 2:46].contiguous()
+    guided = guided_backprop(model, x, target=3).maps
+    plain_input = x.clone().requires_grad_(True)
+    model(plain_input)[:, 3].sum().backward()
+    assert not np.allclose(guided, plain_input.grad.sum(1).numpy())
+
+
 def test_guided_relu_differs_from_plain_gradient():
     """Guided backprop drops negative gradients at every ReLU, so it is not the plain gradient."""
     model = tiny_model()
@@ -178,7 +195,7 @@ def test_grad_cam_on_a_44px_model_view():
     assert x.shape == (2, 1, 44, 44)
     result = grad_cam(model, x)
     assert result.maps.shape == (2, 44, 44) and np.isfinite(result.maps).all()
-    assert result.layer == conv_layers(model)[-1]
+    assert result.layer == default_layer(model)
 
 
 def test_activation_maximisation_raises_the_filters_activation():
@@ -287,6 +304,11 @@ def test_explain_cli_bad_input(tmp_path, tiny_model_file, capsys):
         code = main(["explain", face, "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png"), *extra])
         _, err = capsys.readouterr()
         assert code == 2 and message in err and err.count("\n") == 1, err
+    # A name that is a word of the message ("no", "image") is still said (it once was not).
+    for name in ("no", "image"):
+        code = main(["explain", str(tmp_path / name), "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png")])
+        _, err = capsys.readouterr()
+        assert code == 2 and f"{tmp_path / name}: no such file" in err, err
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     code = main(["explain", str(broken), "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png")])

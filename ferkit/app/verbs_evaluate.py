@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "to its largest detected face first.")
     p.add_argument("image")
     p.add_argument("--method", choices=METHOD_CHOICES, default="gradcam")
-    p.add_argument("--layer", help="layer for Grad-CAM (default: the last convolution layer)")
+    p.add_argument("--layer", help="layer for Grad-CAM (default: the activation after the last convolution, "
+                                   "batch norm and ReLU applied)")
     p.add_argument("--class", dest="target", metavar="NAME", help="class to explain (default: the predicted one)")
     p.add_argument("--face", type=int, default=None, metavar="N",
                    help="in a photo, explain face N, counted from 0 left to right as predict's face column; "
@@ -118,6 +119,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend,
                       skip_bad=args.skip_bad, cropper=dataset_cropper(args.detector))
     report_skipped(result.skipped, args.data)
+    result.backend = args.backend
     if args.report:
         report = _write_report(Path(args.report), result, result.specs)
         print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
@@ -308,7 +310,8 @@ def explain_command(args: argparse.Namespace) -> int:
         image, scale = read_image_scaled(args.image)
     except ImageDecodeError as exc:
         message = str(exc)
-        raise ImageDecodeError(message if str(args.image) in message else f"{args.image}: {message}") from None
+        named = message.startswith(f"{args.image}:")  # read_image's errors name the problem, not the file
+        raise ImageDecodeError(message if named else f"{args.image}: {message}") from None
     face, note = _face_from_image(image, args.detector, args.face, scale, align=not args.no_align,
                                   min_face=args.min_face, max_side=args.detect_size)
     # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
@@ -321,6 +324,9 @@ def explain_command(args: argparse.Namespace) -> int:
              f"explaining {loaded.classes[explained]} ({probs[explained]:.0%}){layer}")
     save_explanation(args.out, result.faces[0][y:y + h, x:x + w], args.method, result.maps[0][y:y + h, x:x + w], title)
     print(f"{note}; {title} -> {args.out}")
+    if args.method != "guided-backprop" and not result.maps[0].any():  # Grad-CAM's ReLU left nothing
+        print(f"note: the map is empty: nothing in layer {result.layer} supports {loaded.classes[explained]} "
+              "for this face (try another --layer or --class)")
     return 0
 
 
@@ -345,7 +351,10 @@ def visualize_filters_command(args: argparse.Namespace) -> int:
         dataset = load_fer2013(args.data, skip_bad=args.skip_bad, cropper=dataset_cropper(args.detector))
         report_skipped(dataset.problems, args.data)
         name, split = select_split(dataset, args.split)
-        faces = split.images[:256]  # enough faces for a stable mean activation, cheap on a CPU
+        # 256 faces: enough for a stable mean activation, cheap on a CPU; drawn across the split (a folder of
+        # class folders lists its angry faces first, and the first 256 would all be angry).
+        chosen = np.sort(np.random.default_rng(0).permutation(len(split))[:256])
+        faces = split.images[chosen]
         inputs = model_input(loaded.normalizer, faces, loaded.input_size)
         ranking = f"mean activation on {len(faces)} {name} faces"
     layer, filters, scores = strongest_filters(loaded.model, args.layer, args.filters, inputs)

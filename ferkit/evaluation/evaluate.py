@@ -46,6 +46,7 @@ class Evaluation:
     sources: list[str] = field(default_factory=list)  # where each face came from (file, or CSV row), for reports
     data: str = ""  # the dataset's path, when evaluate() loaded it
     repeats: np.ndarray | None = field(default=None, repr=False)  # faces that are, pixel for pixel, Training faces
+    backend: str = "torch"  # what ran the networks (the CLI's --backend), for reports
 
     @property
     def predictions(self) -> np.ndarray:

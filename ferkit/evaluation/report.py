@@ -48,9 +48,11 @@ def plot_confusion(path: Path, metrics: dict) -> None:
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    empty = np.asarray(metrics["confusion_matrix"]).sum(axis=1) == 0
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8,
+            text = "-" if empty[i] else f"{matrix[i, j]:.2f}"  # a class with no faces here has no shares
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if matrix[i, j] > 0.5 else "black")
     ax.set_title(f"normalised confusion matrix (accuracy {metrics['accuracy']:.2%}, n={metrics['n']})")
     fig.colorbar(image, ax=ax, fraction=0.046)
@@ -67,13 +69,13 @@ def plot_per_class(path: Path, metrics: dict) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     bars = ax.bar(classes, recall, color="tab:blue")
     for bar, value, n in zip(bars, recall, counts):
-        ax.text(bar.get_x() + bar.get_width() / 2, value + 0.01, f"{value:.0%}\nn={n}", ha="center",
-                va="bottom", fontsize=8)
+        ax.text(bar.get_x() + bar.get_width() / 2, value + 0.01, f"{value:.0%}\nn={n}" if n else "no faces",
+                ha="center", va="bottom", fontsize=8)
     ax.axhline(metrics["accuracy"], color="tab:red", linestyle="--", label=f"overall {metrics['accuracy']:.1%}")
-    ax.set_ylim(0, 1.15)
+    ax.set_ylim(0, 1.25)  # room above a 100% bar's label for the legend
     ax.set_ylabel("accuracy (recall)")
     ax.set_title("per-class accuracy")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
 
@@ -101,7 +103,8 @@ def plot_misclassified(path: Path, evaluation: Evaluation, per_class: int = 6) -
             if col == 0:
                 ax.set_ylabel(name, fontsize=9)
             if col == 0 and len(wrong) == 0:
-                ax.text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+                said = "no mistakes" if (evaluation.labels == row).any() else "no faces"
+                ax.text(0.5, 0.5, said, ha="center", va="center", fontsize=8, transform=ax.transAxes)
             if col < len(wrong):
                 i = wrong[col]
                 ax.imshow(faces[i], cmap="gray", vmin=0, vmax=255)
@@ -149,12 +152,15 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
                    f"{d['temperature']:.3g}", d["epoch"] if d["epoch"] is not None else "-"]
                   for spec, d in zip(evaluation.specs, described)]
     kind = f"ensemble of {len(described)} models (probabilities averaged)" if len(described) > 1 else "one model"
-    per_class_rows = [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["n"]]
+    # A class with no faces here has no recall to speak of: "n/a", not a 0 that reads as total failure.
+    per_class_rows = [[c, *((f"{v[k]:.3f}" for k in ("precision", "recall", "f1")) if v["n"] else ["n/a"] * 3), v["n"]]
                       for c, v in metrics["per_class"].items()]
+    absent = [c for c, v in metrics["per_class"].items() if not v["n"]]
     parts = [
         "# ferkit evaluation report",
         "",
-        f"Split **{evaluation.split}** ({metrics['n']:,} faces), test-time augmentation **{evaluation.tta}**, {kind}."
+        f"Split **{evaluation.split}** ({metrics['n']:,} faces), test-time augmentation **{evaluation.tta}**, {kind}"
+        + (f", run by **{evaluation.backend}**." if evaluation.backend != "torch" else ".")
         + (f" Pictures that were not 48x48 face crops: {describe_cropped(evaluation.cropped)}."
            if set(evaluation.cropped) - {"crop"} else ""),
         "",
@@ -175,9 +181,13 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
         "",
         _markdown_table(["class", "precision", "recall", "F1", "faces"], per_class_rows),
         "",
+        "Macro F1 averages the F1 of the classes among the true labels or the predictions"
+        + (f" ({', '.join(absent)}: no faces here)." if absent else "."),
+        "",
         "## Normalised confusion matrix",
         "",
-        "Rows are true classes, columns predictions; each row sums to 1.",
+        "Rows are true classes, columns predictions; each row sums to 1"
+        + (f" (but the empty rows of {', '.join(absent)}, which have no faces)." if absent else "."),
         "",
         "![confusion matrix](confusion_matrix.png)",
         "",

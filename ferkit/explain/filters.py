@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import explainable_copy, input_channels, resolve_layer
+from .layers import conv_layers, explainable_copy, input_channels, resolve_layer
 
 
 class _Stop(Exception):
@@ -44,6 +44,14 @@ def layer_activations(net: nn.Module, module: nn.Module, x: torch.Tensor, name: 
     return captured[0]
 
 
+def _last_conv(model: nn.Module) -> str:
+    """The layer whose filters are shown by default: the last convolution (its weights rank them)."""
+    convs = conv_layers(model)
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no convolution layer to explain")
+    return convs[-1]
+
+
 def strongest_filters(model: nn.Module, layer: str | None = None, count: int = 16,
                       inputs: torch.Tensor | None = None) -> tuple[str, np.ndarray, np.ndarray]:
     """The ``count`` strongest filters of ``layer``: (layer name, filter indices, scores).
@@ -52,7 +60,7 @@ def strongest_filters(model: nn.Module, layer: str | None = None, count: int = 1
     without, it is the L2 norm of the filter's weights (convolution layers only).
     """
     net = explainable_copy(model)
-    name, module = resolve_layer(net, layer)
+    name, module = resolve_layer(net, layer or _last_conv(net))
     if inputs is not None:
         with torch.no_grad():
             scores = layer_activations(net, module, inputs.float(), name).mean(dim=(0, 2, 3))
@@ -87,7 +95,7 @@ def maximize_filters(model: nn.Module, filters: Sequence[int], layer: str | None
     occasional Gaussian blur, and clips to ``bounds`` (the range of normalised real pixels).
     """
     net = explainable_copy(model)
-    name, module = resolve_layer(net, layer)
+    name, module = resolve_layer(net, layer or _last_conv(net))
     size = int(getattr(model, "input_size", 48))
     channels = input_channels(net)
     index = torch.as_tensor(list(filters), dtype=torch.long)

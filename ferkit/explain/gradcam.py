@@ -6,12 +6,13 @@
   fig. 13 applies it to a FER2013 CNN).
 * Guided backpropagation (Springenberg et al. 2015, "Striving for Simplicity: The All
   Convolutional Net"): the input gradient with every ReLU letting back only positive
-  gradients where its input was positive (seed 001 fig. 4).
+  gradients where its input was positive (seed 001 fig. 4); other activations (PReLU, SiLU...)
+  pass back only positive gradients, times their own slope.
 * Guided Grad-CAM: their product, class-discriminative and sharp (Selvaraju et al. 2017).
 
 All functions take a normalised batch ``N x C x S x S`` as the model sees it (see
-:func:`model_input`) and return numpy arrays ``N x S x S``.  Guided backpropagation rewires
-``nn.ReLU`` modules; ReLUs called as functions inside ``forward`` keep their normal gradient.
+:func:`model_input`) and return numpy arrays ``N x S x S``.  Guided backpropagation rewires activation
+modules; activations called as functions inside ``forward`` keep their normal gradient.
 """
 from __future__ import annotations
 
@@ -83,31 +84,45 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None, layer
     return Explanation(cam.numpy(), targets.numpy(), torch.softmax(logits.detach(), 1).numpy(), name)
 
 
-class _GuidedReLUFunction(torch.autograd.Function):
+class _PositiveGradient(torch.autograd.Function):
+    """Identity forward; backward lets only positive gradients through (the "guided" rule)."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        out = x.clamp(min=0)
-        ctx.save_for_backward(out)
-        return out
+        return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (out,) = ctx.saved_tensors
-        # Backprop's mask (forward input > 0) and deconvnet's mask (gradient > 0) together.
-        return grad.clamp(min=0) * (out > 0).to(grad.dtype)
+        return grad.clamp(min=0)
 
 
-class GuidedReLU(nn.Module):
+class GuidedActivation(nn.Module):
+    """An activation whose backward pass takes only the positive part of the gradient arriving at it,
+    then the activation's own derivative.  For a ReLU that is Springenberg et al.'s rule exactly
+    (positive gradient where the input was positive); for PReLU, ELU, SiLU and the like, the same
+    rule with their own slope (sepconv's PReLUs, EfficientNet's SiLUs would otherwise be left
+    plain, and "guided" would be the plain gradient)."""
+
+    def __init__(self, activation: nn.Module) -> None:
+        super().__init__()
+        self.activation = activation
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _GuidedReLUFunction.apply(x)
+        return _PositiveGradient.apply(self.activation(x))
+
+
+# Element-wise activations that guided backpropagation rewires (ReLUs called as functions inside a
+# forward cannot be reached, and keep their normal gradient).
+GUIDED_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+                      nn.Mish, nn.Hardswish, nn.Softplus)
 
 
 def _guided_copy(model: nn.Module) -> nn.Module:
     net = explainable_copy(model)
     for parent in list(net.modules()):
         for child_name, child in parent.named_children():
-            if isinstance(child, nn.ReLU):
-                setattr(parent, child_name, GuidedReLU())
+            if isinstance(child, GUIDED_ACTIVATIONS):
+                setattr(parent, child_name, GuidedActivation(child))
     return net
 
 

@@ -57,14 +57,51 @@ def conv_layers(model: nn.Module) -> list[str]:
     return list(dict.fromkeys(order))  # a layer called twice counts once, at its first use
 
 
+def _forward_calls(model: nn.Module) -> list[tuple[str, tuple | None]]:
+    """(name, output shape) of every leaf module call in one dry forward pass, in the order they run."""
+    names = {module: name for name, module in model.named_modules() if not list(module.children()) and name}
+    calls: list[tuple[str, tuple | None]] = []
+    hooks = [m.register_forward_hook(
+        lambda m, i, o: calls.append((names[m], tuple(o.shape) if isinstance(o, torch.Tensor) else None)))
+        for m in names]
+    size = int(getattr(model, "input_size", 48))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, input_channels(model), size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return calls
+
+
+def default_layer(model: nn.Module) -> str:
+    """The layer Grad-CAM explains by default: the activation that follows the last convolution (its
+    normalisation and non-linearity applied; in a residual block, the block's output after the skip
+    connection joins), i.e. the last module whose output keeps that convolution's feature-map shape.
+    The raw convolution output is not it: batch norm's shift would then enter the weighted sum before
+    Grad-CAM's ReLU, which can blank the map or move it (Selvaraju et al. use VGG's last ReLU'd maps)."""
+    calls = _forward_calls(model)
+    convs = set(conv_layers(model))
+    last = max((i for i, (name, _) in enumerate(calls) if name in convs), default=None)
+    if last is None:
+        raise ValueError(f"{type(model).__name__} has no convolution layer to explain")
+    shape = calls[last][1]
+    chosen = calls[last][0]
+    for name, out in calls[last + 1:]:
+        if out is None or len(out) != 4 or out[-2:] != shape[-2:]:
+            break  # pooled, flattened: past the last feature maps
+        chosen = name
+    return chosen
+
+
 def resolve_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
-    """The named layer, or the last convolution layer when ``name`` is None."""
+    """The named layer, or :func:`default_layer` when ``name`` is None."""
     modules = dict(model.named_modules())
     if name is None:
-        convs = conv_layers(model)
-        if not convs:
-            raise ValueError(f"{type(model).__name__} has no convolution layer to explain")
-        name = convs[-1]
+        name = default_layer(model)
     if name not in modules or name == "":
         choices = ", ".join(conv_layers(model)) or "none"
         raise ValueError(f"no layer {name!r} in {type(model).__name__}; convolution layers: {choices}")
