@@ -347,6 +347,18 @@ def test_calibrate_cli_writes_the_temperature(tmp_path, fer_root, tiny_model_fil
     assert code == 0 and "split: privatetest" in stdout and "this ECE is optimistic" in stdout
     code, stdout, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", out, "--split", "privatetest")
     assert code == 0 and "optimistic" not in stdout
+    # A record of the oldest kind names the split only (as `default` v6's does): the split of the dataset the
+    # model trained on, not every dataset's split of that name.
+    from ferkit.evaluation.evaluate import Evaluation
+    from ferkit.models.io import LoadedModel
+
+    legacy = LoadedModel(None, None, "m", {}, list(CLASSES), meta={"calibration": {"split": "publictest"},
+                                                                   "train_config": {"data": str(fer_root)}})
+    faces14, labels14 = synthetic_faces(14, seed=21)
+    ours = Evaluation({}, np.zeros((14, 7)), labels14, "publictest", "none", [legacy], ["m"], faces14, data=str(fer_root))
+    theirs = Evaluation({}, np.zeros((14, 7)), labels14, "publictest", "none", [legacy], ["m"], faces14,
+                        data=str(tmp_path / "elsewhere"))
+    assert ours.ece_caveat and not theirs.ece_caveat
     # Another dataset's PublicTest is other faces: the temperature was not fitted on them.
     faces, labels = synthetic_faces(14, seed=21)
     write_class_folders(tmp_path / "other" / "test", faces, labels, "PublicTest")

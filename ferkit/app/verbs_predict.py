@@ -290,6 +290,10 @@ def predict_command(args: argparse.Namespace) -> int:
         reused = sum(item.name in kept for item in items)
         again = f" ({reused} source(s) finished earlier, their rows kept)" if args.resume else ""
         print(f"wrote {sink.count} rows for {len(items)} source(s) to {args.csv}{again}", file=sys.stderr)
+    if plan:  # each command says what it wrote; the rows name no output file
+        written = [path for path in plan.values() if Path(path).is_file()]
+        where = written[0] if len(plan) == 1 and written else f"{len(written)} file(s) in {args.annotate}"
+        print(f"annotated: {where}", file=sys.stderr)
     if failed:
         print(f"ferkit: {failed} of {len(items)} source(s) failed (see the error column)", file=sys.stderr)
     return 1 if failed else 0

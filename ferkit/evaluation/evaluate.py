@@ -57,17 +57,26 @@ class Evaluation:
         """Said beside the ECE when a model's temperature was fitted on the faces scored here: by the hashes of
         a sample of the calibration faces that the record keeps (in any order, a few missing or added: most of
         the scored faces were among them); older records keep a digest of the faces in order, or only the
-        split's name.  The ECE is then measured on the faces that chose T, and is optimistic."""
+        split's name (then that split of the dataset the model was trained on).  The ECE is then measured on the faces that chose T, and is optimistic."""
         digest = faces_digest(self.faces) if self.faces is not None else None
+        here = os.path.realpath(self.data) if self.data else ""
 
-        def fitted_here(calibration: dict) -> bool:
+        def fitted_here(loaded: LoadedModel, calibration: dict) -> bool:
             if isinstance(calibration.get("face_sample"), dict):
                 return self.faces is not None and \
                     learnt_share(calibration["face_sample"], self.faces) >= LEARNT_SHARE
-            return calibration.get("split") == self.split and calibration.get("faces", digest) == digest
+            if calibration.get("split") != self.split:
+                return False
+            if "faces" in calibration:
+                return calibration["faces"] == digest
+            # The oldest records name the split only: that split of the dataset the model was trained on
+            # (ship_model.py fits on it), not every dataset's split of that name.
+            source = _training_data(loaded)
+            return not here or not source or here == source
 
         fitted = [spec for spec, loaded in zip(self.specs, self.models)
-                  if isinstance(calibration := loaded.meta.get("calibration"), dict) and fitted_here(calibration)]
+                  if isinstance(calibration := loaded.meta.get("calibration"), dict)
+                  and fitted_here(loaded, calibration)]
         return (f"temperature of {', '.join(fitted)} fitted on these {self.split} faces: this ECE is optimistic"
                 if fitted else "")
 
@@ -107,14 +116,20 @@ class Evaluation:
                 **({"ece_caveat": ece_caveat} if ece_caveat else {}), **({"unseen": unseen} if unseen else {})}
 
 
-def _trained_on(loaded: LoadedModel, data: str) -> list[str]:
-    """The splits of the dataset at ``data`` (a real path) that ``loaded`` was trained on, per its file."""
+def _training_data(loaded: LoadedModel) -> str:
+    """The real path of the dataset ``loaded`` was trained on, per its file ("" when it does not say)."""
     meta = loaded.meta
     config = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
     source = meta.get("data") or config.get("data")
-    if not isinstance(source, str) or not source:
+    return os.path.realpath(source) if isinstance(source, str) and source else ""
+
+
+def _trained_on(loaded: LoadedModel, data: str) -> list[str]:
+    """The splits of the dataset at ``data`` (a real path) that ``loaded`` was trained on, per its file."""
+    meta = loaded.meta
+    source = _training_data(loaded)
+    if not source:
         return []
-    source = os.path.realpath(source)
     splits = meta.get("trained_on") if isinstance(meta.get("trained_on"), list) else ["training"]
     if data == source:
         return splits
