@@ -34,35 +34,13 @@ def input_channels(model: nn.Module) -> int:
     return int(first.in_channels) if first is not None else 1
 
 
-def conv_layers(model: nn.Module) -> list[str]:
-    """Names of the convolution layers in the order a forward pass runs them.
-
-    Registration order is usually execution order but need not be, so one dry forward pass
-    on a blank input records the true order.
-    """
-    names = {module: name for name, module in model.named_modules()
-             if isinstance(module, nn.modules.conv._ConvNd)}
-    order: list[str] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: order.append(names[m])) for m in names]
-    size = int(getattr(model, "input_size", 48))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, input_channels(model), size, size))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return list(dict.fromkeys(order))  # a layer called twice counts once, at its first use
-
-
-def _forward_calls(model: nn.Module) -> list[tuple[str, tuple | None]]:
-    """(name, output shape) of every leaf module call in one dry forward pass, in the order they run."""
+def _forward_calls(model: nn.Module) -> list[tuple[str, nn.Module, tuple | None]]:
+    """(name, module, output shape) of every leaf module call in one dry forward pass on a blank input,
+    in the order they run (registration order usually is execution order, but need not be)."""
     names = {module: name for name, module in model.named_modules() if not list(module.children()) and name}
-    calls: list[tuple[str, tuple | None]] = []
+    calls: list[tuple[str, nn.Module, tuple | None]] = []
     hooks = [m.register_forward_hook(
-        lambda m, i, o: calls.append((names[m], tuple(o.shape) if isinstance(o, torch.Tensor) else None)))
+        lambda m, i, o: calls.append((names[m], m, tuple(o.shape) if isinstance(o, torch.Tensor) else None)))
         for m in names]
     size = int(getattr(model, "input_size", 48))
     was_training = model.training
@@ -77,6 +55,16 @@ def _forward_calls(model: nn.Module) -> list[tuple[str, tuple | None]]:
     return calls
 
 
+def _is_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.conv._ConvNd)
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of the convolution layers in the order a forward pass runs them (a layer called twice
+    counts once, at its first use)."""
+    return list(dict.fromkeys(name for name, module, _ in _forward_calls(model) if _is_conv(module)))
+
+
 def default_layer(model: nn.Module) -> str:
     """The layer Grad-CAM explains by default: the activation that follows the last convolution (its
     normalisation and non-linearity applied; in a residual block, the block's output after the skip
@@ -84,13 +72,11 @@ def default_layer(model: nn.Module) -> str:
     The raw convolution output is not it: batch norm's shift would then enter the weighted sum before
     Grad-CAM's ReLU, which can blank the map or move it (Selvaraju et al. use VGG's last ReLU'd maps)."""
     calls = _forward_calls(model)
-    convs = set(conv_layers(model))
-    last = max((i for i, (name, _) in enumerate(calls) if name in convs), default=None)
+    last = max((i for i, (_, module, _) in enumerate(calls) if _is_conv(module)), default=None)
     if last is None:
         raise ValueError(f"{type(model).__name__} has no convolution layer to explain")
-    shape = calls[last][1]
-    chosen = calls[last][0]
-    for name, out in calls[last + 1:]:
+    chosen, _, shape = calls[last]
+    for name, _, out in calls[last + 1:]:
         if out is None or len(out) != 4 or out[-2:] != shape[-2:]:
             break  # pooled, flattened: past the last feature maps
         chosen = name
