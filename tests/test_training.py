@@ -730,6 +730,15 @@ def test_a_carried_compact_checkpoint_resumes_the_run_elsewhere(fer_root, tmp_pa
     assert all(v.dtype == torch.float32 for v in resumed["model"].values() if v.is_floating_point())
     assert json.loads(resumed["history"])[:2] == history
 
+    # --keep-best: the best weights so far travel too (float16), beside what the resumed run writes.
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "kept"), "--keep-best"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    kept = load_model_file(tmp_path / "kept" / "best_carried.safetensors")
+    original = load_model_file(tmp_path / "run" / "best.safetensors")
+    assert kept.meta["epoch"] == original.meta["epoch"]
+    assert all(torch.allclose(kept.model.state_dict()[k], v, atol=1e-2) for k, v in original.model.state_dict().items())
+
 
 def test_carrying_a_folder_without_a_run_is_a_one_line_error(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "carry_run.py"
