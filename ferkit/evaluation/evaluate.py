@@ -58,7 +58,6 @@ class Evaluation:
         a sample of the calibration faces that the record keeps (in any order, a few missing or added: most of
         the scored faces were among them); older records keep a digest of the faces in order, or only the
         split's name (then that split of the dataset the model was trained on).  The ECE is then measured on the faces that chose T, and is optimistic."""
-        digest = faces_digest(self.faces) if self.faces is not None else None
         here = os.path.realpath(self.data) if self.data else ""
 
         def fitted_here(loaded: LoadedModel, calibration: dict) -> bool:
@@ -67,8 +66,8 @@ class Evaluation:
                     learnt_share(calibration["face_sample"], self.faces) >= LEARNT_SHARE
             if calibration.get("split") != self.split:
                 return False
-            if "faces" in calibration:
-                return calibration["faces"] == digest
+            if "faces" in calibration:  # a digest of the faces in order (session-18 records)
+                return self.faces is not None and calibration["faces"] == faces_digest(self.faces)
             # The oldest records name the split only: that split of the dataset the model was trained on
             # (ship_model.py fits on it), not every dataset's split of that name.
             source = _training_data(loaded)
