@@ -362,8 +362,14 @@ def _without_paths(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_paths(v) for v in value]
     if isinstance(value, str):
-        return _ABSOLUTE_PATH.sub(lambda m: m.group(1) + m.group(2).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1], value)
+        return _ABSOLUTE_PATH.sub(_last_part, value)
     return value
+
+
+def _last_part(match: re.Match) -> str:
+    """The matched absolute path cut to its last part (what precedes it kept)."""
+    path = match.group(2).rstrip("/\\").replace("\\", "/")
+    return match.group(1) + path.rsplit("/", 1)[-1]
 
 
 # An absolute path (/home/me/..., ~/..., C:\\Users\\...) at the start of a value or after a space, = or +.
