@@ -446,6 +446,45 @@ def test_at_most_max_concurrent_images_are_analysed_at_once():
     assert codes == [200, 200, 200] and stub.most == 1
 
 
+def test_uploads_waiting_for_their_turn_hold_a_bounded_number_of_bytes():
+    """The decode semaphore bounds the work, not the waiting: past HELD_UPLOADS_PER_TURN full-size
+    uploads per turn, a new one is answered 503 at once instead of being buffered."""
+    from ferkit.app.settings import HELD_UPLOADS_PER_TURN
+
+    stub = _ControlledRecognizer()
+    png = encode(np.random.default_rng(0).integers(0, 256, (100, 100), np.uint8), ".png")
+    # The limit is 1.5 uploads, so the budget (1 turn x 4 x 1.5) holds 6 of these uploads and no 7th.
+    app = create_app(stub, max_upload_mb=1.5 * len(png) / 2**20, max_concurrent=1)
+    fits = int(app.state.upload_bytes_held.budget // len(png))
+    assert HELD_UPLOADS_PER_TURN == 4 and fits == 6
+    post = lambda client: client.post("/api/predict", content=png, headers={"Content-Type": "image/png"})  # noqa: E731
+    codes: list = []
+    with TestClient(app) as client:
+        threads = [threading.Thread(target=lambda: codes.append(post(client).status_code)) for _ in range(fits)]
+        for thread in threads:
+            thread.start()
+        try:
+            assert stub.started.wait(timeout=30), "predict never reached the recognizer"
+            for _ in range(300):  # until all of them are read and waiting
+                if app.state.upload_bytes_held.held == fits * len(png):
+                    break
+                threading.Event().wait(0.05)
+            assert app.state.upload_bytes_held.held == fits * len(png)
+            refused = post(client)
+            assert_error(refused, 503, "busy")
+            assert refused.headers["retry-after"] == "1"
+        finally:
+            stub.release.set()
+            for thread in threads:
+                thread.join(timeout=30)
+        assert codes == [200] * fits
+        assert app.state.upload_bytes_held.held == 0  # every request gave its bytes back
+        assert post(client).status_code == 200
+        assert_error(client.post("/api/predict", content=b"x" * len(png), headers={"Content-Type": "image/png"}),
+                     415, "not an image")
+        assert app.state.upload_bytes_held.held == 0  # failed requests too
+
+
 def test_a_loopback_server_refuses_other_host_names():
     """DNS rebinding: a page served as evil.example whose name now points at 127.0.0.1 sends
     ``Host: evil.example``; the server bound to this machine answers only its own names."""

@@ -8,7 +8,8 @@
 
 Uploads are bounded: a declared ``Content-Length`` over the limit is refused before anything is
 read, and the body is counted while it streams in, so a client that lies about (or omits) its
-length is cut off at the limit instead of being buffered. Decoding and inference run in the
+length is cut off at the limit instead of being buffered; and all uploads held at once (read,
+waiting for a turn, analysed) share a byte budget, past which a new one gets 503. Decoding and inference run in the
 threadpool, so a slow prediction never stalls the event loop (health checks and other requests
 keep being answered).
 """
@@ -21,7 +22,7 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,7 +35,7 @@ from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..tta import resolve_tta
-from .settings import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_UPLOAD_MB
+from .settings import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_UPLOAD_MB, HELD_UPLOADS_PER_TURN
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Raw bodies may be sent with any of these types; anything else that is not multipart is refused
@@ -49,10 +50,31 @@ logging.getLogger("python_multipart").setLevel(logging.ERROR)
 class ApiError(Exception):
     """An expected failure, answered as ``{"error": message}`` with ``status``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
+
+
+class UploadBytesHeld:
+    """The bytes of all uploads the server holds at once (being read, waiting for their turn, being
+    analysed).  The decode semaphore bounds the work, not the waiting: without this, a crowd of
+    clients could make the server buffer any number of full-size uploads.  Past ``budget`` a
+    request is answered 503 at once; each request gives its bytes back when it ends."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def take(self, count: int) -> None:
+        if self.held + count > self.budget:
+            raise ApiError(503, f"server busy: {self.held:,} bytes of other uploads are waiting; try again "
+                                "in a moment", headers={"Retry-After": "1"})
+        self.held += count
+
+    def give_back(self, count: int) -> None:
+        self.held -= count
 
 
 class FaceOut(BaseModel):
@@ -93,7 +115,7 @@ class ErrorOut(BaseModel):
     error: str
 
 
-_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 500)}
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 500, 503)}
 _PREDICT_BODY = {
     "requestBody": {
         "required": True,
@@ -114,7 +136,8 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
 
     The recognizer is built here, not on first request, so a bad ``--model`` fails at start-up
     with a one-line message instead of on every request.  At most ``max_concurrent`` images are
-    decoded and classified at once.  With ``allowed_hosts``, a request whose ``Host`` header names
+    decoded and classified at once, and uploads waiting for their turn may hold at most
+    ``HELD_UPLOADS_PER_TURN`` full-size uploads per turn in memory (more get 503).  With ``allowed_hosts``, a request whose ``Host`` header names
     another host gets 400 (``ferkit serve`` sets it to this machine's names when bound to loopback).
     """
     if max_upload_mb <= 0 or not math.isfinite(max_upload_mb):
@@ -133,6 +156,8 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
     app.state.recognizer = recognizer
     app.state.max_upload_bytes = limit
     busy = asyncio.Semaphore(max_concurrent)
+    held = UploadBytesHeld(limit * max_concurrent * HELD_UPLOADS_PER_TURN)
+    app.state.upload_bytes_held = held
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
 
     if hosts is not None:
@@ -159,7 +184,7 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -186,11 +211,21 @@ def create_app(recognizer_or_model: Any = "default", max_upload_mb: float = DEFA
     @app.post("/api/predict", response_model=PredictOut, responses=_ERRORS, openapi_extra=_PREDICT_BODY,
               tags=["api"], summary="Find the faces in an image and classify their expression")
     async def predict(request: Request) -> dict:
-        data = await _read_image_upload(request, limit)
-        async with busy:
-            start = time.perf_counter()
-            (width, height), faces = await run_in_threadpool(_analyse, recognizer, data)
-            ms = (time.perf_counter() - start) * 1000.0
+        taken = 0
+
+        def take(count: int) -> None:
+            nonlocal taken
+            held.take(count)
+            taken += count
+
+        try:
+            data = await _read_image_upload(request, limit, take)
+            async with busy:
+                start = time.perf_counter()
+                (width, height), faces = await run_in_threadpool(_analyse, recognizer, data)
+                ms = (time.perf_counter() - start) * 1000.0
+        finally:
+            held.give_back(taken)
         return {"faces": [face.to_dict() for face in faces], "model": model_out["name"], "ms": round(ms, 2),
                 "width": width, "height": height}
 
@@ -225,8 +260,9 @@ def _cross_site(request: Request) -> bool:
     return origin.split("://", 1)[-1].rstrip("/").lower() != request.headers.get("host", "").lower()
 
 
-async def _read_image_upload(request: Request, limit: int) -> bytes:
-    """The image bytes of a predict request, read with at most ``limit`` bytes ever held."""
+async def _read_image_upload(request: Request, limit: int, take: Callable[[int], None]) -> bytes:
+    """The image bytes of a predict request, read with at most ``limit`` bytes ever held; ``take``
+    is told of every chunk before it is kept (and may refuse it)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -240,7 +276,7 @@ async def _read_image_upload(request: Request, limit: int) -> bytes:
     if content_type and not multipart and not content_type.startswith(RAW_IMAGE_TYPES):
         raise ApiError(415, f"unsupported content type {content_type!r}: send an image as the body "
                             "(image/jpeg, image/png) or as the multipart field 'file'")
-    body = await _read_bounded(request, limit)
+    body = await _read_bounded(request, limit, take)
     if multipart:
         body = await _multipart_file(request, body)
     if not body:
@@ -248,13 +284,14 @@ async def _read_image_upload(request: Request, limit: int) -> bytes:
     return body
 
 
-async def _read_bounded(request: Request, limit: int) -> bytes:
+async def _read_bounded(request: Request, limit: int, take: Callable[[int], None]) -> bytes:
     chunks, total = [], 0
     try:
         async for chunk in request.stream():
             total += len(chunk)
             if total > limit:
                 raise ApiError(413, f"upload is over the limit of {limit:,} bytes")
+            take(len(chunk))
             chunks.append(chunk)
     except ClientDisconnect:
         # The client hung up mid-upload: nobody will read an answer, but it is no server error.
