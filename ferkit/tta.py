@@ -21,3 +21,11 @@ def resolve_tta(tta: str, *, video: bool = False) -> str:
     if tta == "auto":
         return AUTO_VIDEO if video else AUTO_STILL
     return tta
+
+
+def views_for(tta: str, input_size: int, face_size: int = 48) -> str:
+    """The views a model whose input is ``input_size`` px really gets from mode ``tta`` on ``face_size`` px
+    faces: a model that takes the whole face has no room to crop, so its five ten-crop crops are all
+    the face, and ten-crop is the flip pair (computed as such, at a fifth of the cost)."""
+    tta = resolve_tta(tta)
+    return "flip" if tta == "tencrop" and input_size >= face_size else tta

@@ -152,7 +152,7 @@ def ship(args: argparse.Namespace, source, meta: dict, target: Path, graph_path:
     shipped.temperature = calibration.temperature
     meta["calibration"] = calibration.record("publictest", split.images)
     print(f"{args.name}: temperature {calibration.temperature:.3f}; ECE {calibration.ece_before:.4f} -> "
-          f"{calibration.ece_after:.4f} ({calibration.ece_after_heldout:.4f} with T fitted on the other half)")
+          f"{calibration.ece_after:.4f} ({calibration.heldout_text()} with T fitted on the other half)")
     for tta in args.tta.split(","):
         evaluation = evaluate_split([shipped], split, split_name="publictest", tta=tta)
         evaluation.repeats = repeats

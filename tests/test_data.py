@@ -19,6 +19,7 @@ from ferkit.data import CLASSES, DataError, Split, load_fer2013
 from ferkit.data.augment import AugmentConfig, BatchAugmenter, center_crop, ten_crop, tta_views
 from ferkit.data.balance import balanced_indices, class_weights
 from ferkit.data.preprocess import Normalizer, equalize_histograms
+from ferkit.tta import views_for
 
 
 def write_csv(path: Path, rows: list[tuple], header: str = "emotion,pixels,Usage") -> Path:
@@ -71,6 +72,22 @@ def test_train_val_test_layout_maps_val_to_publictest(tmp_path):
         write_class_folders(tmp_path / folder, faces, labels, prefix="x")
     data = load_fer2013(tmp_path)
     assert set(data.splits) == {"training", "publictest", "privatetest"}
+
+
+def test_the_split_named_test_is_the_test_folder_in_a_train_val_test_layout(tmp_path):
+    """``--split test`` scored val/ under the name PublicTest: "test" is the folder the user called so."""
+    faces, labels = synthetic_faces(21, seed=5)
+    write_class_folders(tmp_path / "tvt" / "train", faces[:7], labels[:7], "x")
+    write_class_folders(tmp_path / "tvt" / "val", faces[7:10], labels[7:10], "x")
+    write_class_folders(tmp_path / "tvt" / "test", faces[10:], labels[10:], "x")
+    data = load_fer2013(tmp_path / "tvt", cache=False)
+    assert len(data.split("test")) == 11 and data.split("test") is data["privatetest"]
+    assert len(data.split("val")) == 3 and len(data.split("publictest")) == 3
+    # Kaggle's train/ + test/: test/ is PublicTest, as before.
+    write_class_folders(tmp_path / "kaggle" / "train", faces[:7], labels[:7], "x")
+    write_class_folders(tmp_path / "kaggle" / "test", faces[7:], labels[7:], "x")
+    data = load_fer2013(tmp_path / "kaggle", cache=False)
+    assert data.split("test") is data["publictest"] and len(data["publictest"]) == 14
 
 
 def test_folders_decide_the_split_over_file_names(tmp_path):
@@ -476,6 +493,10 @@ def test_ten_crop_and_test_views():
     assert torch.equal(crops[5], crops[0].flip(-1))
     assert tta_views(x, 44, "none").shape[0] == 1
     assert tta_views(x, 44, "flip").shape[0] == 2
+    # A model that takes the whole face has no room to crop: ten-crop is the flip pair, a fifth of the cost.
+    torch.testing.assert_close(tta_views(x, 48, "tencrop"), tta_views(x, 48, "flip"))
+    assert tta_views(x, 48, "tencrop").shape[0] == 2
+    assert views_for("tencrop", 48) == "flip" and views_for("auto", 44) == "tencrop" and views_for("none", 48) == "none"
     with pytest.raises(ValueError, match="none, flip or tencrop"):
         tta_views(x, 44, "five")
 

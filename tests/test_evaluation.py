@@ -89,7 +89,8 @@ def test_evaluate_json_contract(fer_root, varied_model_file, capsys):
     assert code == 0, err
     result = json.loads(out)  # stdout is exactly one JSON object
     assert result["n"] == 14  # the PublicTest faces of fer_root (the default split of a dataset root)
-    assert result["split"] == "publictest" and result["tta"] == "tencrop"  # auto: faces are scored as predict's
+    # auto: faces are scored as predict's, ten-crop, which for this 48 px model is the flip pair (nothing to crop)
+    assert result["split"] == "publictest" and result["tta"] == "flip"
     assert result["classes"] == list(CLASSES)
     assert set(result["per_class"]) == set(CLASSES)
     for stats in result["per_class"].values():
@@ -118,7 +119,7 @@ def test_skip_bad_evaluates_the_rest_and_says_what_it_left_out(fer_root, tiny_mo
     result = json.loads(out)
     assert code == 0 and result["n"] == 13
     report = (fer_root.parent / "report" / "report.md").read_text()
-    assert "Left out of the data (1 unreadable item(s))" in report and f"- {result['skipped'][0]}" in report
+    assert "Unreadable items in the data (1, in all the splits read; those of publictest are missing from the figures)" in report and f"- {result['skipped'][0]}" in report
     assert len(result["skipped"]) == 1 and victim.name in result["skipped"][0]
     assert "skipped 1 bad item(s)" in err and victim.name in err
     code, _, err = run_cli(capsys, "calibrate", "--data", fer_root, "--model", tiny_model_file, "--skip-bad",
@@ -284,6 +285,48 @@ def test_a_report_says_its_backend_and_which_classes_had_no_faces(tmp_path, tiny
     assert "disgust: no faces here" in text
 
 
+class _BrightCornerSaysDisgust(nn.Module):
+    """Predicts disgust when a face's top-left pixel is brighter than its neighbour, happy otherwise."""
+
+    input_size = 48
+
+    def forward(self, x):
+        bright = (x[:, 0, 0, 0] > x[:, 0, 1, 1]).float()
+        logits = torch.zeros(len(x), len(CLASSES))
+        logits[:, CLASSES.index("disgust")] = 10 * bright
+        logits[:, CLASSES.index("happy")] = 10 * (1 - bright)
+        return logits
+
+
+def test_a_class_with_no_faces_that_the_model_predicts_counts_with_f1_0_and_the_report_says_so(tmp_path, capsys):
+    """The report showed n/a for disgust while macro-F1 averaged its F1 of 0 (it was predicted, wrongly)."""
+    from ferkit.evaluation.report import write_report
+
+    faces = np.full((6, 48, 48), 128, np.uint8)
+    faces[:2, 0, 0], faces[:2, 1, 1] = 255, 0  # these two are predicted disgust
+    labels = np.array([CLASSES.index(c) for c in ("happy", "sad", "happy", "happy", "sad", "happy")])
+    model = LoadedModel(_BrightCornerSaysDisgust(), Normalizer.identity(), "corner", {}, list(CLASSES))
+    evaluation = evaluate_split([model], Split(faces, labels), split_name="publictest", tta="none")
+    f1 = evaluation.metrics["per_class"]
+    assert f1["disgust"]["n"] == 0 and f1["disgust"]["f1"] == 0.0
+    assert evaluation.metrics["macro_f1"] == pytest.approx((f1["happy"]["f1"] + f1["sad"]["f1"] + 0.0) / 3)
+    text = write_report(tmp_path / "report", evaluation).read_text()
+    assert "| disgust | 0.000 | n/a | 0.000 | 0 |" in text and "| fear | n/a | n/a | n/a | 0 |" in text
+    assert "no faces here but disgust (predicted 2 time(s)): counted with F1 0" in text
+    assert "fear" in text.split("never predicted")[0].split("Macro F1")[-1]
+
+
+def test_ten_crop_of_a_model_that_takes_the_whole_face_is_recorded_as_flip(tmp_path, tiny_model_file, capsys):
+    """A 48 px model's five crops are all the face: "tencrop" was flip at five times the cost, under another name."""
+    faces, labels = synthetic_faces(14, seed=6)
+    model = load_model_file(tiny_model_file)
+    assert model.input_size == 48
+    tencrop = evaluate_split([model], Split(faces, labels), split_name="publictest", tta="tencrop")
+    flip = evaluate_split([model], Split(faces, labels), split_name="publictest", tta="flip")
+    assert tencrop.tta == "flip"
+    np.testing.assert_allclose(tencrop.probs, flip.probs, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- calibration
 
 
@@ -320,6 +363,22 @@ def test_temperature_scaling_fixes_overconfident_logits():
     assert result.ece_after_heldout < result.ece_before / 2  # T fitted on one half helps the other
     assert result.nll_after < result.nll_before
     assert fit_temperature(logits * 5, labels) == pytest.approx(result.temperature, rel=1e-3)
+
+
+def test_calibrate_on_one_face_prints_valid_json(tmp_path, tiny_model_file, capsys):
+    """One face cannot be split into a half to fit on and a half to score: that figure was NaN, which is no JSON."""
+    from conftest import write_class_folders
+
+    faces, labels = synthetic_faces(1, seed=7)
+    write_class_folders(tmp_path / "one" / "test", faces, labels, "x")
+    out = tmp_path / "calibrated.safetensors"
+    code, stdout, err = run_cli(capsys, "calibrate", "--data", tmp_path / "one", "--model", tiny_model_file,
+                                "--out", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))["ece_after_heldout"] is None
+    code, stdout, err = run_cli(capsys, "calibrate", "--data", tmp_path / "one", "--model", tiny_model_file,
+                                "--out", out)
+    assert code == 0 and "(n/a with T fitted on the other half)" in stdout
 
 
 def test_calibrate_cli_writes_the_temperature(tmp_path, fer_root, tiny_model_file, capsys, monkeypatch):
@@ -568,7 +627,7 @@ def test_python_api_takes_one_model_as_a_string_and_auto_views_everywhere(fer_ro
     auto = predict_probs(loaded.model, loaded.normalizer, faces, tta="auto")
     assert np.array_equal(auto, predict_probs(loaded.model, loaded.normalizer, faces, tta="tencrop"))
     assert not np.allclose(auto, predict_probs(loaded.model, loaded.normalizer, faces, tta="none"))
-    assert evaluate_split([loaded], Split(faces, one.labels), split_name="publictest", tta="auto").tta == "tencrop"
+    assert evaluate_split([loaded], Split(faces, one.labels), split_name="publictest", tta="auto").tta == "flip"  # 48 px: ten-crop is the flip pair
     assert np.allclose(ensemble_probs([loaded], faces, tta="auto"), auto, atol=1e-6)
 
 

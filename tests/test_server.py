@@ -116,7 +116,8 @@ def test_model_reports_classes_parameters_and_accuracy_from_meta(client, recogni
     # Accuracy-like figures are picked out of the file's metadata; other entries are not figures.
     assert info["accuracy"] == {"val_acc": 0.625, "test_acc": 0.61}
     assert info["meta"]["epoch"] == 12
-    assert info["views"] == "tencrop"  # --tta auto: faces in uploaded pictures are stills
+    # --tta auto: faces in uploaded pictures are stills, ten-crop, which for this 48 px model is the flip pair
+    assert info["views"] == "flip"
 
 
 def test_model_says_the_views_the_server_classifies_with(model_path):

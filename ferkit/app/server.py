@@ -34,7 +34,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..tta import resolve_tta
+from ..tta import views_for
 from .settings import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_UPLOAD_MB, HELD_UPLOADS_PER_TURN
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -387,7 +387,7 @@ def _model_summary(info: dict) -> dict:
     return {"name": str(info.get("model", architecture)), "architecture": architecture,
             "classes": list(info.get("classes", [])),
             "parameters": int(info.get("parameters", 0)), "input_size": int(info.get("input_size", 48)),
-            "accuracy": accuracy, "views": resolve_tta(str(info.get("tta", "auto"))),
+            "accuracy": accuracy, "views": views_for(str(info.get("tta", "auto")), int(info.get("input_size", 48))),
             "backend": str(info.get("backend", "torch")), "meta": _jsonable(meta)}
 
 

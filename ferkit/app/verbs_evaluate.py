@@ -172,6 +172,7 @@ def _plot_run_curves(run: Path, target: Path) -> bool:
 
 def _print_summary(result) -> None:
     from ..evaluation.evaluate import describe_model
+    from ..evaluation.report import class_figures
 
     m = result.metrics
     for spec, loaded in zip(result.specs, result.models):
@@ -195,9 +196,10 @@ def _print_summary(result) -> None:
     classes = m["classes"]
     width = max(len(c) for c in classes)
     print(f"\n{'class':<{width}}  precision  recall      f1      n")
-    for c in classes:
-        v = m["per_class"][c]
-        print(f"{c:<{width}}  {v['precision']:9.3f}  {v['recall']:6.3f}  {v['f1']:6.3f}  {v['n']:5d}")
+    predicted = [sum(column) for column in zip(*m["confusion_matrix"])]
+    for c, times in zip(classes, predicted):
+        precision, recall, f1 = class_figures(m["per_class"][c], times)
+        print(f"{c:<{width}}  {precision:>9}  {recall:>6}  {f1:>6}  {m['per_class'][c]['n']:5d}")
     print("\nconfusion matrix (rows true, columns predicted)")
     short = [c[:5] for c in classes]
     print(" " * width + "  " + " ".join(f"{s:>5}" for s in short))
@@ -236,7 +238,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     print(f"temperature {result.previous_temperature:.3g} -> {result.temperature:.4f} (fitted on {name}, "
           f"{result.n:,} faces)")
     print(f"ECE (15 bins) {result.ece_before:.4f} -> {result.ece_after:.4f} "
-          f"({result.ece_after_heldout:.4f} with T fitted on the other half)   "
+          f"({result.heldout_text()} with T fitted on the other half)   "
           f"NLL {result.nll_before:.4f} -> {result.nll_after:.4f}")
     print(f"wrote {target}")
     return 0

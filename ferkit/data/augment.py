@@ -105,7 +105,10 @@ def ten_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def tta_views(x: torch.Tensor, size: int, tta: str = "none") -> torch.Tensor:
-    """Deterministic views for evaluation: V x N x C x size x size, V = 1, 2 or 10."""
+    """Deterministic views for evaluation: V x N x C x size x size, V = 1, 2 or 10 (2 for ten-crop when
+    ``size`` is the whole face: its five crops would all be the face, see :func:`ferkit.tta.views_for`)."""
+    if tta == "tencrop" and size >= min(x.shape[-2:]):
+        tta = "flip"
     if tta == "none":
         return center_crop(x, size).unsqueeze(0)
     if tta == "flip":

@@ -89,6 +89,12 @@ class FER2013:
         splits = ", ".join(f"{name}: {len(split)}" for name, split in self.splits.items())
         return f"FER2013({splits}; {len(self.problems)} problem(s), {self.converted} converted)"
 
+    def _read_from_test_folder(self) -> str | None:
+        """The split read from a ``test/`` folder, when exactly one was (Kaggle's test/ may hold two)."""
+        names = [name for name, split in self.splits.items()
+                 if split.sources and _normalise(Path(split.sources[0]).parent.parent.name) == "test"]
+        return names[0] if len(names) == 1 else None
+
     def cropped_total(self) -> dict[str, int]:
         """Faces per way the cropper found them, over all splits."""
         total: dict[str, int] = {}
@@ -99,6 +105,8 @@ class FER2013:
 
     def split(self, name: str) -> Split:
         key = name.strip().lower().replace("_", "").replace("-", "")
+        if key == "test" and (from_test := self._read_from_test_folder()):
+            key = from_test  # train/val/test: "test" is the test/ folder (PrivateTest), not val/
         key = _FOLDER_TO_SPLIT.get(key, key)
         if key not in self.splits:
             raise DataError(f"no split {name!r} here; splits found: {', '.join(self.splits) or 'none'}")

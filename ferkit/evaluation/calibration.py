@@ -60,10 +60,14 @@ class Calibration:
     n: int
     # ECE after scaling with a T fitted on the other half of the split (two folds, averaged): the
     # honest figure, since ``ece_after`` is measured on the faces T was fitted on.
-    ece_after_heldout: float = float("nan")
+    ece_after_heldout: float | None = None  # None: too few faces to fit on one half and score the other
 
     def to_dict(self) -> dict:
         return dict(vars(self))
+
+    def heldout_text(self) -> str:
+        """The held-out ECE as printed: ``n/a`` when there were too few faces to split in two."""
+        return "n/a" if self.ece_after_heldout is None else f"{self.ece_after_heldout:.4f}"
 
     def record(self, split_name: str, faces: np.ndarray) -> dict:
         """What a model file keeps as ``meta["calibration"]``: the figures, the split's name and the hashes of
@@ -106,4 +110,4 @@ def calibrate_model(loaded: LoadedModel, split: Split, bins: int = 15) -> Calibr
             probs = torch.softmax(logits[score_on] / t, dim=1).numpy()
             heldout.append(expected_calibration_error(probs, split.labels[score_on], bins))
     return Calibration(temperature, loaded.temperature, ece_before, ece_after, nll_before, nll_after, len(split),
-                       float(np.mean(heldout)) if heldout else float("nan"))
+                       float(np.mean(heldout)) if heldout else None)

@@ -22,7 +22,7 @@ from ..data.overlap import LEARNT_SHARE, faces_digest, learnt_share, repeats_of
 from ..models.hub import ensemble_members, load_model
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
-from ..tta import resolve_tta
+from ..tta import TTA_MODES, resolve_tta, views_for
 from .metrics import classification_metrics, expected_calibration_error
 
 DEFAULT_SPLIT = "publictest"
@@ -218,6 +218,9 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
     if len(split) == 0:
         raise DataError(f"split {split_name!r} has no faces to evaluate")
     probs = ensemble_probs(models, split.images, tta=tta, classifiers=classifiers)
+    # Ten-crop is flip for a model that takes the whole face: the record names the views each member got.
+    tta = max((views_for(tta, m.input_size, split.images.shape[-1]) for m in models), key=TTA_MODES.index,
+              default=tta)
     if not np.isfinite(probs).all():  # argmax would count a NaN row as the first class
         bad = int((~np.isfinite(probs).all(axis=1)).sum())
         raise ModelFileError(f"{', '.join(str(s) for s in specs) or 'the model'}: {bad} face(s) got non-finite "

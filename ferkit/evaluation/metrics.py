@@ -20,7 +20,8 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes:
     Every class appears in ``per_class`` and in the matrix even when absent from the data, so
     reports from different splits line up (the F1 of a class with no faces and no predictions is
     0 there).  Macro-F1 averages over the classes that occur among the labels or the predictions,
-    as scikit-learn does by default, so a split without disgust faces is not capped at 6/7.
+    as scikit-learn does by default, so a split without disgust faces is not capped at 6/7 (unless
+    the model predicts disgust there: each such prediction is wrong, and disgust counts with F1 0).
     """
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)

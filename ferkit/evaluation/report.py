@@ -114,6 +114,16 @@ def plot_misclassified(path: Path, evaluation: Evaluation, per_class: int = 6) -
     _save(fig, path)
 
 
+def class_figures(figures: dict, predicted: int) -> list[str]:
+    """Precision, recall and F1 of one class as tables show them: "n/a" where there is nothing to divide
+    by (no faces of the class: no recall; not predicted either: nothing at all)."""
+    if figures["n"]:
+        return [f"{figures[k]:.3f}" for k in ("precision", "recall", "f1")]
+    if predicted:
+        return [f"{figures['precision']:.3f}", "n/a", f"{figures['f1']:.3f}"]
+    return ["n/a"] * 3
+
+
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
@@ -153,9 +163,13 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
                   for spec, d in zip(evaluation.specs, described)]
     kind = f"ensemble of {len(described)} models (probabilities averaged)" if len(described) > 1 else "one model"
     # A class with no faces here has no recall to speak of: "n/a", not a 0 that reads as total failure.
-    per_class_rows = [[c, *((f"{v[k]:.3f}" for k in ("precision", "recall", "f1")) if v["n"] else ["n/a"] * 3), v["n"]]
-                      for c, v in metrics["per_class"].items()]
+    # If the model predicted it all the same, each such prediction was wrong: precision and F1 are 0
+    # and that F1 counts in the macro average, as the table then shows.
+    predicted = dict(zip(metrics["per_class"], np.asarray(metrics["confusion_matrix"]).sum(axis=0).tolist()))
+    per_class_rows = [[c, *class_figures(v, predicted[c]), v["n"]] for c, v in metrics["per_class"].items()]
     absent = [c for c, v in metrics["per_class"].items() if not v["n"]]
+    left_out = [c for c in absent if not predicted[c]]
+    mistaken = [f"{c} (predicted {predicted[c]:,} time(s))" for c in absent if predicted[c]]
     parts = [
         "# ferkit evaluation report",
         "",
@@ -182,7 +196,8 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
         _markdown_table(["class", "precision", "recall", "F1", "faces"], per_class_rows),
         "",
         "Macro F1 averages the F1 of the classes among the true labels or the predictions"
-        + (f" ({', '.join(absent)}: no faces here)." if absent else "."),
+        + (f"; {', '.join(left_out)}: no faces here and never predicted, left out" if left_out else "")
+        + (f"; no faces here but {', '.join(mistaken)}: counted with F1 0" if mistaken else "") + ".",
         "",
         "## Normalised confusion matrix",
         "",
@@ -204,7 +219,8 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
         "Every face's probabilities: [predictions.csv](predictions.csv).",
     ]
     if evaluation.skipped:  # a figure computed without some faces says so, and which
-        parts += ["", f"## Left out of the data ({len(evaluation.skipped):,} unreadable item(s))", ""]
+        parts += ["", f"## Unreadable items in the data ({len(evaluation.skipped):,}, in all the splits read; those "
+                      f"of {evaluation.split} are missing from the figures)", ""]
         parts += [f"- {problem}" for problem in evaluation.skipped]
     for title, name in extra_images:
         parts += ["", f"## {title}", "", f"![{title}]({name})"]
