@@ -49,12 +49,13 @@ def check_folder_path(folder: Path) -> None:
         raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder", str(blocking))
 
 
-def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
-    """Delete the temporary files ``temp_beside`` left for ``names`` in ``folder`` when a process
-    was killed mid-write (SIGKILL, power loss): a resumed run would otherwise pile them up."""
+def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str], suffix: str = ".tmp") -> list[Path]:
+    """Delete the temporary files ``temp_beside`` left for ``names`` in ``folder`` (with ``suffix``, as they
+    were made) when a process was killed mid-write (SIGKILL, power loss): a resumed run would otherwise
+    pile them up."""
     removed = []
     for name in names:
-        for stale in Path(folder).glob(f".{glob_escape(name)}.*.tmp"):
+        for stale in Path(folder).glob(f".{glob_escape(name)}.*{glob_escape(suffix)}"):
             stale.unlink(missing_ok=True)
             removed.append(stale)
     return removed

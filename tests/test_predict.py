@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,9 @@ from test_vision import compose, write_video
 
 from ferkit.app.cli import main
 from ferkit.data.classes import CLASSES
+from ferkit.vision.recognizer import EmotionRecognizer
 from ferkit.vision.rows import COLUMNS
+from ferkit.vision.sources import SourceError
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -506,18 +509,92 @@ def test_a_damaged_frame_is_skipped_and_reported_not_the_end_of_the_video(capsys
     assert rows[-1]["error"].startswith("1 damaged frame(s) skipped")
 
 
+def _zero_mjpg_frames(path: Path, first: int, count: int) -> None:
+    """Blank ``count`` frames of an MJPG AVI from frame ``first`` on (their data zeroed, as a damaged disk leaves it)."""
+    data = bytearray(path.read_bytes())
+    position = -1
+    for _ in range(first + 1):
+        position = data.find(b"00dc", position + 1)
+    for _ in range(count):
+        size = int.from_bytes(data[position + 4:position + 8], "little")
+        data[position + 8:position + 8 + size] = bytes(size)
+        position = data.find(b"00dc", position + 8 + size)
+    path.write_bytes(bytes(data))
+
+
+def test_a_long_damaged_stretch_is_skipped_not_taken_for_the_end(capsys, tiny_model_file, tmp_path):
+    """More than 25 unreadable frames in a row ended the video: the good frames after them were lost, and
+    the error row said the video stopped early."""
+    path = tmp_path / "clip.avi"
+    write_video(path, frames=60)
+    _zero_mjpg_frames(path, 10, 30)
+    status, out, _ = run(capsys, "predict", path, "--model", tiny_model_file, "--detector", "haar", "--json",
+                         "--every", "5")
+    rows = json.loads(out)
+    assert status == 1 and sorted({r["frame"] for r in rows if r["error"] is None}) == [0, 5, 40, 45, 50, 55]
+    assert rows[-1]["error"] == "30 damaged frame(s) skipped (the other frames were read)"
+    # The Python API names the file in the exception it raises at the end.
+    frames = []
+    with pytest.raises(SourceError, match=rf"^{re.escape(str(path))}: 30 damaged frame\(s\) skipped"):
+        for result in EmotionRecognizer(tiny_model_file, detector="haar").predict_video(path, every=5):
+            frames.append(result.index)
+    assert frames == [0, 5, 40, 45, 50, 55]
+
+
+def test_an_annotated_video_that_cannot_be_written_costs_no_rows(capsys, tiny_model_file, tmp_path):
+    """The annotated copy's writer failed inside the frame loop: the video's other rows were lost."""
+    write_video(tmp_path / "clip.avi", frames=8)
+    (tmp_path / "file").write_text("not a folder")
+    status, out, err = run(capsys, "predict", tmp_path / "clip.avi", "--model", tiny_model_file, "--detector",
+                           "haar", "--annotate", tmp_path / "file" / "out.mp4", "--json")
+    rows = json.loads(out)
+    assert status == 1 and sorted({r["frame"] for r in rows if r["error"] is None}) == list(range(8))
+    assert rows[-1]["error"].startswith(f"{tmp_path / 'file' / 'out.mp4'}: annotated video not written")
+    assert "annotated: nothing written (see the error column)" in err
+
+
+def test_a_video_under_a_picture_name_writes_over_no_file(capsys, tiny_model_file, tmp_path):
+    """``--annotate clip.jpg`` for a video became clip.mp4 unchecked: a file of that name was replaced."""
+    write_video(tmp_path / "clip.avi", frames=3)
+    (tmp_path / "clip.avi").rename(tmp_path / "clip.dat")
+    (tmp_path / "clip.mp4").write_bytes(b"the user's own video")
+    status, _, err = run(capsys, "predict", tmp_path / "clip.dat", "--model", tiny_model_file, "--detector", "haar",
+                         "--annotate", tmp_path / "clip.jpg")
+    assert status == 0, err
+    assert (tmp_path / "clip.mp4").read_bytes() == b"the user's own video"
+    assert (tmp_path / "clip_2.mp4").is_file() and f"writing {tmp_path / 'clip_2.mp4'}" in err
+    # A video saved under a picture's extension (an MP4 as .jpg) is read as the video it is.
+    (tmp_path / "clip.dat").rename(tmp_path / "moving.jpg")
+    status, out, err = run(capsys, "predict", tmp_path / "moving.jpg", "--model", tiny_model_file, "--detector",
+                           "haar", "--json")
+    assert status == 0, err
+    assert sorted({r["frame"] for r in json.loads(out)}) == [0, 1, 2]
+
+
+def test_a_killed_runs_half_written_annotated_video_is_removed(capsys, tiny_model_file, tmp_path):
+    write_video(tmp_path / "clip.avi", frames=3)
+    (tmp_path / "ann").mkdir()
+    stale = tmp_path / "ann" / ".clip.annotated.mp4.k1ll3d00.mp4"
+    stale.write_bytes(b"x" * 1000)
+    status, _, err = run(capsys, "predict", tmp_path / "clip.avi", "--model", tiny_model_file, "--detector", "haar",
+                         "--annotate", tmp_path / "ann")
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["clip.annotated.mp4",
+                                                                    "clip.annotated.timeline.png"]
+
+
 def test_a_video_named_like_neither_is_run_as_a_video(capsys, tiny_model_file, tmp_path):
-    """A .mts/.ts/extensionless video once ran as a stream of photos: --max-frames ignored, every frame
+    """A .dat/extensionless video (.mts and .ts were such names once) ran as a stream of photos: --max-frames ignored, every frame
     re-encoded over one picture, an .mp4 target refused after frame 0."""
     write_video(tmp_path / "clip.avi", frames=6)
-    (tmp_path / "clip.avi").rename(tmp_path / "clip.mts")
-    status, out, err = run(capsys, "predict", tmp_path / "clip.mts", "--model", tiny_model_file, "--detector",
+    (tmp_path / "clip.avi").rename(tmp_path / "clip.dat")
+    status, out, err = run(capsys, "predict", tmp_path / "clip.dat", "--model", tiny_model_file, "--detector",
                            "haar", "--max-frames", "3", "--annotate", tmp_path / "ann", "--json")
     assert status == 0, err
     assert sorted({r["frame"] for r in json.loads(out)}) == [0, 1, 2]
     assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["clip.annotated.mp4",
                                                                      "clip.annotated.timeline.png"]
-    status, out, err = run(capsys, "predict", tmp_path / "clip.mts", "--model", tiny_model_file, "--detector",
+    status, out, err = run(capsys, "predict", tmp_path / "clip.dat", "--model", tiny_model_file, "--detector",
                            "haar", "--max-frames", "2", "--annotate", tmp_path / "one.mp4")
     assert status == 0, err
     assert "frame 1" in out and "frame 2" not in out  # text rows name the frames of a video
@@ -525,7 +602,7 @@ def test_a_video_named_like_neither_is_run_as_a_video(capsys, tiny_model_file, t
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
     capture.release()
     # A picture's name for what turns out a video: the rows are kept, the video written as .mp4.
-    status, out, err = run(capsys, "predict", tmp_path / "clip.mts", "--model", tiny_model_file, "--detector",
+    status, out, err = run(capsys, "predict", tmp_path / "clip.dat", "--model", tiny_model_file, "--detector",
                            "haar", "--max-frames", "2", "--annotate", tmp_path / "two.jpg", "--json")
     assert status == 0, err
     assert sorted({r["frame"] for r in json.loads(out)}) == [0, 1]

@@ -541,6 +541,17 @@ def test_unreadable_single_image_raises_a_named_error(recognizer, tmp_path):
         list(recognizer.predict_video(tmp_path / "none.mp4"))
 
 
+def test_a_folder_search_finds_broadcast_and_camcorder_videos(recognizer, tmp_path):
+    """.ts / .mts / .m2ts / .vob files in a folder were skipped without a word (named one by one they ran)."""
+    write_video(tmp_path / "clip.avi", frames=2)
+    for name in ("a.ts", "b.MTS", "c.m2ts", "d.vob"):
+        (tmp_path / name).write_bytes((tmp_path / "clip.avi").read_bytes())
+    (tmp_path / "clip.avi").unlink()
+    rows = recognizer.predict_many(tmp_path)
+    assert sorted({Path(r["source"]).name for r in rows}) == ["a.ts", "b.MTS", "c.m2ts", "d.vob"]
+    assert all(r["error"] is None for r in rows) and len(rows) >= 8
+
+
 def test_files_with_other_extensions_are_tried_as_image_then_video(recognizer, tmp_path):
     write_video(tmp_path / "clip.avi", frames=2)
     (tmp_path / "clip.avi").rename(tmp_path / "clip.bin")

@@ -330,13 +330,13 @@ def _decode(data: bytes) -> tuple[Any, float]:
     too large to decode whole); 415 for data that is no image format at all, 400 for a broken image."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..data.images import READABLE_FORMATS, ImageDecodeError, read_image_scaled
+    from ..data.images import READABLE_FORMATS, ImageDecodeError, read_image_scaled, starts_like_a_picture
 
     try:
         # Only the header is parsed here; this tells "not an image" from "a damaged image".
         Image.open(io.BytesIO(data), formats=READABLE_FORMATS).close()
     except UnidentifiedImageError:
-        if _looks_like_a_picture(data):  # the first bytes of a format ferkit reads, cut short in its header
+        if starts_like_a_picture(data):  # the first bytes of a format ferkit reads, cut short in its header
             raise ApiError(400, "cannot decode the image: truncated or damaged in its header") from None
         raise ApiError(415, "not an image or an unsupported image format (send JPEG, PNG, WebP, BMP...)") from None
     except MemoryError:
@@ -347,12 +347,6 @@ def _decode(data: bytes) -> tuple[Any, float]:
         return read_image_scaled(data)
     except ImageDecodeError as exc:
         raise ApiError(400, f"cannot decode the image: {exc}") from None
-
-
-def _looks_like_a_picture(data: bytes) -> bool:
-    """Whether ``data`` starts as a JPEG, PNG, GIF, WebP, BMP, TIFF or AVIF file does."""
-    return data.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")) or \
-        (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[4:12] in (b"ftypavif", b"ftypavis")
 
 
 def _analyse(recognizer: Any, data: bytes) -> tuple:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -254,6 +255,7 @@ def predict_command(args: argparse.Namespace) -> int:
                          "add --resume to keep them, or delete it")
     plan = _annotation_plan(args.annotate, items)[1] if args.annotate else {}
     _refuse_outputs_over_sources(args, items, plan)
+    _remove_stale_copies(plan.values())
     kept = _rows_to_keep(args, items) if args.resume else {}
     if kept and args.annotate:
         print(f"ferkit: --annotate: the {sum(i.name in kept for i in items)} source(s) finished earlier are not "
@@ -277,8 +279,9 @@ def predict_command(args: argparse.Namespace) -> int:
     names = {item.name for item in items}
     kept = {name: rows for name, rows in kept.items() if name in names}  # others' rows are in the sink already
     failed = 0
+    written: list[Path] = []  # the annotated copies this run wrote
     try:
-        failed = _run(recognizer, items, args, sink, plan, show, kept)
+        failed = _run(recognizer, items, args, sink, plan, show, kept, written)
     except Terminated:  # like Ctrl+C, every source has its rows (some "interrupted"); then exit 143
         sink.close()
         raise
@@ -291,8 +294,8 @@ def predict_command(args: argparse.Namespace) -> int:
         again = f" ({reused} source(s) finished earlier, their rows kept)" if args.resume else ""
         print(f"wrote {sink.count} rows for {len(items)} source(s) to {args.csv}{again}", file=sys.stderr)
     if plan:  # each command says what it wrote; the rows name no output file
-        written = [path for path in plan.values() if Path(path).is_file()]
-        where = written[0] if len(plan) == 1 and written else f"{len(written)} file(s) in {args.annotate}"
+        where = (written[0] if len(plan) == 1 and written else f"{len(written)} file(s) in {args.annotate}"
+                 if written else "nothing written" + (" (see the error column)" if failed else ""))
         print(f"annotated: {where}", file=sys.stderr)
     if failed:
         print(f"ferkit: {failed} of {len(items)} source(s) failed (see the error column)", file=sys.stderr)
@@ -311,6 +314,22 @@ def _refuse_outputs_over_sources(args: argparse.Namespace, items: list, plan: di
     for option, value, path in outputs:
         if os.path.realpath(path) in sources:
             raise UsageError(f"{option} {value}: would write over the source {path}; choose another name")
+
+
+def _remove_stale_copies(outputs) -> None:
+    """The hidden half-written copies a killed run left beside its annotated outputs (a video's can be
+    gigabytes): each is written under a temporary name and renamed when complete."""
+    from ..atomic import remove_stale_temps
+    from ..vision.sources import IMAGE_EXTENSIONS
+
+    for path in map(Path, outputs):
+        names = [path] + ([path.with_suffix(".mp4")] if path.suffix.lower() in IMAGE_EXTENSIONS else [])
+        for name in names:
+            for suffix in {".tmp", name.suffix}:
+                try:
+                    remove_stale_temps(name.parent, [name.name], suffix=suffix)
+                except OSError:  # a folder that cannot be searched: its output's own error says why
+                    pass
 
 
 def _not_annotations(items: list, annotate: str | None) -> list:
@@ -351,7 +370,7 @@ def _rows_to_keep(args: argparse.Namespace, items: list) -> dict[str, list[list[
 
 
 def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, show: bool,
-         kept: dict[str, list[list[str]]] | None = None) -> int:
+         kept: dict[str, list[list[str]]] | None = None, written: list[Path] | None = None) -> int:
     """Process every source; each one's rows go to ``sink``.  A source that fails, or whose
     annotated copy cannot be written, gets an error row and the rest still run; Ctrl+C gives each
     source not yet done an "interrupted" row, so every input is accounted for in the output.
@@ -361,16 +380,21 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
     from ..vision.rows import face_row
 
     failed = 0
+    # No annotated copy may land on a source or on another source's planned output (a video found
+    # under a picture's name changes its output's name while running).
+    taken = {os.path.realpath(item.target) for item in items if isinstance(item.target, str)}
+    taken |= {os.path.realpath(path) for path in plan.values()}
     progress = tqdm(total=len(items), unit="source", file=sys.stderr, leave=False,
                     disable=args.no_progress or len(items) < 2 or None)
     kept = kept or {}
+    written = [] if written is None else written
     for index, item in enumerate(items):
         if item.name in kept:  # its rows were written first (see CsvRows)
             progress.update(1)
             continue
         sink.source_index = index
         try:
-            ok = _run_item(recognizer, item, args, sink, plan.get(index), show)
+            ok = _run_item(recognizer, item, args, sink, plan.get(index), show, taken, written)
         except KeyboardInterrupt as exc:
             how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
             unfinished = 0
@@ -405,8 +429,10 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None, show: bool) -> bool:
-    """One source's rows (and annotated copy when ``out``); False when it failed."""
+def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None, show: bool,
+              taken: set[str], written: list[Path]) -> bool:
+    """One source's rows (and annotated copy when ``out``, added to ``written``); False when it failed.
+    ``taken``: the real paths no annotated copy may be written to (sources, planned outputs)."""
     from tqdm import tqdm
 
     from ..vision.annotate import Timeline, VideoAnnotator, annotate, write_image
@@ -417,13 +443,13 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
     timeline = None
     frames_bar = None
     processed = 0
-    error = None
+    error = annotate_error = None
     sink.video = video
     try:
         for found, result, error in recognizer.iter_item(item, args.every):
-            if found.kind != item.kind and found.kind in ("video", "camera"):  # "unknown" that turned out a video
+            if found.kind != item.kind and found.kind in ("video", "camera"):  # a picture's name, but a video
                 video = sink.video = True
-                out = _video_target(out, item) if out is not None else None
+                out = _video_target(out, item, taken) if out is not None else None
             for row in result_rows(item.name, result, error):
                 sink.write(row)
             if result is None:
@@ -438,17 +464,22 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
                                       desc=Path(str(item.name)).name,
                                       disable=args.no_progress or (total is not None and total < 30) or None)
                 frames_bar.update(1)
-                if out is not None:
-                    camera = item.kind == "camera"
-                    if video_out is None:  # a camera's frames come at inference speed, not its nominal rate
-                        video_out = VideoAnnotator(out, (result.fps or 25.0) / (1 if camera else args.every))
-                        timeline = Timeline(recognizer.classes)
-                    # A frame is repeated until the video's clock catches up with its time (the wall clock
-                    # for a camera, the file's timestamps for variable-frame-rate video), so the annotated
-                    # video plays at real speed, in step with time_s and the timeline; every frame is kept.
-                    due = round(result.time_s * video_out.fps) + 1 - video_out.frames
-                    video_out.write(result.image, result.faces, repeat=max(1, due))
-                    timeline.add(result.time_s, result.faces)
+                if out is not None and annotate_error is None:
+                    try:
+                        if video_out is None:
+                            video_out = VideoAnnotator(out, annotated_rate(item, result.fps, args.every))
+                            timeline = Timeline(recognizer.classes)
+                        # A frame is repeated until the video's clock catches up with its time (the wall clock
+                        # for a camera, the file's timestamps for variable-frame-rate video), so the annotated
+                        # video plays at real speed, in step with time_s and the timeline; every frame is kept.
+                        due = round(result.time_s * video_out.fps) + 1 - video_out.frames
+                        video_out.write(result.image, result.faces, repeat=max(1, due))
+                        timeline.add(result.time_s, result.faces)
+                    except (OSError, ValueError) as exc:  # the rows go on; the copy's problem is said after them
+                        annotate_error = exc
+                        if video_out is not None:
+                            video_out.abort()
+                        video_out = timeline = None
                 if show:
                     _show(annotate(result.image, result.faces, columns=1))
                 if args.max_frames and processed >= args.max_frames:
@@ -477,23 +508,52 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
     finally:
         if frames_bar is not None:
             frames_bar.close()
-    if video_out is not None:
-        video_out.close()
-    if timeline is not None:
-        timeline.save(timeline_path(out), title=str(item.name))
+    try:
+        if video_out is not None:
+            video_out.close()
+        if timeline is not None:
+            timeline.save(timeline_path(out), title=str(item.name))
+    except (OSError, ValueError) as exc:
+        annotate_error = exc
+    if annotate_error is not None:  # its rows are written: only the annotated video is missing, and said so
+        problem = getattr(annotate_error, "strerror", None) or str(annotate_error)
+        raise OSError(getattr(annotate_error, "errno", None), f"annotated video not written ({problem})",
+                      str(out)) from None
+    if out is not None and processed:
+        taken.add(os.path.realpath(out))
+        written.append(Path(out))
     return not error
 
 
-def _video_target(out: Path, item) -> Path:
-    """Where a source named like neither an image nor a video, found to be a video, is annotated:
-    a picture's file name (the folder's planned ``NAME.annotated.jpg`` or one the user gave) becomes
-    ``.mp4``; found only once the file is read, so its rows are kept and the user is told."""
+def annotated_rate(item, fps: float | None, every: int) -> float:
+    """The frame rate of a video's annotated copy: the source's over ``every`` (a camera's frames come at
+    inference speed, not its nominal rate); for a file that starts faster than the average rate it
+    announces (variable frame rate), a whole multiple of that rate as fast as its start, so that frames
+    shown at their own times are repeated evenly."""
+    from ..vision.sources import first_interval
+
+    rate = (fps or 25.0) / (1 if item.kind == "camera" else every)
+    interval = first_interval(str(item.target), every) if item.kind != "camera" else None
+    if interval and 1.0 / interval > 1.25 * rate:
+        rate *= math.ceil(1.0 / interval / rate)
+    return rate
+
+
+def _video_target(out: Path, item, taken: set[str]) -> Path:
+    """Where a source named like an image or like nothing, found to be a video, is annotated: a picture's
+    file name (the folder's planned ``NAME.annotated.jpg`` or one the user gave) becomes ``.mp4``, or
+    ``NAME_2.mp4`` ... where that name is a source or another source's output (``taken``, real paths), or,
+    for a name the user gave, a file already: found only once the file is read, so its rows are kept and
+    the user is told."""
     from ..vision.sources import IMAGE_EXTENSIONS
 
     if Path(out).suffix.lower() not in IMAGE_EXTENSIONS:
         return Path(out)
-    target = Path(out).with_suffix(".mp4")
-    if not Path(out).name.endswith(".annotated" + Path(out).suffix):
+    ours = Path(out).name.endswith(".annotated" + Path(out).suffix)  # ferkit's own name: rewritten on a rerun
+    target, n = Path(out).with_suffix(".mp4"), 2
+    while (os.path.lexists(target) and not ours) or os.path.realpath(target) in taken:
+        target, n = Path(out).with_name(f"{Path(out).stem}_{n}.mp4"), n + 1
+    if not ours or n > 2:
         print(f"ferkit: --annotate {out}: {item.name} is a video; writing {target}", file=sys.stderr)
     return target
 

@@ -38,6 +38,13 @@ class ImageDecodeError(ValueError):
     """The file is not a readable image; the message says why (no file name: callers add it)."""
 
 
+def starts_like_a_picture(data: bytes) -> bool:
+    """Whether ``data`` (a file's first 16 bytes will do) starts as a JPEG, PNG, GIF, WebP, BMP, TIFF or
+    AVIF file does: a damaged picture, then, rather than another kind of file."""
+    return data.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")) or \
+        (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[4:12] in (b"ftypavif", b"ftypavis")
+
+
 def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode a file path or encoded bytes into an 8-bit array: H x W (gray) or H x W x 3 (BGR).
 

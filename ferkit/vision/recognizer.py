@@ -23,7 +23,7 @@ import numpy as np
 
 from ..data.classes import CLASSES
 from ..data.images import (FACE_SIZE, ImageDecodeError, as_face_crops, normalise_array, pil_to_array,
-                           read_image_scaled, to_gray)
+                           read_image_scaled, starts_like_a_picture, to_gray)
 from ..detectors import DETECTOR_CHOICES
 from ..tta import resolve_tta
 from .crop import FRAMINGS, Framing, clip_box, crop_faces, faces_in_order
@@ -238,11 +238,11 @@ class EmotionRecognizer:
         target: str | int = source if isinstance(source, int) else os.fspath(source)
         if isinstance(target, str) and is_camera(target):
             target = int(target)
-        try:
+        try:  # rows have the source in a column of its own; an exception names it
             reader = VideoReader(target, every=every)
-        except SourceError as exc:  # rows have the source in a column of its own; an exception names it
+            yield from self.track_frames(reader)
+        except SourceError as exc:
             raise SourceError(f"{target}: {exc}") from None
-        yield from self.track_frames(reader)
 
     def track_frames(self, reader: VideoReader) -> Iterator[FrameResult]:
         """Detect, classify, track and smooth the frames of an open :class:`VideoReader`."""
@@ -285,8 +285,9 @@ class EmotionRecognizer:
             try:
                 array, scale = read_image_scaled(item.target)
             except ImageDecodeError as exc:
-                # A file named neither like an image nor like a video may still be a video.
-                if item.kind == "unknown" and _looks_like_video(item.target):
+                # A file named neither like an image nor like a video may still be a video; so may one named
+                # like a picture that does not start like one (an MP4 saved as .gif or .jpg).
+                if _maybe_a_video(item) and _looks_like_video(item.target):
                     yield from self.iter_item(SourceItem("video", item.name, item.target), every)
                 else:
                     yield item, None, str(exc)
@@ -362,6 +363,16 @@ def in_file_pixels(box: tuple[int, int, int, int], scale: float) -> tuple[int, i
 
 def faces_in_file_pixels(faces: list[Face], scale: float) -> list[Face]:
     return faces if scale == 1.0 else [replace(f, box=in_file_pixels(f.box, scale)) for f in faces]
+
+
+def _maybe_a_video(item: SourceItem) -> bool:
+    if item.kind == "unknown":
+        return True
+    try:
+        with open(item.target, "rb") as handle:
+            return not starts_like_a_picture(handle.read(16))
+    except OSError:
+        return False
 
 
 def _looks_like_video(path: str | int) -> bool:

@@ -23,7 +23,8 @@ from ..data.images import IMAGE_EXTENSIONS, UNREADABLE_PICTURE_EXTENSIONS
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
-                              ".3gp", ".ogv", ".mjpeg", ".mjpg"})
+                              ".3gp", ".3g2", ".ogv", ".mjpeg", ".mjpg", ".ts", ".mts", ".m2ts", ".vob", ".mxf",
+                              ".asf", ".f4v", ".divx", ".dv"})
 
 
 LINUX_CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
@@ -162,8 +163,13 @@ class Frame:
     image: np.ndarray
 
 
-# A damaged frame is skipped; this many in a row end the video (the end of a file reads the same way).
+# A damaged frame is skipped; the end of a file reads the same way (each read fails), so this many
+# failures in a row end a camera, or a file past the frames it announces.  Within the frames a file
+# announces, or where it announces none (WebM from a browser), a damaged stretch may be far longer:
+# the reader goes on through this many (about a minute and a half at 30 fps; a failed read at the
+# real end costs 0.3-23 microseconds, so waiting them out costs a file at most a tenth of a second).
 MAX_FAILED_FRAMES_IN_A_ROW = 25
+MAX_DAMAGED_FRAMES_IN_A_ROW = 3000
 
 
 def check_every(every: object) -> None:
@@ -193,7 +199,8 @@ class VideoReader:
         if not self.capture.isOpened():
             self.capture.release()
             raise SourceError(f"camera {target} not found or busy" if self.is_camera
-                              else "cannot open video (not a video, or an unknown codec)")
+                              else "cannot open video (not a video, an unknown codec, or a recording cut short "
+                                   "before its index was written)")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else 0.0
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -211,7 +218,7 @@ class VideoReader:
         yielded = False
         failures = lost = 0  # failures: the current run of undecodable frames; lost: all skipped ones
         try:
-            while failures <= MAX_FAILED_FRAMES_IN_A_ROW:
+            while failures <= self._failures_allowed(index - failures):
                 ok = self.capture.grab()
                 if ok and not (index + 1) % self.every:
                     ok, image = self.capture.retrieve()
@@ -252,7 +259,13 @@ class VideoReader:
                                 f"(about {missing} of {self.frame_count} frames could not be read)")
             elif tail_lost:
                 problems.append(f"the last {missing} of {self.frame_count} frames could not be read")
-            raise SourceError("; ".join(problems) + " (the frames before and between are in the output)")
+            raise SourceError("; ".join(problems) + " (the other frames were read)")
+
+    def _failures_allowed(self, last_good: int) -> int:
+        """Unreadable frames in a row after frame ``last_good`` before the reader takes it for the end."""
+        if self.is_camera or (self.frame_count and last_good + 1 >= self.frame_count):
+            return MAX_FAILED_FRAMES_IN_A_ROW
+        return MAX_DAMAGED_FRAMES_IN_A_ROW
 
     def _file_time(self, index: int) -> float:
         """Seconds from the start of the file to frame ``index``: its own timestamp, which stays right
@@ -264,6 +277,23 @@ class VideoReader:
 
     def close(self) -> None:
         self.capture.release()
+
+
+def first_interval(path: str, every: int = 1) -> float | None:
+    """Seconds between a video file's first two kept frames (frames 0 and ``every``) by their own
+    timestamps, or None where it has fewer or none: a variable-frame-rate file announces its average
+    rate, which may be far below the rate it starts at."""
+    capture = cv2.VideoCapture(path)
+    try:
+        times = []
+        for index in range(every + 1):
+            if not capture.grab():
+                return None
+            if index % every == 0:
+                times.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        return times[1] - times[0] if times[1] > times[0] else None
+    finally:
+        capture.release()
 
 
 def _open_camera(index: int) -> cv2.VideoCapture:
