@@ -12,6 +12,7 @@ import pytest
 from conftest import real_faces, synthetic_faces
 from test_predict import photo, run  # noqa: F401 (photo is a fixture)
 
+from ferkit.data.classes import CLASSES
 from ferkit.models.hub import load_model
 from ferkit.vision.backends import create_backend
 from ferkit.models.int8_graph import COMPACT_KEY, compact_graph, load_int8_graph
@@ -286,3 +287,84 @@ def test_int8_calibration_cuts_faces_out_of_photos(tmp_path, capsys, tiny_model_
         assert status == 0, err
         graphs[detector] = out.read_bytes()
     assert graphs["haar"] != graphs["none"]  # activation ranges measured on other faces
+
+
+def test_the_medium_networks_int8_graph_tells_faces_apart():
+    """``medium``'s same-padded pools padded with -inf: calibration gave those values infinite ranges and the
+    int8 graph answered every face alike; now its ranges are finite and it follows the float model."""
+    import torch
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models import create_model
+    from ferkit.models.io import LoadedModel
+
+    torch.manual_seed(0)
+    loaded = LoadedModel(create_model("medium").eval(), Normalizer.identity(), "medium", {}, list(CLASSES))
+    faces, _ = synthetic_faces(64, seed=8)
+    graph = quantize_int8(loaded, faces[:32])
+    scales = [onnx.numpy_helper.to_array(t) for t in onnx.load_from_string(graph).graph.initializer
+              if t.name.endswith("_scale")]
+    assert scales and all(np.isfinite(s).all() for s in scales)
+    p8 = OnnxBackend(loaded, graph, name="int8").probs(faces[32:], "none")
+    p32 = OnnxBackend(loaded).probs(faces[32:], "none")
+    assert np.ptp(p8, axis=0).max() > 1e-3  # not the same answer for every face
+    assert np.abs(p8 - p32).max() < 0.1
+
+
+def test_a_graph_with_an_infinite_range_is_refused_not_written(tmp_path):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from ferkit.data.preprocess import Normalizer
+    from ferkit.models.io import LoadedModel
+
+    class InfinitePadding(nn.Module):
+        input_size = 48
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4, 7)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.pad(self.conv(x), [0, 1, 0, 1], value=float("-inf")), 3, 2)
+            return self.fc(x.amax(dim=(2, 3)))
+
+    loaded = LoadedModel(InfinitePadding().eval(), Normalizer.identity(), "inf", {}, list(CLASSES))
+    faces, _ = synthetic_faces(16, seed=9)
+    with pytest.raises(Int8GraphError, match="not finite"):
+        quantize_int8(loaded, faces, tmp_path / "g.int8.onnx")
+    assert not (tmp_path / "g.int8.onnx").exists()
+
+
+def test_the_onnx_cache_holds_the_network_exported_not_the_file_named(tiny_model_file):
+    """The cache was keyed by the file's bytes when the backend was made, but held the network in memory:
+    a file rewritten after loading (a run still training) or a model changed in memory stored another
+    network's graph under the file's key, and --backend onnx / auto answered with it from then on."""
+    import torch
+
+    faces, _ = synthetic_faces(16, seed=10)
+    changed = load_model(tiny_model_file)
+    with torch.no_grad():
+        next(changed.model.parameters()).add_(0.5)
+    np.testing.assert_allclose(OnnxBackend(changed).probs(faces, "none"),
+                               create_backend(changed, "torch").probs(faces, "none"), atol=1e-5)
+    original = load_model(tiny_model_file)  # the file is unchanged: its own graph, not the changed one's
+    np.testing.assert_allclose(OnnxBackend(original).probs(faces, "none"),
+                               create_backend(original, "torch").probs(faces, "none"), atol=1e-5)
+    # A damaged cache entry (a killed copy, a full disk) is exported again, not an error on every run.
+    for entry in (Path(os.environ["FERKIT_CACHE_DIR"]) / "onnx").glob("*.onnx"):
+        entry.write_bytes(entry.read_bytes()[:100])
+    np.testing.assert_allclose(OnnxBackend(original).probs(faces, "none"),
+                               create_backend(original, "torch").probs(faces, "none"), atol=1e-5)
+
+
+def test_a_damaged_int8_graph_is_a_one_line_error(capsys, tiny_model_file, fer_root, photo):  # noqa: F811
+    assert run(capsys, "export", "--model", tiny_model_file, "--int8", "--data", fer_root)[0] == 0
+    graph = tiny_model_file.with_suffix(".int8.onnx")
+    proto = onnx.load(str(graph))
+    proto.graph.initializer.pop()  # a weight gone, the metadata kept
+    graph.write_bytes(proto.SerializeToString())
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--backend", "int8")
+    assert status != 0 and len(err.strip().splitlines()) == 1, err
+    assert "graph does not load in ONNX Runtime" in err

@@ -54,11 +54,12 @@ class SamePaddedMaxPool(nn.Module):
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
-            total = max((-(-size // self.stride) - 1) * self.stride + self.kernel - size, 0)
-            pads += [total // 2, total - total // 2]
-        return F.max_pool2d(F.pad(x, pads, value=float("-inf")), self.kernel, self.stride)
+        # The padding before goes to max_pool2d, the odd pixel after to ceil_mode (a last window cut at the
+        # edge): the same windows as explicit -inf padding, which gave the int8 graph infinite ranges to
+        # quantise (every face then answered the same), and no padded values in the graph at all.
+        before = [max((-(-size // self.stride) - 1) * self.stride + self.kernel - size, 0) // 2
+                  for size in map(int, x.shape[-2:])]  # plain ints: the ONNX export needs constant padding
+        return F.max_pool2d(x, self.kernel, self.stride, padding=tuple(before), ceil_mode=True)
 
 
 class MediumCNN(nn.Module):

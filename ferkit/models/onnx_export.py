@@ -42,7 +42,10 @@ def _with_metadata(data: bytes, loaded: LoadedModel) -> bytes:
             "normalizer_mean": json.dumps(loaded.normalizer.mean.tolist()),
             "normalizer_std": json.dumps(loaded.normalizer.std.tolist()),
             "equalize": str(bool(loaded.normalizer.equalize)),
-            "input": "faces: N x 1 x S x S float32, (pixel / 255 - mean) / std; output logits N x C"}
+            "input": ("faces: N x 1 x S x S float32 (S = input_size): each a 48 x 48 gray face (histogram-"
+                      "equalised first if equalize is True), as (pixel / 255 - mean) / std with normalizer_mean and "
+                      "normalizer_std (one number each, or 48 x 48 maps), then its centre S x S crop (not a resize); "
+                      "output logits N x C in the order of classes; probabilities = softmax(logits / temperature)")}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -47,6 +47,7 @@ def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str 
     (uint8 N x 48 x 48, training faces, never the evaluation split); written to ``path`` if given.
     ``reduce_range=False`` is there for the benchmark that shows why it is on."""
     import onnx
+    import onnx.numpy_helper
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -66,6 +67,11 @@ def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str 
         quantize_static(str(prepared), str(int8_graph), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         proto = onnx.load(str(int8_graph))
+    bad = [init.name for init in proto.graph.initializer if init.name.endswith("_scale")
+           and not np.isfinite(onnx.numpy_helper.to_array(init)).all()]
+    if bad:  # an infinite range (e.g. -inf padding) quantises every value to one level: wrong answers, no error
+        raise Int8GraphError(f"{loaded.path or loaded.name}: cannot quantise {loaded.name}: {len(bad)} value range(s) "
+                             f"are not finite ({bad[0]}); use the onnx backend for this model")
     meta = {"ferkit_name": loaded.name, "classes": json.dumps(list(loaded.classes)),
             "input_size": str(loaded.input_size), "weights_sha256": weights_digest(loaded),
             "quantization": f"static QDQ: int8 weights per channel{' (reduced range)' * reduce_range}, "

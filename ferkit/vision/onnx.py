@@ -5,11 +5,12 @@ PyTorch model; normalisation, test-time views and the softmax stay in shared Pyt
 (:class:`~ferkit.data.preprocess.Normalizer`, :func:`~ferkit.data.augment.tta_views`), so both
 backends compute the same thing.  For the small CNNs here ONNX Runtime has a much lower
 per-call overhead than eager PyTorch (see ``benchmarks/inference_speed.py``).
-Exported graphs are cached in ``$FERKIT_CACHE_DIR/onnx`` under the model file's hash.
+Exported graphs are cached in ``$FERKIT_CACHE_DIR/onnx`` under a hash of the network they were exported from.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
 from ..data.cache import default_cache_dir
-from ..models.io import LoadedModel
+from ..models.io import LoadedModel, ModelFileError
 from ..models.onnx_export import OPSET, export_onnx  # noqa: F401  (re-exported)
 
 
@@ -31,20 +32,31 @@ def onnx_available() -> bool:
     return True
 
 
-def cached_onnx(loaded: LoadedModel) -> bytes:
-    """The exported graph for this model file, from the cache when the file is unchanged."""
-    digest = None
-    if loaded.path and os.path.isfile(loaded.path):
-        digest = hashlib.sha256(Path(loaded.path).read_bytes()).hexdigest()[:32]
-    cache = default_cache_dir() / "onnx" / f"{digest}-{torch.__version__}.onnx" if digest else None
-    if cache is not None and cache.is_file():
+def graph_key(loaded: LoadedModel) -> str:
+    """What an exported graph depends on: the network in memory (architecture, options, weights) and
+    the metadata written into it, not the file it came from, which may have changed since it was read
+    (a run still training rewrites best.safetensors) or not hold what is in memory at all."""
+    from ..models.int8_graph import weights_digest
+
+    digest = hashlib.sha256()
+    for part in (loaded.name, json.dumps(loaded.options, sort_keys=True, default=str), loaded.input_size,
+                 list(loaded.classes), loaded.temperature, loaded.normalizer.mean.tolist(),
+                 loaded.normalizer.std.tolist(), bool(loaded.normalizer.equalize), weights_digest(loaded)):
+        digest.update(json.dumps(part, default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def cached_onnx(loaded: LoadedModel, *, refresh: bool = False) -> bytes:
+    """The exported graph of this model, from the cache when one was exported from the same network
+    (``refresh``: export again, replacing an entry that would not load)."""
+    cache = default_cache_dir() / "onnx" / f"{graph_key(loaded)}-{torch.__version__}.onnx"
+    if cache.is_file() and not refresh:
         return cache.read_bytes()
     data = export_onnx(loaded)
-    if cache is not None:
-        try:
-            atomic_write_bytes(cache, data)
-        except OSError:  # a read-only cache only costs the export time next run
-            pass
+    try:
+        atomic_write_bytes(cache, data)
+    except OSError:  # a read-only cache only costs the export time next run
+        pass
     return data
 
 
@@ -52,6 +64,10 @@ def normalised(loaded: LoadedModel, faces: np.ndarray) -> torch.Tensor:
     """uint8 faces N x 48 x 48 -> the model's normalised input N x 1 x 48 x 48 (before cropping to views)."""
     prepared = loaded.normalizer.prepare(faces)
     return loaded.normalizer(torch.from_numpy(np.ascontiguousarray(prepared)).unsqueeze(1))
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 class OnnxBackend:
@@ -66,7 +82,20 @@ class OnnxBackend:
         options.log_severity_level = 3
         # The per-call thread pool start-up costs more than it gains for single faces.
         options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        self.session = ort.InferenceSession(graph or cached_onnx(loaded), options, providers=["CPUExecutionProvider"])
+        def session(data: bytes) -> ort.InferenceSession:
+            return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+        if graph is not None:
+            try:
+                self.session = session(graph)
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for damaged graphs
+                raise ModelFileError(f"{loaded.path or loaded.name}: its {name} graph does not load in ONNX Runtime "
+                                     f"({_first_line(exc)})") from None
+            return
+        try:
+            self.session = session(cached_onnx(loaded))
+        except Exception:  # noqa: BLE001 - a damaged cache entry (disk full, killed copy): export it again
+            self.session = session(cached_onnx(loaded, refresh=True))
 
     def logits(self, faces: np.ndarray, tta: str = "none", batch_size: int = 256) -> np.ndarray:
         """Logits V x N x C for uint8 faces N x 48 x 48 (V test-time views)."""
