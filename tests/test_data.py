@@ -72,6 +72,10 @@ def test_train_val_test_layout_maps_val_to_publictest(tmp_path):
         write_class_folders(tmp_path / folder, faces, labels, prefix="x")
     data = load_fer2013(tmp_path)
     assert set(data.splits) == {"training", "publictest", "privatetest"}
+    # A mapping, as data["training"] suggests: iterate it, ask "in", list its keys and items.
+    assert list(data) == list(data.keys()) == list(data.splits) and len(data) == 3
+    assert "training" in data and "val" in data and "test" in data and "holdout" not in data and 3 not in data
+    assert {name: len(split) for name, split in data.items()} == {"training": 7, "publictest": 7, "privatetest": 7}
 
 
 def test_the_split_named_test_is_the_test_folder_in_a_train_val_test_layout(tmp_path):

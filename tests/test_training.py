@@ -274,14 +274,25 @@ def test_each_optimizer_and_schedule_trains(fer_root, tmp_path, optimizer, sched
     summary, _ = run(config)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     steps = 70 // 8
+    warm = min(steps, 2 * steps // 3) if schedule in ("cosine", "onecycle") else steps  # a third of the run at most
     # The history logs the rate of each epoch's last step.
     for row in history:
-        assert row["lr"] == pytest.approx(lr_at(schedule, 0.02, row["epoch"] * steps - 1, 2 * steps, steps))
+        assert row["lr"] == pytest.approx(lr_at(schedule, 0.02, row["epoch"] * steps - 1, 2 * steps, warm))
     torch.manual_seed(0)
     initial = create_model("tiny", width=8).state_dict()
     trained = weights(tmp_path / "run")
     assert not torch.equal(initial["classifier.weight"], trained["classifier.weight"])
     assert summary["epochs_run"] == 2 and all(math.isfinite(r["train_loss"]) for r in history)
+
+
+def test_a_short_run_anneals_whatever_its_warm_up(fer_root, tmp_path):
+    """--epochs 3 with the default 3 warm-up epochs ended at the peak rate: the run never annealed."""
+    config = quick_config(fer_root, tmp_path / "run", optimizer="sgd", schedule="cosine", epochs=3,
+                          warmup_epochs=3.0, lr=0.02, augment=NO_AUGMENT)
+    _, messages = run(config)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history[-1]["lr"] < 0.02 * 0.01 and max(r["lr"] for r in history) == pytest.approx(0.02, rel=0.05)
+    assert any("warm-up cut to a third of the run" in m for m in messages)
 
 
 def test_a_tiny_model_overfits_a_tiny_batch(fer_root, tmp_path):

@@ -17,7 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 
@@ -84,6 +84,28 @@ class FER2013:
 
     def __getitem__(self, name: str) -> Split:
         return self.split(name)
+
+    # A mapping of split names to splits, as data["training"] suggests: iterate, ask "in", list the keys.
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.splits)
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self.split(name)
+        except DataError:
+            return False
+        return True
+
+    def keys(self):
+        return self.splits.keys()
+
+    def items(self):
+        return self.splits.items()
 
     def __repr__(self) -> str:
         splits = ", ".join(f"{name}: {len(split)}" for name, split in self.splits.items())

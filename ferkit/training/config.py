@@ -88,7 +88,7 @@ class TrainConfig:
     nesterov: bool = option(True, "Nesterov momentum (SGD)")
     weight_decay: float = option(5e-4, "L2 weight decay (decoupled for adamw)")
     schedule: str = option("onecycle", "learning-rate schedule (plateau: seed 000's)")
-    warmup_epochs: float = option(3.0, "linear warm-up of cosine and onecycle, in epochs")
+    warmup_epochs: float = option(3.0, "linear warm-up of cosine and onecycle, in epochs (at most a third of the run)")
     plateau_patience: int = option(25, "plateau: halve the rate after this many epochs without gain (seed 000: 25)")
     plateau_factor: float = option(0.5, "plateau: multiply the rate by this")
     min_lr: float = option(0.0, "the rate cosine ends at and plateau stops at")

@@ -367,6 +367,12 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                             f"of {config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    if config.schedule in ("cosine", "onecycle") and warmup_steps > total_steps // 3:
+        # A short run (--epochs 3 with the default 3 warm-up epochs) would end at its peak rate, never
+        # annealed: the warm-up takes at most a third of the run.
+        warmup_steps = total_steps // 3
+        say(f"warm-up cut to a third of the run ({warmup_steps / steps_per_epoch:.2f} of --warmup-epochs "
+            f"{config.warmup_epochs:g}), so that the rate anneals")
 
     start_epoch, step, best_score, best_epoch, history = 0, 0, -1.0, -1, []
     if state is not None:
