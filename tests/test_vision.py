@@ -316,6 +316,19 @@ def test_tracker_keeps_ids_and_starts_new_ones():
     assert ids == [3]
 
 
+def test_a_face_seen_every_few_frames_keeps_its_track():
+    """With --every 3 or --detect-every 3 a 55 px face moving 10 px a frame jumps 30 px between boxes:
+    IoU 0.29, below the threshold, so every detection started a new track (and smoothing restarted)."""
+    tracker = IoUTracker(smooth=0.0)
+    p = np.full((2, 7), 1 / 7, np.float32)
+    for step in range(6):
+        ids, _ = tracker.update([(30 * step, 40, 55, 55), (400, 40, 110, 110)], p)
+        assert ids == [0, 1]
+    # A box twice as far as its size, or of another size, is another face.
+    ids, _ = tracker.update([(150 + 130, 40, 55, 55), (400, 40, 30, 30)], p)
+    assert ids == [2, 3]
+
+
 def test_smoothing_is_exponential():
     a = np.eye(7, dtype=np.float32)[[3]]
     b = np.eye(7, dtype=np.float32)[[5]]

@@ -2,8 +2,11 @@
 
 A greedy IoU tracker (the "IOU tracker" of Bochinski et al., 2017, "High-Speed
 Tracking-by-Detection Without Using Image Information"): a face in a new frame takes the id
-of the live track whose last box overlaps it most (IoU at least ``iou_threshold``); unmatched
-faces start new tracks; tracks unseen for ``max_missed`` processed frames end.
+of the live track whose last box overlaps it most (IoU at least ``iou_threshold``); a face left
+over then takes the nearest track left over whose box is of a similar size (within 2x) and whose
+centre is less than one box size away (a face moving fast, or seen only every few frames with
+``--every`` / ``--detect-every``, overlaps its last box too little); other faces start new tracks;
+tracks unseen for ``max_missed`` processed frames end.
 Each track keeps an exponential moving average of its probabilities:
 ``p_smooth = smooth * p_smooth_previous + (1 - smooth) * p_now`` (``smooth=0`` turns it off).
 """
@@ -22,6 +25,18 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     inter = ix * iy
     union = aw * ah + bw * bh - inter
     return inter / union if union > 0 else 0.0
+
+
+def _relative_distance(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float | None:
+    """How far apart two boxes' centres are, in box sizes (their mean side); None when the boxes differ in
+    size by more than 2x or lie a box size or more apart: then they are not one face."""
+    size_a, size_b = np.sqrt(a[2] * a[3]), np.sqrt(b[2] * b[3])
+    if min(size_a, size_b) <= 0 or max(size_a, size_b) > 2 * min(size_a, size_b):
+        return None
+    dx = (a[0] + a[2] / 2) - (b[0] + b[2] / 2)
+    dy = (a[1] + a[3] / 2) - (b[1] + b[3] / 2)
+    distance = float(np.hypot(dx, dy)) / ((size_a + size_b) / 2)
+    return distance if distance < 1.0 else None
 
 
 @dataclass
@@ -49,6 +64,14 @@ class IoUTracker:
         for overlap, ti, bi in pairs:
             if overlap < self.iou_threshold:
                 break
+            if ti in used_tracks or bi in assigned:
+                continue
+            assigned[bi] = ti
+            used_tracks.add(ti)
+        near = sorted((distance, ti, bi) for ti, t in enumerate(self.tracks) if ti not in used_tracks
+                      for bi, b in enumerate(boxes) if bi not in assigned
+                      if (distance := _relative_distance(t.box, b)) is not None)
+        for distance, ti, bi in near:
             if ti in used_tracks or bi in assigned:
                 continue
             assigned[bi] = ti
