@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,14 @@ def test_single_class_folder_layout_is_one_split(tmp_path):
     data = load_fer2013(tmp_path / "faces")
     assert list(data.splits) == ["all"]
     assert sorted(data["all"].labels.tolist()) == sorted(labels.tolist())
+
+
+def test_one_class_folder_given_as_the_dataset_names_its_parent(tmp_path):
+    faces, labels = synthetic_faces(7)
+    write_class_folders(tmp_path / "test", faces, labels, prefix="x")
+    with pytest.raises(DataError, match=rf"this is the folder of one class \(happy\); give the folder that holds "
+                                        rf"the class folders \({re.escape(str(tmp_path / 'test'))}\)"):
+        load_fer2013(tmp_path / "test" / "happy", cache=False)
 
 
 def test_train_val_test_layout_maps_val_to_publictest(tmp_path):

@@ -526,6 +526,15 @@ def test_a_shipped_ensemble_is_named_with_its_figures_and_no_server_paths():
     assert "path" not in json.dumps(info["meta"]) and "/" not in json.dumps(info["meta"])
 
 
+def test_model_info_carries_no_face_hashes():
+    """The shipped model's training and calibration face samples (256 hashes each, for evaluate's caveats) made
+    up nine tenths of /api/model's answer."""
+    with TestClient(create_app(EmotionRecognizer("default", detector="haar"))) as client:
+        info = client.get("/api/model").json()
+    assert "face_sample" not in json.dumps(info) and len(json.dumps(info)) < 4000
+    assert "ece_after" in info["meta"]["calibration"]
+
+
 @pytest.mark.parametrize("limit", [0, -1, float("nan")])
 def test_create_app_refuses_a_bad_limit(limit):
     with pytest.raises(ValueError, match="positive"):

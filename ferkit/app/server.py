@@ -374,6 +374,8 @@ def _as_recognizer(recognizer_or_model: Any) -> Any:
 def _model_summary(info: dict) -> dict:
     meta = _without_paths(dict(info.get("meta") or {}))  # where files lie on the server is no client's business
     meta.pop("face_sample", None)  # 4 KB of training-face hashes, for evaluate's caveat only
+    if isinstance(meta.get("calibration"), dict):  # and the calibration faces' 4 KB, for the same caveat
+        meta["calibration"] = {k: v for k, v in meta["calibration"].items() if k != "face_sample"}
     accuracy = {key: float(value) for key, value in _flatten(meta).items()
                 if isinstance(value, (int, float)) and not isinstance(value, bool)
                 and any(word in key.lower() for word in ("acc", "f1", "nll", "ece"))}

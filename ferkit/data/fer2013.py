@@ -335,6 +335,9 @@ def _folder_layout(root: Path) -> _Layout:
     if class_dirs:
         hint = _FOLDER_TO_SPLIT.get(_normalise(root.name))
         return _class_folders(root, hint)
+    if class_index(root.name) is not None:  # the user gave one class's folder, not the folder that holds them
+        raise DataError(f"{root}: this is the folder of one class ({root.name}); give the folder that holds the "
+                        f"class folders ({root.parent})")
     raise DataError(
         f"{root}: no FER2013 layout found (expected train/ and test/ folders, or class folders such as "
         f"{', '.join(CLASSES)}){_numbered(children)}"
