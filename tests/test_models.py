@@ -3,6 +3,7 @@ weights from local files and freezes block by block."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -391,3 +392,20 @@ def test_the_medium_nets_pooling_pads_as_keras_same_does():
     assert torch.equal(SamePaddedMaxPool(3, 2)(x), by_hand) and by_hand.shape[-1] == 12
     assert SamePaddedMaxPool(3, 2)(torch.randn(1, 1, 11, 11)).shape[-1] == 6  # ceil(11 / 2), padded 1 + 1
     assert not torch.equal(torch.nn.MaxPool2d(3, 2, padding=1)(x), by_hand)
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"classes": [str(i) for i in range(6)] + ["0"]}, "distinct names"),
+    ({"normalizer": Normalizer(torch.zeros(3, 3), torch.ones(1, 1))}, "mean of shape (3, 3)"),
+    ({"normalizer": Normalizer(torch.zeros(1, 1), torch.zeros(1, 1))}, "all above 0"),
+    ({"normalizer": Normalizer(torch.full((1, 1), float("nan")), torch.ones(1, 1))}, "one finite number"),
+])
+def test_a_model_file_with_a_bad_header_is_named_at_load(tmp_path, change, words):
+    """Classes that were no names crashed predict in a join; a 3x3 mean or a zero std crashed export or
+    gave NaN probabilities, each blamed on something else."""
+    values = dict(name="tiny", options={}, normalizer=Normalizer.identity())
+    values.update(change)
+    path = tmp_path / "bad.safetensors"
+    save_model_file(path, create_model("tiny"), **values)
+    with pytest.raises(ModelFileError, match=re.escape(words)):
+        load_model_file(path)

@@ -131,6 +131,8 @@ def test_best_is_the_shipped_ensemble_everywhere_a_model_is_named(no_network, ca
     from ferkit.models.io import ModelFileError
 
     assert ensemble_members("best") == ["default", "default-b"] and set(SHIPPED_ENSEMBLES["best"]) <= set(SHIPPED)
+    # Inside a '+' list too ("best+fast" said best was one model), as in a list.
+    assert ensemble_members("best+fast") == ensemble_members(["best", "fast"]) == ["default", "default-b", "fast"]
     with pytest.raises(ModelFileError, match="ensemble of default \\+ default-b"):
         load_model("best")
     assert main(["explain", "--model", "best", "--out", str(tmp_path / "x.png"), "nothing.jpg"]) == 2

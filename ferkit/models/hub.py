@@ -40,7 +40,7 @@ def ensemble_members(spec: str | Path | Sequence[str | Path]) -> list[str | Path
     if not all(names):
         raise ModelFileError(f"{spec!r}: empty model name (join the models of an ensemble with "
                              f"'{ENSEMBLE_SEPARATOR}')")
-    return names
+    return [member for name in names for member in SHIPPED_ENSEMBLES.get(name, [name])]  # best+fast: 3 models
 
 
 def shipped_path(name: str) -> Path:

@@ -153,6 +153,8 @@ def load_model_file(path: str | Path) -> LoadedModel:
     if not isinstance(options, dict) or not isinstance(classes, list) or not classes \
             or not isinstance(header.get("meta", {}), dict):
         raise ModelFileError(f"{path}: bad model header (options and meta must be objects, classes a non-empty list)")
+    if not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
+        raise ModelFileError(f"{path}: bad model header (classes {classes!r}: distinct names)")
     try:
         model = create_model(header["name"], num_classes=len(classes), **options)
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -179,6 +181,12 @@ def load_model_file(path: str | Path) -> LoadedModel:
             {k[len("normalizer."):]: v for k, v in tensors.items() if k.startswith("normalizer.")})
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: missing or bad normalisation ({exc})") from None
+    for part in ("mean", "std"):  # scalars or one value per pixel of the 48x48 face, finite; std above 0
+        value = getattr(normalizer, part)
+        if value.numel() not in (1, FACE_SIZE * FACE_SIZE) or not torch.isfinite(value).all() \
+                or (part == "std" and not (value > 0).all()):
+            raise ModelFileError(f"{path}: bad normalisation ({part} of shape {tuple(value.shape)}: one finite number "
+                                 f"or a {FACE_SIZE}x{FACE_SIZE} map{', all above 0' if part == 'std' else ''})")
     return LoadedModel(model, normalizer, header["name"], options, list(classes),
                        float(temperature), header.get("meta", {}), str(path))
 
