@@ -292,8 +292,17 @@ def test_a_model_file_with_a_damaged_header_is_a_model_file_error(tmp_path, dama
 
 def test_a_training_checkpoint_given_as_a_model_points_to_the_model(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"PK")
+    (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelFileError, match=r"last.pt: a training checkpoint, not a model file; give the run folder"):
         load_model_file(tmp_path / "last.pt")
+    # Other pickles and ONNX graphs are named for what they are (they were "a training checkpoint" or
+    # "not a ferkit model file (... header too large)"); none is unpickled.
+    (tmp_path / "other").mkdir()
+    for name, words in (("weights.pth", "a PyTorch pickle"), ("model.pt", "a PyTorch pickle"),
+                        ("graph.onnx", "an ONNX graph")):
+        (tmp_path / "other" / name).write_bytes(b"\x08\x07\x12\x07pytorch")
+        with pytest.raises(ModelFileError, match=words):
+            load_model_file(tmp_path / "other" / name)
 
 
 def test_a_safetensors_file_of_another_program_is_said_to_be_one(tmp_path):

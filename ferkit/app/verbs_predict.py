@@ -624,7 +624,7 @@ def _export_int8(loaded, args: argparse.Namespace) -> int:
         if args.compact else f"{len(graph) / 1e6:.2f} MB"
     print(f"wrote {out} ({size}, {loaded.name}, int8, calibrated on training faces); "
           f"same top emotion as the float model on {agreement:.1%} of {checked} other training faces")
-    if out != int8_path(loaded):
+    if Path(out).resolve() != int8_path(loaded).resolve():
         print(f"note: --backend int8 looks for it at {int8_path(loaded)}")
     return 0
 

@@ -93,10 +93,16 @@ def read_model_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
-    if path.suffix == ".pt":  # a run's last.pt: optimiser state and all, for ferkit train --resume
-        raise ModelFileError(f"{path}: a training checkpoint, not a model file; give the run folder "
-                             f"({path.parent}) or its best.safetensors")
+    if path.suffix in (".pt", ".pth", ".ckpt", ".bin"):  # never unpickled here: a file of code as well as tensors
+        if path.suffix == ".pt" and (path.parent / "config.json").is_file():  # a run's last.pt, for train --resume
+            raise ModelFileError(f"{path}: a training checkpoint, not a model file; give the run folder "
+                                 f"({path.parent}) or its best.safetensors")
+        raise ModelFileError(f"{path}: a PyTorch pickle, not a ferkit model file (ferkit reads models as "
+                             ".safetensors model files; other weights go to ferkit train --pretrained)")
     raw = path.read_bytes()
+    if path.suffix == ".onnx":
+        raise ModelFileError(f"{path}: an ONNX graph, not a ferkit model file (ferkit export writes these from "
+                             "a model file; give that file)")
     try:
         tensors = st_load(raw)
         header_len = int.from_bytes(raw[:8], "little")
