@@ -268,6 +268,21 @@ def test_report_files(tmp_path, fer_root, tiny_model_file, capsys):
                for source, true in zip(rows["source"], rows["true"]))
 
 
+def test_evaluate_limit_scores_a_random_sample_and_says_so(fer_root, varied_model_file, capsys, tmp_path):
+    code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", varied_model_file, "--json",
+                             "--limit", "5", "--tta", "none", "--report", tmp_path / "r")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n"] == 5 and result["sample_of"] == 14 and sum(map(sum, result["confusion_matrix"])) == 5
+    assert "(5 faces, drawn at random from its 14)" in (tmp_path / "r" / "report.md").read_text()
+    full = json.loads(run_cli(capsys, "evaluate", "--data", fer_root, "--model", varied_model_file, "--json",
+                              "--limit", "100", "--tta", "none")[1])
+    assert full["n"] == 14 and "sample_of" not in full  # a limit above the split's size scores it all
+    code, out, _ = run_cli(capsys, "evaluate", "--data", fer_root, "--model", varied_model_file, "--limit", "5")
+    assert code == 0 and "split: publictest (5 faces, drawn at random from its 14 (--limit))" in out
+    assert run_cli(capsys, "evaluate", "--data", fer_root, "--model", varied_model_file, "--limit", "0")[0] == 2
+
+
 def test_a_report_says_its_backend_and_which_classes_had_no_faces(tmp_path, tiny_model_file, capsys):
     """A class with no faces showed precision, recall and F1 of 0.000 (a total failure, to the eye), and
     an int8 report looked like a PyTorch one."""

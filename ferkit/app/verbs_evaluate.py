@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
                    help="inference engine (default torch; int8 scores the model's quantised graph)")
     add_dataset_detector(p, "score")
+    p.add_argument("--limit", type=int, metavar="N", help="score N faces drawn at random (seed 0) from the split, "
+                   "for a quick look (the figures are of those faces only; default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="write figures and report.md into DIR")
     _add_skip_bad(p)
@@ -116,8 +118,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
         from ..vision.backends import create_backend
 
         backend = lambda loaded: create_backend(loaded, args.backend).probs  # noqa: E731
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: at least 1 face")
     result = evaluate(args.data, split=args.split, models=specs, tta=args.tta, backend=backend,
-                      skip_bad=args.skip_bad, cropper=dataset_cropper(args.detector))
+                      skip_bad=args.skip_bad, cropper=dataset_cropper(args.detector), limit=args.limit)
     report_skipped(result.skipped, args.data)
     result.backend = args.backend
     if args.report:
@@ -181,7 +185,8 @@ def _print_summary(result) -> None:
               f"temperature {d['temperature']:.3g})")
     if len(result.models) > 1:
         print(f"ensemble of {len(result.models)} models (probabilities averaged)")
-    print(f"split: {result.split} ({m['n']:,} faces)   tta: {result.tta}")
+    sample = f", drawn at random from its {result.sample_of:,} (--limit)" if result.sample_of else ""
+    print(f"split: {result.split} ({m['n']:,} faces{sample})   tta: {result.tta}")
     if result.data_caveat:
         print(f"warning: {result.data_caveat}")
     if set(result.cropped) - {"crop"}:  # some pictures were photos, not FER2013-style crops

@@ -47,6 +47,7 @@ class Evaluation:
     data: str = ""  # the dataset's path, when evaluate() loaded it
     repeats: np.ndarray | None = field(default=None, repr=False)  # faces that are, pixel for pixel, Training faces
     backend: str = "torch"  # what ran the networks (the CLI's --backend), for reports
+    sample_of: int | None = None  # the split's faces when only a random sample of them was scored (limit)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -111,6 +112,7 @@ class Evaluation:
     def to_dict(self) -> dict:
         caveat, ece_caveat, unseen = self.data_caveat, self.ece_caveat, self.unseen  # each hashes the faces: once
         return {**self.metrics, "model": self.specs, "tta": self.tta, "split": self.split, "skipped": self.skipped,
+                **({"sample_of": self.sample_of} if self.sample_of else {}),
                 "faces": self.cropped, **({"caveat": caveat} if caveat else {}),
                 **({"ece_caveat": ece_caveat} if ece_caveat else {}), **({"unseen": unseen} if unseen else {})}
 
@@ -235,7 +237,7 @@ def evaluate_split(models: Sequence[LoadedModel], split: Split, *, split_name: s
 def evaluate(data: str | os.PathLike, *, split: str | None = None,
              models: str | os.PathLike | Sequence[str | os.PathLike] = ("default",),
              tta: str = "auto", backend: Callable[[LoadedModel], Classifier] | None = None,
-             skip_bad: bool = False, cropper: FaceCropper | None = None) -> Evaluation:
+             skip_bad: bool = False, cropper: FaceCropper | None = None, limit: int | None = None) -> Evaluation:
     """Load ``data`` (any form the loader accepts) and ``models`` (shipped names, model files or
     run directories) and evaluate them as one ensemble on ``split``.  ``tta="auto"`` scores the
     faces as ``EmotionRecognizer`` classifies a photo's (ten-crop); ``Evaluation.tta`` names the
@@ -244,7 +246,9 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None,
     each picture that is not a 48x48 crop (see :func:`ferkit.data.load_fer2013`).  ``backend``
     scores each model another way than its torch module: a function from the loaded model to its
     classifier, e.g. ``lambda m: create_backend(m, "int8").probs`` (``ferkit.vision.backends``, the
-    ONNX Runtime graphs ``evaluate --backend`` uses; evaluation does not import the vision layer)."""
+    ONNX Runtime graphs ``evaluate --backend`` uses; evaluation does not import the vision layer).
+    ``limit`` scores that many faces drawn at random (seed 0) from the split, for a quick look:
+    ``Evaluation.sample_of`` then says how many faces the split has."""
     tta = resolve_tta(tta)
     if backend is not None and not callable(backend):
         raise TypeError(f"backend {backend!r}: a function from a loaded model to its classifier, e.g. "
@@ -253,10 +257,19 @@ def evaluate(data: str | os.PathLike, *, split: str | None = None,
     loaded = [load_model(spec) for spec in models]  # bad model paths fail before the data is read
     dataset = load_fer2013(data, skip_bad=skip_bad, cropper=cropper)
     name, chosen = select_split(dataset, split)
+    total = len(chosen)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise ValueError(f"limit={limit!r}: a whole number of faces, at least 1")
+        if limit < total:
+            keep = np.sort(np.random.default_rng(0).choice(total, size=int(limit), replace=False))
+            sources = list(getattr(chosen, "sources", []) or [])
+            chosen = Split(chosen.images[keep], chosen.labels[keep], [sources[i] for i in keep] if sources else [])
     classifiers = [backend(m) for m in loaded] if backend is not None else None
     result = evaluate_split(loaded, chosen, split_name=name, tta=tta, specs=[str(s) for s in models],
                             classifiers=classifiers)
     result.skipped = list(dataset.problems)
+    result.sample_of = total if len(chosen) < total else None
     result.cropped = dict(dataset.cropped.get(name, {}))
     result.data = os.fspath(data)
     if name != "training" and "training" in dataset.splits:

@@ -173,7 +173,9 @@ def write_report(out_dir: str | Path, evaluation: Evaluation,
     parts = [
         "# ferkit evaluation report",
         "",
-        f"Split **{evaluation.split}** ({metrics['n']:,} faces), test-time augmentation **{evaluation.tta}**, {kind}"
+        f"Split **{evaluation.split}** ({metrics['n']:,} faces"
+        + (f", drawn at random from its {evaluation.sample_of:,}" if evaluation.sample_of else "")
+        + f"), test-time augmentation **{evaluation.tta}**, {kind}"
         + (f", run by **{evaluation.backend}**." if evaluation.backend != "torch" else ".")
         + (f" Pictures that were not 48x48 face crops: {describe_cropped(evaluation.cropped)}."
            if set(evaluation.cropped) - {"crop"} else ""),
