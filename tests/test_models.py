@@ -418,3 +418,18 @@ def test_a_model_file_with_a_bad_header_is_named_at_load(tmp_path, change, words
     save_model_file(path, create_model("tiny"), **values)
     with pytest.raises(ModelFileError, match=re.escape(words)):
         load_model_file(path)
+
+
+def test_a_header_asking_for_a_bigger_network_than_its_weights_is_refused_before_building_it(tmp_path, monkeypatch):
+    """The options in a header built the network before its weights were compared: a 1 KB edit (fc 8000)
+    could allocate gigabytes.  The shapes are now compared on the meta device first."""
+    import ferkit.models.io as io
+
+    path = tmp_path / "edited.safetensors"
+    save_model_file(path, create_model("tiny"), name="tiny", options={"width": 512}, normalizer=Normalizer.identity())
+    built = []
+    real_create = io.create_model
+    monkeypatch.setattr(io, "create_model", lambda *a, **k: built.append(torch.get_default_device()) or real_create(*a, **k))
+    with pytest.raises(ModelFileError, match=r"weights do not fit tiny with options \{'width': 512\} \(shape mismatch"):
+        load_model_file(path)
+    assert built and all(device.type == "meta" for device in built)  # never built for real

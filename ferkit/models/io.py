@@ -161,11 +161,12 @@ def load_model_file(path: str | Path) -> LoadedModel:
         raise ModelFileError(f"{path}: bad model header (options and meta must be objects, classes a non-empty list)")
     if not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
         raise ModelFileError(f"{path}: bad model header (classes {classes!r}: distinct names)")
+    state = network_weights(tensors)
+    _check_shapes_first(header["name"], len(classes), options, state, path)
     try:
         model = create_model(header["name"], num_classes=len(classes), **options)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: cannot build model {header.get('name')!r} ({exc})") from None
-    state = network_weights(tensors)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -195,6 +196,24 @@ def load_model_file(path: str | Path) -> LoadedModel:
                                  f"or a {FACE_SIZE}x{FACE_SIZE} map{', all above 0' if part == 'std' else ''})")
     return LoadedModel(model, normalizer, header["name"], options, list(classes),
                        float(temperature), header.get("meta", {}), str(path))
+
+
+def _check_shapes_first(name: str, num_classes: int, options: dict, state: dict[str, torch.Tensor],
+                        path: str | Path) -> None:
+    """Build the network without memory (on the meta device) and compare its shapes with the stored
+    weights: a header whose options ask for a huge layer (``fc`` 8000 in a 98 KB file) is refused before
+    gigabytes are allocated for it.  Anything the meta build cannot do is left to the real build."""
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in create_model(name, num_classes=num_classes, **options)
+                      .state_dict().items()}
+    except Exception:  # noqa: BLE001 - the real build below reports a bad name or option in its own words
+        return
+    wrong = [f"{k} {tuple(state[k].shape)} vs {shape}" for k, shape in shapes.items()
+             if k in state and tuple(state[k].shape) != shape]
+    if wrong:
+        raise ModelFileError(f"{path}: weights do not fit {name} with options {options} (shape mismatch: "
+                             f"{', '.join(wrong[:3])}{' ...' if len(wrong) > 3 else ''})")
 
 
 def _check_forward(model: torch.nn.Module, num_classes: int, path: str | Path) -> None:
