@@ -439,8 +439,10 @@ def test_camera_sends_frames_one_at_a_time_and_updates_live(page, server, tmp_pa
         new MutationObserver(() => window.statusWrites.push(document.getElementById('status').textContent))
             .observe(document.getElementById('status'), {childList: true, characterData: true, subtree: true});
     }""")
-    page.click("#camera")
+    page.focus("#camera")  # from the keyboard: the focus stays on the button while the camera starts
+    page.keyboard.press("Enter")
     page.wait_for_selector("body[data-state='camera']")
+    assert page.evaluate("document.activeElement.id") == "camera"
     page.wait_for_function("() => Number(document.body.dataset.frames) >= 3")
     # Live updates: the face cards come back and the frame count keeps growing.
     page.wait_for_selector("#faces .face")
@@ -466,3 +468,31 @@ def test_camera_sends_frames_one_at_a_time_and_updates_live(page, server, tmp_pa
     frames = int(page.evaluate("document.body.dataset.frames"))
     page.wait_for_timeout(500)
     assert int(page.evaluate("document.body.dataset.frames")) == frames, "frames sent after the camera stopped"
+    # "Camera off." with the last frame's boxes, cards and rate still shown described a camera that was off.
+    assert page.locator("#faces .face").count() == 0 and page.inner_text("#rate") == ""
+    assert page.inner_text("#status") == "Camera off."
+
+
+
+def test_an_unreachable_server_is_said_in_words(page, server, tmp_path, face_photo):
+    """fetch's "Failed to fetch" was all a user saw when the server had stopped."""
+    good = tmp_path / "photo.jpg"
+    good.write_bytes(encode(face_photo))
+    # A page of its own: the failed requests below are meant, not errors for the page fixture to report.
+    own = page.context.new_page()
+    try:
+        own.goto(server["url"] + "/")
+        own.route("**/api/predict", lambda route: route.abort())
+        own.set_input_files("#photo", str(good))
+        own.wait_for_selector("body[data-state='photo-error']")
+        assert "cannot reach the ferkit server: is `ferkit serve` still running?" in own.inner_text("#status")
+        own.unroute("**/api/predict")
+        # A proxy's error page (no JSON) is said in words with its status.
+        own.route("**/api/predict", lambda route: route.fulfill(status=502, body="<html>Bad Gateway</html>",
+                                                                 content_type="text/html"))
+        own.evaluate("document.body.dataset.state = ''")
+        own.set_input_files("#photo", str(good))
+        own.wait_for_selector("body[data-state='photo-error']")
+        assert "the server behind this address is not answering (HTTP 502)" in own.inner_text("#status")
+    finally:
+        own.close()

@@ -119,12 +119,19 @@ async function predict(body, contentType) {
   const options = { method: "POST", body, signal: controller.signal };
   if (contentType) options.headers = { "Content-Type": contentType };
   try {
-    const r = await fetch("/api/predict", options);
+    let r;
+    try {
+      r = await fetch("/api/predict", options);
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      // fetch says only "Failed to fetch" (or "NetworkError ..."): the server is gone or unreachable.
+      throw new Error("cannot reach the ferkit server: is `ferkit serve` still running? Try again once it is");
+    }
     let data = null;
     try { data = await r.json(); } catch (err) {
       if (err.name === "AbortError") throw err;  // the timeout, while the body was read
     }
-    if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+    if (!r.ok) throw new Error((data && data.error) || httpProblem(r.status));
     if (!data || !Array.isArray(data.faces)) throw new Error("unexpected answer from the server (not ferkit's JSON)");
     return data;
   } catch (err) {
@@ -133,6 +140,13 @@ async function predict(body, contentType) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+// An answer that is not ferkit's JSON (a proxy's error page, say), in words.
+function httpProblem(status) {
+  const words = {413: "the picture is too large for this server", 502: "the server behind this address is not answering",
+                 503: "the server is busy", 504: "the server took too long to answer"};
+  return `${words[status] || "the server could not answer"} (HTTP ${status})`;
 }
 
 // The formats the server decodes (ferkit.data.images.READABLE_FORMATS).
@@ -177,7 +191,9 @@ async function jpegOf(bitmap, scale) {
 // The canvas gets the resolution it is shown at (small photos are enlarged, so boxes and labels
 // stay sharp), but never more than 1280 pixels on its long side.
 function fitCanvas(width, height) {
-  const shown = (view.clientWidth || width) * (window.devicePixelRatio || 1);
+  // The room the picture has (the canvas itself is as wide as its last picture, which says nothing).
+  const room = (view.parentElement && view.parentElement.clientWidth) || width;
+  const shown = room * (window.devicePixelRatio || 1);
   const scale = Math.min(1280 / Math.max(width, height), Math.max(1, shown / width));
   const w = Math.max(1, Math.round(width * scale));
   const h = Math.max(1, Math.round(height * scale));
@@ -192,8 +208,11 @@ function drawScene(source) {
   if (source) ctx.drawImage(source, 0, 0, view.width, view.height);
   const sx = view.width / state.frameSize[0];
   const sy = view.height / state.frameSize[1];
-  const line = Math.max(2, Math.round(view.width / 260));
-  const fontSize = Math.max(13, Math.round(view.width / 48));
+  // Sizes in canvas pixels, but at least 2 px lines and 13 px labels as shown: on a phone a 1280 px canvas
+  // is shown at a third of its size, which made the labels 7 px tall.
+  const onScreen = view.getBoundingClientRect().width / view.width || 1;
+  const line = Math.max(2 / onScreen, Math.round(view.width / 260));
+  const fontSize = Math.round(Math.max(13 / onScreen, view.width / 48));
   ctx.font = `600 ${fontSize}px system-ui, sans-serif`;
   ctx.textBaseline = "bottom";
   state.faces.forEach((face, i) => {
@@ -357,7 +376,8 @@ async function onPhoto(event) {
 // chosen one; anything else dropped or pasted is said, not silently ignored.
 function imageFrom(items, how) {
   const files = Array.from(items || []);
-  const image = files.find((f) => f.type.startsWith("image/"));
+  // A file with no type (no extension, e.g. IMG_0001) may be a picture too: the browser or the server decides.
+  const image = files.find((f) => f.type.startsWith("image/")) || files.find((f) => !f.type);
   if (!image && files.length) setStatus(`${how} ${files[0].name || "item"}: not an image`, true);
   return image;
 }
@@ -406,7 +426,10 @@ async function analysePhoto(file) {
     if (seq !== state.seq) return;
     dropPhoto();
     clearFaces();
-    setStatus(`${file.name}: ${err.message}`, true);
+    const advice = /over the limit|too large/.test(err.message)
+      ? " (this browser cannot shrink this format: convert it to JPEG or PNG, or start the server with a larger --max-upload-mb)"
+      : "";
+    setStatus(`${file.name}: ${err.message}${advice}`, true);
     document.body.dataset.state = "photo-error";
   }
 }
@@ -420,7 +443,8 @@ async function startCamera() {
   }
   if (state.starting) return;  // the permission prompt of the first click is still open
   state.starting = true;
-  $("camera").disabled = true;
+  // aria-disabled, not disabled: a disabled button loses the keyboard focus (state.starting guards clicks).
+  $("camera").setAttribute("aria-disabled", "true");
   setStatus("Starting the camera\u2026");
   const seqAtStart = state.seq;  // a photo chosen while the permission prompt is open wins
   let stream = null;
@@ -433,11 +457,11 @@ async function startCamera() {
   } catch (err) {
     if (stream) for (const track of stream.getTracks()) track.stop();
     video.srcObject = null;
-    setStatus(`Camera unavailable: ${err.message || err.name}`, true);
+    setStatus(`Camera unavailable: ${cameraProblem(err)}`, true);
     return;
   } finally {
     state.starting = false;
-    $("camera").disabled = false;
+    $("camera").removeAttribute("aria-disabled");
   }
   if (state.seq !== seqAtStart) {
     for (const track of stream.getTracks()) track.stop();
@@ -468,6 +492,19 @@ async function startCamera() {
   requestAnimationFrame(cameraLoop);
 }
 
+// getUserMedia's errors in words, with what to do (the browser's own message says neither).
+function cameraProblem(err) {
+  const hints = {
+    NotFoundError: "no camera found; choose a photo instead",
+    OverconstrainedError: "no camera found; choose a photo instead",
+    NotAllowedError: "the camera is blocked for this page; allow it in the browser's site settings and try again",
+    SecurityError: "the camera is blocked for this page; allow it in the browser's site settings and try again",
+    NotReadableError: "the camera is in use by another program, or failed; close that program and try again",
+    AbortError: "the camera could not start; try again",
+  };
+  return hints[err.name] || err.message || err.name;
+}
+
 function stopCamera() {
   if (!state.stream) return;
   for (const track of state.stream.getTracks()) track.stop();
@@ -477,7 +514,14 @@ function stopCamera() {
   video.srcObject = null;
   $("camera").textContent = "Start camera";
   $("camera").classList.remove("on");
-  if (state.mode === "camera") { setMode("idle"); setStatus("Camera off."); }
+  if (state.mode === "camera") {
+    // The last frame's boxes, cards and rate describe a camera that is off now.
+    setMode("idle");
+    clearFaces();
+    dropPhoto();
+    $("rate").textContent = "";
+    setStatus("Camera off.");
+  }
 }
 
 function cameraLoop(now) {
@@ -522,6 +566,7 @@ function sendFrame() {
       if (state.mode !== "camera" || seq !== state.seq) return;
       // The last answer no longer describes what the camera shows: clear it rather than keep it on screen.
       clearFaces();
+      $("rate").textContent = "";  // no frame is being analysed now
       state.history.push({ t: performance.now(), scores: null });
       setStatus(`Frame not analysed: ${err.message}`, true);
       pause = RETRY_MS;
