@@ -9,7 +9,8 @@ float16 averaged weights, no momentum; ~15 MB for ``vgg_fer`` instead of ~90 MB)
 ``best.safetensors``: the resumed run writes its own, and its best epoch stays in the history.
 ``--keep-best`` also keeps the best weights so far, in float16, as ``best_carried.safetensors``
 (another ~15 MB): near a run's end its best epoch may be behind the resume point, and the resumed
-run chooses among the epochs it trains; ship whichever of the two scores better on PublicTest.
+run chooses among the epochs it trains; the better of this leg's best and the one carried before
+(by PublicTest accuracy) is kept.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ferkit.training.checkpoint import (CheckpointError, atomic_write_bytes, com
 
 
 def carry(run: Path, dest: Path, keep_best: bool = False) -> Path:
+    """Everything is read (and the best weights chosen) before anything is written into ``dest``."""
     if dest.resolve() == run.resolve():
         raise CheckpointError(f"{dest}: the copy must go to another folder than the run")
     state = load_checkpoint(run / "last.pt")
@@ -31,19 +33,39 @@ def carry(run: Path, dest: Path, keep_best: bool = False) -> Path:
         small = compact_checkpoint(state)
     except CheckpointError as exc:
         raise CheckpointError(f"{run / 'last.pt'}: {exc}") from None
+    best = best_so_far(run, dest) if keep_best else None
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "history.csv", "history.json"):
         if (run / name).exists():
             atomic_write_bytes(dest / name, (run / name).read_bytes())
     save_checkpoint(dest / "last.pt", small)
-    if keep_best:
-        from ferkit.models.io import load_model_file, save_model_file
+    if best is not None:
+        from ferkit.models.io import save_model_file
 
-        best = load_model_file(run / "best.safetensors")
         save_model_file(dest / "best_carried.safetensors", best.model, name=best.name, options=best.options,
                         normalizer=best.normalizer, classes=best.classes, temperature=best.temperature,
                         meta=best.meta, storage="float16")
+        print(f"best weights kept: epoch {best.meta.get('epoch')}, PublicTest {best.meta.get('val_acc', float('nan')):.4f}")
     return dest / "last.pt"
+
+
+def best_so_far(run: Path, dest: Path):
+    """The best of the run's ``best.safetensors`` (the best epoch of this leg only, after a resume from a
+    compact carry) and the ``best_carried.safetensors`` earlier legs kept (in the run folder, copied there
+    with ``cp -r``, and in ``dest``), by the validation accuracy each records."""
+    from ferkit.models.io import ModelFileError, load_model_file
+
+    candidates = [path for path in (run / "best.safetensors", run / "best_carried.safetensors",
+                                    dest / "best_carried.safetensors") if path.is_file()]
+    if not candidates:
+        raise CheckpointError(f"{run}: no best.safetensors or best_carried.safetensors to keep")
+    loaded = []
+    for path in candidates:
+        try:
+            loaded.append(load_model_file(path))
+        except ModelFileError as exc:
+            raise CheckpointError(str(exc)) from None
+    return max(loaded, key=lambda m: float(m.meta.get("val_acc", -1.0)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     state = torch.load(path, map_location="cpu", weights_only=True)
-    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, resumes at epoch {state['epoch'] + 1} "
-          f"of {state['config']['epochs']}")
+    done, total = state["epoch"], state["config"]["epochs"]  # epochs finished, of the run's
+    where = f"resumes at epoch {done + 1} of {total}" if done < total else f"finished: all {total} epochs"
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, {where}")
     return 0
 
 

@@ -749,6 +749,19 @@ def test_a_carried_compact_checkpoint_resumes_the_run_elsewhere(fer_root, tmp_pa
     original = load_model_file(tmp_path / "run" / "best.safetensors")
     assert kept.meta["epoch"] == original.meta["epoch"]
     assert all(torch.allclose(kept.model.state_dict()[k], v, atol=1e-2) for k, v in original.model.state_dict().items())
+    # A later leg whose own best is worse keeps the one carried before (it was overwritten by any later best).
+    from ferkit.models.io import save_model_file
+
+    save_model_file(tmp_path / "run" / "best.safetensors", original.model, name=original.name,
+                    options=original.options, normalizer=original.normalizer,
+                    meta={**original.meta, "val_acc": -0.5, "epoch": 99})
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "kept"), "--keep-best"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert load_model_file(tmp_path / "kept" / "best_carried.safetensors").meta["epoch"] == original.meta["epoch"]
+    done = subprocess.run([sys.executable, str(script), str(elsewhere), str(tmp_path / "final")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "finished: all 3 epochs" in done.stdout, done.stdout + done.stderr
 
 
 def test_carrying_a_folder_without_a_run_is_a_one_line_error(tmp_path):
