@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from ferkit.atomic import atomic_write_bytes
 from ferkit.data import load_fer2013
+from ferkit.data.overlap import LEARNT_SHARE, learnt_share
 from ferkit.evaluation import evaluate_split
 from ferkit.models.hub import ENSEMBLE_FIGURES, SHIPPED_ENSEMBLES, load_model, member_digests
 
@@ -25,8 +27,16 @@ def main() -> None:
     args = parser.parse_args()
     members = SHIPPED_ENSEMBLES[args.name]
     loaded = [load_model(m) for m in members]
-    split = load_fer2013(args.data)["publictest"]
-    figures: dict = {"members": list(members), "files": member_digests(members)}
+    dataset = load_fer2013(args.data)
+    split = dataset["publictest"]
+    # Stored as the ensemble's PublicTest figures: only those of the dataset its members trained on.
+    for name, member in zip(members, loaded):
+        sample = member.meta.get("face_sample")
+        if isinstance(sample, dict) and learnt_share(sample, dataset["training"].images) < LEARNT_SHARE:
+            raise SystemExit(f"{args.data}: not the dataset {name} trained on (its Training split lacks {name}'s "
+                             "training faces): score the ensemble on that dataset")
+    figures: dict = {"members": list(members), "files": member_digests(members),
+                     "scored_on": {"data": os.path.basename(os.path.realpath(args.data)), "publictest_faces": len(split)}}
     for tta in args.tta.split(","):
         result = evaluate_split(loaded, split, split_name="publictest", tta=tta).metrics
         figures[f"publictest_acc_{tta}"] = round(result["accuracy"], 4)

@@ -21,11 +21,12 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import tempfile
 from pathlib import Path
 
-from ferkit.atomic import atomic_write_bytes
 from ferkit.data import load_fer2013
-from ferkit.data.overlap import repeats_of, training_sample
+from ferkit.data.overlap import LEARNT_SHARE, learnt_share, repeats_of, training_sample
 from ferkit.evaluation import calibrate_model, evaluate_split
 from ferkit.models.batch_norm import recalibrate_batch_norm
 from ferkit.models.hub import WEIGHTS_DIR
@@ -125,28 +126,40 @@ def main() -> None:
     meta["epochs_total"] = meta["epochs_run"] + sum(r.get("epochs_run", 0) for r in meta["continued_from"])
     target = WEIGHTS_DIR / f"{args.name}.safetensors"
     graph_path = target.with_suffix(".int8.onnx")
-    # The shipped file is written first and measured as stored; if anything fails on the way, the model
-    # and int8 graph that were shipped before are put back, so a failed shipping loses nothing.
-    before = {path: path.read_bytes() if path.exists() else None for path in (target, graph_path)}
+    # Everything is made and measured in a staging folder beside the shipped files and swapped in at the
+    # end: a failure, Ctrl+C or a kill on the way leaves the files shipped before as they were (a model
+    # training from the shipped one as its teacher never sees a half-shipped file).
+    staging = Path(tempfile.mkdtemp(dir=WEIGHTS_DIR, prefix=".shipping-"))
     try:
-        ship(args, source, meta, target, graph_path)
+        staged = ship(args, source, meta, staging / target.name, staging / graph_path.name)
+        graph_path.unlink(missing_ok=True)  # no moment with the new weights beside the old graph
+        os.replace(staged[0], target)
+        if staged[1] is not None:
+            os.replace(staged[1], graph_path)
     except BaseException:
-        for path, content in before.items():
-            if content is None:
-                path.unlink(missing_ok=True)
-            else:
-                atomic_write_bytes(path, content)
-        print(f"{args.name}: not shipped; the files shipped before are back in place")
+        print(f"{args.name}: not shipped; the files shipped before are as they were")
         raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), trained {meta['train_seconds_total'] / 60:.0f} min "
+          f"over {meta['epochs_total']} epochs in {1 + len(meta['continued_from'])} run(s)")
 
 
-def ship(args: argparse.Namespace, source, meta: dict, target: Path, graph_path: Path) -> None:
+def ship(args: argparse.Namespace, source, meta: dict, target: Path, graph_path: Path) -> tuple[Path, Path | None]:
+    """Write the model file (and its int8 graph) at ``target`` (``graph_path``), measured as stored;
+    returns what was written."""
     save_model_file(target, source.model, name=source.name, options=source.options, normalizer=source.normalizer,
                     classes=source.classes, temperature=source.temperature, meta=meta, storage=args.storage)
 
     shipped = load_model_file(target)
     dataset = load_fer2013(args.data)
     split = dataset["publictest"]
+    # The figures are stored as the model's PublicTest figures: only those of the dataset it trained on.
+    if isinstance(meta.get("face_sample"), dict) and \
+            learnt_share(meta["face_sample"], dataset["training"].images) < LEARNT_SHARE:
+        raise SystemExit(f"{args.data}: not the dataset {args.run} trained on (its Training split lacks the "
+                         "run's training faces): score it on that dataset")
+    meta["scored_on"] = {"data": os.path.basename(os.path.realpath(args.data)), "publictest_faces": len(split)}
     repeats = repeats_of(split.images, dataset["training"].images)  # FER2013's 279 repeats of Training faces
     calibration = calibrate_model(shipped, split)
     shipped.temperature = calibration.temperature
@@ -165,7 +178,7 @@ def ship(args: argparse.Namespace, source, meta: dict, target: Path, graph_path:
             line += f"  on the {unseen['faces']:,} faces that are not Training faces again {unseen['accuracy']:.4f}"
         print(line)
     if args.no_int8_graph:
-        graph_path.unlink(missing_ok=True)  # a graph left from an earlier shipping would not match these weights
+        graph_path = None  # and the graph shipped before goes: it would not match these weights
     else:  # The int8 graph beside it (--backend int8), calibrated on training faces, scored on PublicTest.
         # Compact: the int8 weights are left out and recomputed from the shipped file on load (a few
         # kilobytes instead of a second copy of the weights); make_int8_graph checks, before writing,
@@ -180,8 +193,7 @@ def ship(args: argparse.Namespace, source, meta: dict, target: Path, graph_path:
               f"same top emotion as float on {agreement:.1%} of held-out training faces")
     save_model_file(target, shipped.model, name=shipped.name, options=shipped.options, normalizer=shipped.normalizer,
                     classes=shipped.classes, temperature=shipped.temperature, meta=meta, storage=args.storage)
-    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), trained {meta['train_seconds_total'] / 60:.0f} min "
-          f"over {meta['epochs_total']} epochs in {1 + len(meta['continued_from'])} run(s)")
+    return target, graph_path
 
 
 if __name__ == "__main__":

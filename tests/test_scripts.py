@@ -66,6 +66,23 @@ def test_ship_model_records_what_the_shipped_file_scores(tmp_path, monkeypatch, 
     with pytest.raises(Exception, match="bogus"):
         ship_model.main()
     assert (weights / "scratch.safetensors").read_bytes() == before
+    assert not list(weights.glob(".shipping-*"))  # staged in a folder of its own, removed
+    # Nothing is written over the shipped file until the new one is measured: a kill (here, a failure in
+    # the last step) leaves it as it was.
+    real_ship = ship_model.ship
+
+    def killed_at_the_end(*args, **kwargs):
+        staged = real_ship(*args, **kwargs)
+        assert (weights / "scratch.safetensors").read_bytes() == before  # still the old file
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ship_model, "ship", killed_at_the_end)
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", str(tmp_path / "run"), "scratch", "--data",
+                                      str(tmp_path / "ds"), "--tta", "none", "--no-int8-graph"])
+    with pytest.raises(KeyboardInterrupt):
+        ship_model.main()
+    assert (weights / "scratch.safetensors").read_bytes() == before
+    monkeypatch.setattr(ship_model, "ship", real_ship)
     # A dataset whose PublicTest repeats no Training face has no "unseen" figure to store (it once crashed).
     write_class_folders(tmp_path / "unique" / "train", faces[:70], labels[:70], "Training")
     write_class_folders(tmp_path / "unique" / "test", faces[70:], labels[70:], "PublicTest")
@@ -74,6 +91,15 @@ def test_ship_model_records_what_the_shipped_file_scores(tmp_path, monkeypatch, 
     ship_model.main()
     other = load_model_file(weights / "other.safetensors")
     assert "publictest_acc_none" in other.meta and "publictest_unseen_acc_none" not in other.meta
+
+    # Figures stored as the model's PublicTest figures come only from the dataset it trained on.
+    write_class_folders(tmp_path / "stranger" / "train", faces[70:], labels[70:], "Training")
+    write_class_folders(tmp_path / "stranger" / "test", faces[:30], labels[:30], "PublicTest")
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", str(tmp_path / "run"), "scratch", "--data",
+                                      str(tmp_path / "stranger"), "--tta", "none", "--no-int8-graph"])
+    with pytest.raises(SystemExit, match="not the dataset"):
+        ship_model.main()
+    assert (weights / "scratch.safetensors").read_bytes() == before
 
     # add_face_sample.py leaves a model that has its sample alone, and only adds metadata to one without.
     before = (weights / "scratch.safetensors").read_bytes()
