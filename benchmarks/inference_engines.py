@@ -105,7 +105,7 @@ def engines(spec: str, threads: int, seconds: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Inference engines on the bare network graph.")
     parser.add_argument("--model", action="append", default=[], metavar="SPEC",
-                        help="model file, run directory or shipped name (default: the shipped default and fast)")
+                        help="model file, run directory or shipped name (default: every shipped model)")
     parser.add_argument("--threads", type=int, default=2, help="threads per engine (default 2)")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement (default 2)")
     args = parser.parse_args()

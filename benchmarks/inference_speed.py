@@ -35,11 +35,13 @@ SHARED = ROOT.parent / "shared" / "fer2013"
 
 
 def _faces(n: int) -> np.ndarray:
-    """Real FER2013 faces when ../shared is there (only their count matters for speed)."""
+    """Real FER2013 faces when ../shared is there, a seeded sample across the classes (for speed only their
+    count matters; for the agreement figures of inference_engines.py, which faces they are does too)."""
     from ferkit.data.images import decode_face
 
-    paths = sorted((SHARED / "test").glob("*/*.jpg"))[:n] if (SHARED / "test").is_dir() else []
-    if paths:
+    paths = sorted((SHARED / "test").glob("*/*.jpg")) if (SHARED / "test").is_dir() else []
+    if paths:  # drawn across the classes (sorted, the first 256 are all angry), the same ones every run
+        paths = [paths[i] for i in np.random.default_rng(0).permutation(len(paths))[:n]]
         faces = np.stack([decode_face(p)[0] for p in paths])
         return np.resize(faces, (n, 48, 48))
     return np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
@@ -60,9 +62,10 @@ def classification(spec: str, seconds: float) -> dict[str, tuple[float, float]]:
     from ferkit.vision.onnx import OnnxBackend, onnx_available
 
     loaded = load_model(spec)
-    backends = [TorchBackend(loaded)] + ([OnnxBackend(loaded)] if onnx_available() else [])
+    threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None
+    backends = [TorchBackend(loaded)] + ([OnnxBackend(loaded, threads=threads)] if onnx_available() else [])
     if _int8_graph(spec) is not None:
-        backends.append(OnnxBackend(loaded, _int8_graph(spec), name="int8"))
+        backends.append(OnnxBackend(loaded, _int8_graph(spec), name="int8", threads=threads))
     batch, single = _faces(256), _faces(1)
     results = {}
     for backend in backends:
@@ -141,7 +144,7 @@ def end_to_end(spec: str, video: Path, frames: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Inference speed: classification and end-to-end video.")
     parser.add_argument("--model", action="append", default=[], metavar="SPEC",
-                        help="model file, run directory or shipped name (default: the shipped default and fast)")
+                        help="model file, run directory or shipped name (default: every shipped model)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch and ONNX Runtime threads (default: what the environment gives)")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement (default 2)")

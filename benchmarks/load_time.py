@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
 
@@ -12,7 +12,9 @@ from ferkit.data import load_fer2013
 
 
 def main() -> None:
-    path = sys.argv[1] if len(sys.argv) > 1 else "../shared/fer2013"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", default="../shared/fer2013", help="a FER2013 copy (default ../shared/fer2013)")
+    path = parser.parse_args().path
     with tempfile.TemporaryDirectory() as cache_dir:
         started = time.perf_counter()
         data = load_fer2013(path, cache_dir=cache_dir)

@@ -33,8 +33,10 @@ CORNERS = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]
 def view_probs(spec: str, faces: np.ndarray, threads: int) -> dict[tuple, np.ndarray]:
     """Probabilities N x C per view: (flip, top, left) on the 48 px face, ("ten", size, k) for upscaled ten-crops."""
     loaded = load_model(spec)
-    backend = OnnxBackend(loaded, threads=threads)
     size = loaded.input_size
+    if size != 44:  # the grid of offsets and the corners are those of a 44 px crop in a 48 px face
+        raise SystemExit(f"{spec}: takes {size} px faces; this search is for 44 px models (crops of the 48 px face)")
+    backend = OnnxBackend(loaded, threads=threads)
 
     def probs(view: torch.Tensor) -> np.ndarray:
         logits = backend.session.run(None, {"faces": np.ascontiguousarray(view.numpy(), dtype=np.float32)})[0]
