@@ -31,3 +31,7 @@ def __getattr__(name: str) -> Any:
 
         return CLASSES
     raise AttributeError(f"module 'ferkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # tab completion offers the lazy exports too
+    return sorted(set(globals()) | set(__all__))

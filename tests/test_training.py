@@ -1242,6 +1242,12 @@ def test_a_configuration_value_of_the_wrong_kind_is_named(tmp_path, changes, sai
     assert said in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_an_empty_run_folder_name_is_refused(tmp_path):
+    """TrainConfig(out="") passed and wrote the run into the current folder."""
+    with pytest.raises(ValueError, match="--out must name a run folder"):
+        quick_config(tmp_path, "").validate()
+
+
 def test_numpy_numbers_are_numbers_in_a_configuration(tmp_path):
     """np.int64(3) epochs (a value from an array, a grid search) was refused once kinds were checked; it is
     a whole number, and config.json gets it as plain JSON."""

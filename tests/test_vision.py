@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -93,6 +94,13 @@ def test_bad_options_are_rejected(tiny_model_file):
         EmotionRecognizer(model=tiny_model_file, tta="rotate")
     with pytest.raises(ValueError, match="smooth"):
         EmotionRecognizer(model=tiny_model_file, smooth=1.0)
+    # NaN, fractions and strings were cut down or taken as true without a word (or failed inside int()).
+    for options, words in (({"min_face": float("nan")}, "min_face=nan: must be a finite number"),
+                           ({"detect_every": 2.7}, "detect_every=2.7: must be a whole number"),
+                           ({"min_face": 20.9}, "min_face=20.9: must be a whole number"),
+                           ({"align": "no"}, "align='no': must be True or False")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            EmotionRecognizer(model=tiny_model_file, **options)
 
 
 def test_classify_takes_one_colour_crop_as_one_face(recognizer):
@@ -107,6 +115,24 @@ def test_classify_takes_one_colour_crop_as_one_face(recognizer):
     for bad in (None, "face.jpg", ["face.jpg"]):
         with pytest.raises(TypeError, match="predict"):
             recognizer.classify(bad)
+    # A torch tensor or nested lists of numbers are one crop too (a tensor was read as 60 rows of 3 pixels).
+    import torch
+
+    assert np.allclose(recognizer.classify(torch.from_numpy(colour)), expected, atol=1e-5)
+    assert np.allclose(recognizer.classify(faces[0].tolist()), expected, atol=1e-5)
+    assert np.allclose(recognizer.classify([faces[0], faces[1][:40, :40]])[0], expected[0], atol=1e-5)  # ragged: a list
+
+
+def test_pixel_values_that_are_no_levels_are_refused_not_misread(recognizer):
+    """Values normalised to -1..1 were clipped at 0 and booleans read as levels 0 and 1 of 255: wrong answers."""
+    face = plumbing_faces(1)[0]
+    with pytest.raises(ValueError, match="negative pixel values"):
+        recognizer.classify(face.astype(np.float32) / 127.5 - 1.0)
+    with pytest.raises(ValueError, match="negative pixel values"):
+        recognizer.predict(face.astype(np.int16) - 128)
+    with pytest.raises(TypeError, match="booleans"):
+        recognizer.classify(face > 128)
+    assert np.allclose(recognizer.classify(face.astype(np.float32) / 255.0), recognizer.classify(face), atol=0.02)
 
 
 def test_a_transparent_array_is_seen_on_white_as_a_transparent_file_is(recognizer, tmp_path):
@@ -767,3 +793,37 @@ def test_api_misuse_is_said_plainly(recognizer, tiny_model_file, tmp_path):
     assert (upper.detector_name, upper.backend.name, upper.tta) == ("haar", "torch", "flip")
     with pytest.raises(TypeError, match="backend 'int8': a function from a loaded model"):
         evaluate(tmp_path, models=[tiny_model_file], backend="int8")
+
+
+def test_rows_stay_rows_when_sliced_added_or_copied():
+    from ferkit.vision.rows import Rows, face_row
+
+    rows = Rows([face_row(f"s{i}", None, None, None, None, "x") for i in range(3)])
+    for part in (rows[:2], rows + rows, rows.copy(), rows[::2]):
+        assert isinstance(part, Rows) and part.to_records()[0]["source"] == "s0"
+    assert isinstance(rows[0], dict)
+
+
+def test_the_package_lists_its_lazy_exports_and_ships_its_type_hints():
+    import ferkit
+
+    assert {"EmotionRecognizer", "load_fer2013", "create_model", "CLASSES"} <= set(dir(ferkit))
+    assert (Path(ferkit.__file__).parent / "py.typed").is_file()
+
+
+def test_paths_under_the_home_folder_work_everywhere(recognizer, tmp_path, monkeypatch):
+    """predict_many took "~/photo.jpg" but predict, load_fer2013 and Rows.to_csv did not ("~" became a folder)."""
+    from conftest import synthetic_faces, write_class_folders
+
+    from ferkit.data import load_fer2013
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    canvas, _ = compose(1)
+    cv2.imwrite(str(tmp_path / "photo.png"), canvas)
+    assert len(recognizer.predict("~/photo.png")) == 1
+    rows = recognizer.predict_many(["~/photo.png"])
+    rows.to_csv("~/rows.csv")
+    assert (tmp_path / "rows.csv").is_file()
+    faces, labels = synthetic_faces(7)
+    write_class_folders(tmp_path / "faces", faces, labels, prefix="x")
+    assert len(load_fer2013("~/faces", cache=False)["all"]) == 7

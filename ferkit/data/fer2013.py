@@ -154,7 +154,7 @@ def load_fer2013(
 
     if not os.fspath(path).strip():  # Path("") is the current folder: never read it unasked
         raise DataError("no dataset given (the path is empty)")
-    root = Path(path)
+    root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"{root}: no such file or directory")
     if not root.is_file() and not root.is_dir():  # a pipe or device: it has no size or date to cache by

@@ -91,7 +91,7 @@ def _decode(source: str | os.PathLike | bytes, max_pixels: int) -> tuple[np.ndar
             raise ImageDecodeError("empty file")
         opened = Image.open(io.BytesIO(bytes(source)), formats=READABLE_FORMATS)
     else:
-        path = Path(source)
+        path = Path(source).expanduser()  # "~/photo.jpg", as predict_many and shells take it
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file")
         opened = Image.open(path, formats=READABLE_FORMATS)
@@ -154,8 +154,14 @@ def levels_to_uint8(data: np.ndarray) -> np.ndarray:
     """Pixel values of another range as uint8: 16-bit (0-65535), floats in 0-1, or 0-255.
     The range is guessed from the type and the largest value, as image viewers do: a 16-bit container
     holding values up to 255 holds 8-bit levels (a 16-bit picture that dark would be black)."""
+    if data.dtype == bool or not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise TypeError(f"pixel values of type {data.dtype}: give numbers (uint8 0-255, 16-bit, or floats 0-1 or "
+                        "0-255); a mask of booleans is no picture")
     is_float = np.issubdtype(data.dtype, np.floating)
     data = np.nan_to_num(data.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if data.size and float(data.min()) < 0:  # e.g. a tensor normalised to -1..1: clipped, it would read wrong
+        raise ValueError(f"negative pixel values (down to {float(data.min()):.3g}): give levels 0-255 or 0-1, not "
+                         "normalised values")
     peak = float(data.max()) if data.size else 0.0
     top = 65535.0 if peak > 255 else 1.0 if is_float and peak <= FLOAT_UNIT_PEAK else 255.0
     return np.clip(data * (255.0 / top), 0, 255).astype(np.uint8)
@@ -218,6 +224,16 @@ def as_face_crops(crops: np.ndarray | list) -> np.ndarray:
     if isinstance(crops, np.ndarray) and crops.ndim == 3 and crops.dtype == np.uint8 \
             and crops.shape[1:] == (FACE_SIZE, FACE_SIZE):
         return np.ascontiguousarray(crops)
+    if not isinstance(crops, (np.ndarray, Image.Image, str, os.PathLike, bytes)) and crops is not None \
+            and (hasattr(crops, "__array__") or isinstance(crops, (list, tuple))):
+        # A torch tensor, or nested lists of numbers, is an array: read element by element it would be
+        # taken for a batch of rows.  Lists of crops of different sizes stay lists.
+        try:
+            array = np.asarray(crops)
+        except (ValueError, TypeError, RuntimeError):
+            array = None
+        if array is not None and array.dtype.kind in "biuf" and array.ndim >= 2:
+            crops = array
     if crops is None or isinstance(crops, (str, os.PathLike, bytes)) or not hasattr(crops, "__len__") \
             and not isinstance(crops, Image.Image):
         raise TypeError(f"crops {crops!r}: give face arrays (N x H x W, or a list of H x W [x 3] arrays); "

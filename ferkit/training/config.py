@@ -216,6 +216,7 @@ class TrainConfig:
             (self.mixup >= 0 and self.cutmix >= 0, "--mixup and --cutmix must be 0 (off) or a positive Beta parameter"),
             (0 <= self.mix_prob <= 1, "--mix-prob must be in [0, 1]"),
             (self.seed >= 0, "--seed must not be negative"),
+            (bool(str(self.out).strip()), "--out must name a run folder (an empty name would be the current folder)"),
             (self.unfreeze_epoch < self.epochs, f"--unfreeze-epoch {self.unfreeze_epoch} is not before the last epoch "
                                                 f"({self.epochs}): the blocks would never train"),
         ]

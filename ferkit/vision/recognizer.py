@@ -102,8 +102,13 @@ class EmotionRecognizer:
         if not isinstance(model, (str, os.PathLike, list, tuple)):
             raise TypeError(f"model {model!r}: a shipped name, model file or run folder, or a list of them")
         for name, value in (("smooth", smooth), ("min_face", min_face), ("detect_every", detect_every)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-                raise ValueError(f"{name}={value!r}: must be a number")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+                raise ValueError(f"{name}={value!r}: must be a finite number")
+        for name, value in (("min_face", min_face), ("detect_every", detect_every)):
+            if float(value) != int(value):  # 2.7 frames or 20.9 pixels were cut down without a word
+                raise ValueError(f"{name}={value!r}: must be a whole number")
+        if not isinstance(align, (bool, np.bool_)):
+            raise ValueError(f"align={align!r}: must be True or False")
         if detect_size is not None and (isinstance(detect_size, bool) or not isinstance(detect_size, (int, np.integer))):
             raise ValueError(f"detect_size={detect_size!r}: must be a whole number of pixels")
         # Names are matched whatever their case, as detector names always were ("HAAR", "Int8", "FLIP").

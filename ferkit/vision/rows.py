@@ -44,6 +44,17 @@ class Rows(list):
 
     columns = COLUMNS
 
+    # Slices, sums and copies stay Rows, so rows[:10].to_pandas() works as rows.to_pandas() does.
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        return Rows(item) if isinstance(index, slice) else item
+
+    def __add__(self, other):
+        return Rows(list.__add__(self, list(other)))
+
+    def copy(self) -> "Rows":
+        return Rows(self)
+
     @property
     def errors(self) -> list[dict]:
         return [r for r in self if r.get("error")]
@@ -65,7 +76,7 @@ class Rows(list):
     def to_json(self, path: str | Path | None = None, indent: int | None = None) -> str:
         text = json.dumps(self.to_records(), indent=indent)
         if path is not None:
-            atomic_write_text(path, text + "\n")
+            atomic_write_text(Path(path).expanduser(), text + "\n")
         return text
 
     def to_csv(self, path: str | Path | None = None) -> str:
@@ -75,7 +86,7 @@ class Rows(list):
             write_csv_row(buffer, row)
         text = buffer.getvalue()
         if path is not None:
-            atomic_write_text(path, text)
+            atomic_write_text(Path(path).expanduser(), text)
         return text
 
 
