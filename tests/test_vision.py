@@ -827,3 +827,21 @@ def test_paths_under_the_home_folder_work_everywhere(recognizer, tmp_path, monke
     faces, labels = synthetic_faces(7)
     write_class_folders(tmp_path / "faces", faces, labels, prefix="x")
     assert len(load_fer2013("~/faces", cache=False)["all"]) == 7
+
+
+def test_wrong_kinds_of_source_are_said_at_the_call(recognizer):
+    """predict_video(None) failed deep in os.fspath, and only once iterated; load_model(3) and data[0] likewise."""
+    from ferkit.data import DataError, Split
+    from ferkit.data.fer2013 import FER2013
+    from ferkit.models.hub import load_model
+
+    for source in (None, b"clip.mp4", 1.5, True):
+        with pytest.raises(TypeError, match="give a file path or a camera index"):
+            recognizer.predict_video(source)
+    with pytest.raises(ValueError, match="every=0"):
+        recognizer.predict_video("missing.mp4", every=0)  # at the call, not at the first frame
+    with pytest.raises(TypeError, match="a shipped name"):
+        load_model(3)
+    data = FER2013({"training": Split(np.zeros((1, 48, 48), np.uint8), np.zeros(1, np.int64))})
+    with pytest.raises(DataError, match="give a split's name"):
+        data[0]

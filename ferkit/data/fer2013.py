@@ -126,6 +126,8 @@ class FER2013:
         return total
 
     def split(self, name: str) -> Split:
+        if not isinstance(name, str):
+            raise DataError(f"split {name!r}: give a split's name ({', '.join(self.splits) or 'none here'})")
         key = name.strip().lower().replace("_", "").replace("-", "")
         if key == "test" and (from_test := self._read_from_test_folder()):
             key = from_test  # train/val/test: "test" is the test/ folder (PrivateTest), not val/

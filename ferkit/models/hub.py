@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -50,6 +51,8 @@ def shipped_path(name: str) -> Path:
 def model_path(spec: str | Path | None = None) -> Path:
     """The model file behind a name (``default``, ``fast``), a run directory or a file path."""
     spec = "default" if spec is None else spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(f"model {spec!r}: a shipped name ({', '.join(SHIPPED)}), a run folder or a model file")
     if isinstance(spec, str) and spec in SHIPPED_ENSEMBLES:
         raise ModelFileError(f"{spec!r} is an ensemble of {' + '.join(SHIPPED_ENSEMBLES[spec])}; "
                              "this needs one model (give a member)")

@@ -194,7 +194,8 @@ class EmotionRecognizer:
 
     def detect(self, image: Any) -> list[Detection]:
         """Face boxes in ``image`` (left to right); the whole image when the detector is ``none``
-        or the image is a 48x48 face crop."""
+        or the image is a 48x48 face crop.  These are the detector's own boxes, which may reach past
+        the image's edge (a face cut by it); ``predict`` reports them clipped to the image."""
         array, scale = _load_scaled(image)
         return [replace(d, box=in_file_pixels(d.box, scale),
                         landmarks=None if d.landmarks is None else d.landmarks / scale) for d in self._detect(array)]
@@ -240,9 +241,16 @@ class EmotionRecognizer:
         Faces keep a track id across frames and their probabilities are smoothed per track.
         Raises :class:`~ferkit.vision.sources.SourceError` for a video that cannot be read.
         """
-        target: str | int = source if isinstance(source, int) else os.fspath(source)
+        # Checked now, not when the first frame is asked for (a generator would defer every error).
+        if isinstance(source, (bool, np.bool_)) or not isinstance(source, (str, os.PathLike, int, np.integer)):
+            raise TypeError(f"video {source!r}: give a file path or a camera index")
+        check_every(every)
+        target: str | int = int(source) if isinstance(source, (int, np.integer)) else os.fspath(source)
         if isinstance(target, str) and is_camera(target):
             target = int(target)
+        return self._video_frames(target, every)
+
+    def _video_frames(self, target: str | int, every: int) -> Iterator[FrameResult]:
         try:  # rows have the source in a column of its own; an exception names it
             reader = VideoReader(target, every=every)
             yield from self.track_frames(reader)
