@@ -787,7 +787,7 @@ def test_api_misuse_is_said_plainly(recognizer, tiny_model_file, tmp_path):
         recognizer.classify(np.zeros((2, 3, 48, 48), np.uint8))  # channels first
     with pytest.raises(TypeError, match="model 123: a shipped name"):
         EmotionRecognizer(model=123)
-    with pytest.raises(ValueError, match="smooth='a': must be a number"):
+    with pytest.raises(ValueError, match="smooth='a': must be a finite number"):
         EmotionRecognizer(model=tiny_model_file, smooth="a")
     upper = EmotionRecognizer(model=tiny_model_file, detector="HAAR", backend="TORCH", tta="FLIP")
     assert (upper.detector_name, upper.backend.name, upper.tta) == ("haar", "torch", "flip")
