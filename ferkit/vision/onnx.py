@@ -92,8 +92,9 @@ class OnnxBackend:
                 raise ModelFileError(f"{loaded.path or loaded.name}: its {name} graph does not load in ONNX Runtime "
                                      f"({_first_line(exc)})") from None
             return
+        data = cached_onnx(loaded)  # an export that fails, fails once, here
         try:
-            self.session = session(cached_onnx(loaded))
+            self.session = session(data)
         except Exception:  # noqa: BLE001 - a damaged cache entry (disk full, killed copy): export it again
             self.session = session(cached_onnx(loaded, refresh=True))
 
