@@ -586,7 +586,7 @@ def test_datasets_print_as_a_summary_not_their_pixels(fer_root):
 
 def test_a_huge_jpeg_is_read_smaller_without_pillows_bomb_warning(tmp_path):
     """A 162-megapixel JPEG (a panorama, a scan) is decoded at a quarter of its size; Pillow's
-    'decompression bomb' warning (past 4x ferkit's own limit) is about a size ferkit never decodes,
+    'decompression bomb' warning (past its MAX_IMAGE_PIXELS) is about a size ferkit never decodes,
     so it is not passed on."""
     import warnings
 
@@ -601,6 +601,18 @@ def test_a_huge_jpeg_is_read_smaller_without_pillows_bomb_warning(tmp_path):
         image, scale = read_image_scaled(path)
     assert scale == 0.25 and image.shape[:2] == (3_125, 3_250)
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)], caught
+
+
+def test_importing_ferkit_leaves_pillows_bomb_limit_as_it_was():
+    """Pillow's limit is process-wide: ferkit used to raise it to 160 Mpixel for its users' own code."""
+    import subprocess
+    import sys
+
+    code = ("import PIL.Image as I; before = I.MAX_IMAGE_PIXELS; import ferkit, ferkit.app.cli, ferkit.vision.sources; "
+            "print(before, I.MAX_IMAGE_PIXELS)")
+    before, after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                   check=True).stdout.split()
+    assert before == after
 
 
 def test_a_folder_beside_the_splits_that_is_no_split_is_said(tmp_path, capsys):

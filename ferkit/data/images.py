@@ -31,7 +31,8 @@ READABLE_FORMATS = tuple(sorted({fmt for ext, fmt in Image.registered_extensions
 # Photos larger than this are downscaled while decoding (JPEG draft mode) or refused, so one
 # huge upload cannot exhaust memory.
 MAX_PIXELS = 40_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 4  # Pillow's own bomb check, as a second line of defence
+# Pillow's own bomb check (Image.MAX_IMAGE_PIXELS, twice which it refuses: about 179 Mpixel) stays as
+# the user set it: it is process-wide, and a library must not loosen a check in its users' own code.
 
 
 class ImageDecodeError(ValueError):
