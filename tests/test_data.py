@@ -585,9 +585,10 @@ def test_datasets_print_as_a_summary_not_their_pixels(fer_root):
 
 
 def test_a_huge_jpeg_is_read_smaller_without_pillows_bomb_warning(tmp_path):
-    """A 162-megapixel JPEG (a panorama, a scan) is decoded at a quarter of its size; Pillow's
-    'decompression bomb' warning (past its MAX_IMAGE_PIXELS) is about a size ferkit never decodes,
-    so it is not passed on."""
+    """A 190-megapixel JPEG (a phone's 200 MP mode, a panorama) is decoded at a quarter of its size,
+    from a path and from bytes, although Pillow refuses pictures that large (past 2x its
+    MAX_IMAGE_PIXELS, about 179 Mpixel) and ferkit leaves that process-wide limit alone. Pillow's
+    'decompression bomb' warning is about a size ferkit never decodes, so it is not passed on."""
     import warnings
 
     from PIL import Image
@@ -595,12 +596,31 @@ def test_a_huge_jpeg_is_read_smaller_without_pillows_bomb_warning(tmp_path):
     from ferkit.data.images import read_image_scaled
 
     path = tmp_path / "panorama.jpg"
-    Image.new("L", (13_000, 12_500), 128).save(path, quality=50)
+    Image.new("L", (14_000, 13_600), 128).save(path, quality=50)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image, scale = read_image_scaled(path)
-    assert scale == 0.25 and image.shape[:2] == (3_125, 3_250)
+        for source in (path, path.read_bytes()):
+            image, scale = read_image_scaled(source)
+            assert scale == 0.25 and image.shape[:2] == (3_400, 3_500)
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)], caught
+
+
+def test_a_jpeg_claiming_billions_of_pixels_is_refused():
+    """Past 8x ferkit's limit, a JPEG is refused from its header (other formats: Pillow's own limit,
+    tests/test_server.py)."""
+    import io
+
+    from PIL import Image
+
+    from ferkit.data.images import ImageDecodeError, read_image
+
+    buffer = io.BytesIO()
+    Image.new("L", (16, 16), 128).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (60_000).to_bytes(2, "big") * 2  # height, width: 3.6 Gpixel
+    with pytest.raises(ImageDecodeError, match=r"image too large \(60000x60000; limit 320,000,000 pixels"):
+        read_image(bytes(data))
 
 
 def test_importing_ferkit_leaves_pillows_bomb_limit_as_it_was():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 FACE_SIZE = 48
 # The picture files ferkit reads (all that Pillow decodes that people keep faces in), in datasets
@@ -31,8 +31,12 @@ READABLE_FORMATS = tuple(sorted({fmt for ext, fmt in Image.registered_extensions
 # Photos larger than this are downscaled while decoding (JPEG draft mode) or refused, so one
 # huge upload cannot exhaust memory.
 MAX_PIXELS = 40_000_000
-# Pillow's own bomb check (Image.MAX_IMAGE_PIXELS, twice which it refuses: about 179 Mpixel) stays as
-# the user set it: it is process-wide, and a library must not loosen a check in its users' own code.
+# Pillow refuses pictures past twice its Image.MAX_IMAGE_PIXELS (about 179 Mpixel) before decoding.
+# That setting is process-wide, and a library must not loosen a check in its users' own code; so a
+# JPEG past it (a phone's 200 MP mode) is opened without it instead, up to this many times
+# ``max_pixels``, and decoded at 1/4 or 1/8 of its size. (The decoder's memory grows with the file's
+# full size for progressive JPEGs, hence a ceiling at all.)
+JPEG_CEILING_FACTOR = 8
 
 
 class ImageDecodeError(ValueError):
@@ -90,12 +94,12 @@ def _decode(source: str | os.PathLike | bytes, max_pixels: int) -> tuple[np.ndar
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageDecodeError("empty file")
-        opened = Image.open(io.BytesIO(bytes(source)), formats=READABLE_FORMATS)
+        file: io.BytesIO | Path = io.BytesIO(bytes(source))
     else:
-        path = Path(source).expanduser()  # "~/photo.jpg", as predict_many and shells take it
-        if path.stat().st_size == 0:
+        file = Path(source).expanduser()  # "~/photo.jpg", as predict_many and shells take it
+        if file.stat().st_size == 0:
             raise ImageDecodeError("empty file")
-        opened = Image.open(path, formats=READABLE_FORMATS)
+    opened = _open(file, max_pixels)
     with opened as image:  # closes the file even when decoding fails
         full_width = image.width
         if image.width * image.height > max_pixels:
@@ -111,6 +115,28 @@ def _decode(source: str | os.PathLike | bytes, max_pixels: int) -> tuple[np.ndar
         scale = image.width / full_width
         ImageOps.exif_transpose(image, in_place=True)  # a copy would be one more full-size picture
         return _to_array(image), scale
+
+
+def _open(file: io.BytesIO | Path, max_pixels: int) -> Image.Image:
+    """Image.open, and a JPEG past Pillow's bomb limit opened without it (see JPEG_CEILING_FACTOR)."""
+    try:
+        return Image.open(file, formats=READABLE_FORMATS)
+    except Image.DecompressionBombError:
+        if isinstance(file, io.BytesIO):
+            file.seek(0)
+            head = file.read(16)
+            file.seek(0)
+        else:
+            with open(file, "rb") as handle:
+                head = handle.read(16)
+        if not head.startswith(b"\xff\xd8\xff"):
+            raise
+    image = JpegImagePlugin.JpegImageFile(file if isinstance(file, io.BytesIO) else str(file))  # reads the header only
+    if image.width * image.height > JPEG_CEILING_FACTOR * max_pixels:
+        image.close()
+        raise ImageDecodeError(f"image too large ({image.width}x{image.height}; limit "
+                               f"{JPEG_CEILING_FACTOR * max_pixels:,} pixels for a JPEG)")
+    return image
 
 
 def pil_to_array(image: Image.Image) -> np.ndarray:
