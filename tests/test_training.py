@@ -250,6 +250,13 @@ def test_constant_and_plateau_rates_are_the_base_rate_and_unknown_names_list_cho
     assert set(SCHEDULES) == {"onecycle", "cosine", "plateau", "constant"}
 
 
+def test_the_plateau_rate_stops_at_min_lr():
+    """Seed 000's ReduceLROnPlateau(min_lr=1e-4): --min-lr used to be the cosine schedule's only."""
+    assert lr_at("plateau", 0.01, 5, 100, 0, 1e-4, plateau_scale=0.25) == pytest.approx(0.0025)
+    assert lr_at("plateau", 0.01, 5, 100, 0, 1e-4, plateau_scale=0.5 ** 10) == pytest.approx(1e-4)
+    assert lr_at("plateau", 0.01, 5, 100, 0, plateau_scale=0.5 ** 10) == pytest.approx(0.01 / 1024)
+
+
 def test_plateau_halves_after_patience_epochs_without_gain():
     plateau = Plateau(patience=2, factor=0.5)
     scales = []
@@ -1269,3 +1276,26 @@ def test_an_empty_data_path_is_not_the_current_folder(tmp_path, monkeypatch):
             load_fer2013(path)
     with pytest.raises(TrainingError, match="no dataset given"):
         train(quick_config("", tmp_path / "run"))
+
+
+def test_every_paper_recipe_is_a_valid_training_config(monkeypatch):
+    """docs/paper_recipes.md's commands parse as `ferkit train` reads them and pass the config's checks
+    (each network built with its options and one face passed through it). Their training is not run."""
+    import re
+    import shlex
+
+    import ferkit.training
+    from ferkit.app.cli import main
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "paper_recipes.md").read_text()
+    commands = re.findall(r"`(ferkit train [^`]+)`", page)
+    assert len(commands) >= 11
+    seen = []
+    monkeypatch.setattr(ferkit.training, "train", lambda config, **kw: seen.append(config) or {})
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0, command
+        seen[-1].validate()
+    assert {config.model for config in seen} >= {"shallow", "medium", "deep", "sepconv", "resnet50", "cnn1", "cnn2",
+                                                  "vgg11", "vgg16", "cnn5", "efficientnet_b1"}
+    shallow = next(config for config in seen if config.model == "shallow")
+    assert (shallow.schedule, shallow.min_lr, shallow.batch_size) == ("plateau", 1e-4, 128)

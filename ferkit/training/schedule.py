@@ -12,10 +12,14 @@ SCHEDULES = ("onecycle", "cosine", "plateau", "constant")
 
 
 def lr_at(schedule: str, base_lr: float, step: int, total_steps: int, warmup_steps: int,
-          min_lr: float = 0.0) -> float:
+          min_lr: float = 0.0, plateau_scale: float = 1.0) -> float:
+    """The rate at ``step``; ``plateau_scale`` is :class:`Plateau`'s ``scale`` (plateau only), and the
+    plateau rate stops at ``min_lr``, as Keras' ReduceLROnPlateau(min_lr=...) that seed 000 uses."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}: choose {', '.join(SCHEDULES)}")
-    if schedule in ("plateau", "constant"):
+    if schedule == "plateau":
+        return max(min_lr, base_lr * plateau_scale)
+    if schedule == "constant":
         return base_lr
     if schedule == "onecycle":
         # One-cycle (Smith 2018): cosine warm-up from lr/25 as torch's OneCycleLR, then cosine annealing
