@@ -628,6 +628,31 @@ def test_data_crop_writes_the_faces_as_a_fer2013_style_dataset(tmp_path, capsys)
     assert code != 0 and "outside" in err
 
 
+def test_data_crop_expands_home_and_without_a_detector_writes_what_train_reads(tmp_path, capsys, monkeypatch):
+    """A quoted "~/photos" was taken against the unexpanded name, so the crops climbed out of OUT and
+    overwrote the photos themselves. --detector none wrote central squares where train and evaluate
+    take pictures whole. A file in OUT's place is said before any picture is read."""
+    import ferkit.data as data_module
+    from ferkit.data import load_fer2013
+
+    photo_dataset(tmp_path / "home" / "photos")
+    before = {p: p.read_bytes() for p in (tmp_path / "home" / "photos").rglob("*") if p.is_file()}
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "data", "crop", "~/photos", "faces", "--detector", "none")
+    assert code == 0, err
+    assert "no detector: 5 picture(s) taken whole" in out
+    assert {p: p.read_bytes() for p in before} == before  # the photos are untouched
+    assert len(list((tmp_path / "faces").rglob("*.png"))) == 6
+    with pytest.warns(UserWarning, match="were converted"):
+        whole = load_fer2013(tmp_path / "home" / "photos", cache=False).split("all")
+    assert np.array_equal(load_fer2013(tmp_path / "faces", cache=False).split("all").images, whole.images)
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(data_module, "load_fer2013", lambda *a, **k: pytest.fail("read before OUT was checked"))
+    code, _, err = run_cli(capsys, "data", "crop", "~/photos", "afile/faces")
+    assert code != 0 and "afile: a file, not a folder" in err
+
+
 # ----------------------------------------------------------------------------- the Python API, as a notebook uses it
 
 

@@ -53,24 +53,29 @@ def data_crop(args: argparse.Namespace) -> int:
 
     import cv2
 
-    from ..atomic import atomic_write_bytes
+    from ..atomic import atomic_write_bytes, check_folder_path
     from ..data import load_fer2013
     from ..data.fer2013 import describe_cropped
-    from ..vision.crop import LargestFaceCropper
 
-    source, out = Path(args.path), Path(args.out)
+    # "~/photos" as a quoted argument or from a script: the loader expands it, and the relative paths
+    # below must be taken against the same folder, or they climb out of OUT (onto the photos themselves).
+    source, out = Path(args.path).expanduser(), Path(args.out).expanduser()
     if source.is_file():
         raise UsageError(f"{source}: a CSV file holds 48x48 faces already; give a folder of pictures")
     if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
         raise UsageError(f"{out}: write the faces outside {source}, or they would be read as pictures next time")
+    check_folder_path(out)  # a file in the way is said now, not after every picture has been read
+    cropper = dataset_cropper(args.detector)  # as train and evaluate cut faces out (none: pictures whole)
     with warnings.catch_warnings():
         # Every picture converted is the point here, not news; other warnings (a folder not read) are.
         warnings.filterwarnings("ignore", message=".*were not 48x48")
-        dataset = load_fer2013(source, skip_bad=True, cache=False, cropper=LargestFaceCropper(args.detector))
+        dataset = load_fer2013(source, skip_bad=True, cache=False, cropper=cropper)
     written: set[Path] = set()
     for split in dataset.splits.values():
         for picture, face in zip(split.sources, split.images):
             relative = Path(os.path.relpath(picture, source))  # the loader lists files below the path given
+            if relative.is_absolute() or ".." in relative.parts:  # never write outside OUT
+                raise UsageError(f"{picture}: not below {source}; nothing more written")
             target = out / relative.with_suffix(".png")
             if target in written:  # a.jpg and a.png side by side: keep both
                 target = out / relative.parent / (relative.name + ".png")
@@ -79,7 +84,9 @@ def data_crop(args: argparse.Namespace) -> int:
                 raise UsageError(f"{target}: cannot encode the face as PNG")
             atomic_write_bytes(target, encoded.tobytes())
             written.add(target)
-    print(f"wrote {len(written):,} faces to {out} ({describe_cropped(dataset.cropped_total())})")
+    how = (describe_cropped(dataset.cropped_total()) if cropper is not None
+           else f"no detector: {dataset.converted:,} picture(s) taken whole and resized to 48x48")
+    print(f"wrote {len(written):,} faces to {out} ({how})")
     for problem in dataset.problems:
         print(f"ferkit: skipped {problem}", file=sys.stderr)
     return 1 if dataset.problems else 0
