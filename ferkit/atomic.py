@@ -9,6 +9,11 @@ from pathlib import Path
 from glob import escape as glob_escape
 from typing import BinaryIO, Callable, Iterable
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; FolderLock does nothing there
+    fcntl = None  # type: ignore[assignment]
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -85,3 +90,38 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class FolderLock:
+    """An exclusive lock on ``folder/.lock`` for one process at a time (``flock``: the system drops it
+    when the process ends, however it ends, so a killed run never leaves its folder locked).
+
+    ``acquire`` does nothing while the folder does not exist (nobody can be working in it yet), so it
+    can be called again once the folder is made. It raises ``BlockingIOError`` naming the holder's pid."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / ".lock"
+        self._handle: BinaryIO | None = None
+
+    def acquire(self) -> None:
+        if self._handle is not None or fcntl is None or not self.path.parent.is_dir():
+            return
+        handle = open(self.path, "a+b")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read(32).decode("ascii", "replace").strip() or "unknown"
+            handle.close()
+            raise BlockingIOError(errno.EWOULDBLOCK, f"in use by another process (pid {holder})",
+                                  str(self.path.parent)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()).encode())
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the lock
+            self._handle = None

@@ -10,7 +10,7 @@ float16 averaged weights, no momentum; ~15 MB for ``vgg_fer`` instead of ~90 MB)
 ``--keep-best`` also keeps the best weights so far, in float16, as ``best_carried.safetensors``
 (another ~15 MB): near a run's end its best epoch may be behind the resume point, and the resumed
 run chooses among the epochs it trains; the better of this leg's best and the one carried before
-(by PublicTest accuracy) is kept.
+(by validation accuracy) is kept; a best carried into DEST by another run (another config) is not.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def carry(run: Path, dest: Path, keep_best: bool = False) -> Path:
         small = compact_checkpoint(state)
     except CheckpointError as exc:
         raise CheckpointError(f"{run / 'last.pt'}: {exc}") from None
-    best = best_so_far(run, dest) if keep_best else None
+    best = best_so_far(run, dest, state["config"]) if keep_best else None
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "history.csv", "history.json"):
         if (run / name).exists():
@@ -45,18 +45,34 @@ def carry(run: Path, dest: Path, keep_best: bool = False) -> Path:
         save_model_file(dest / "best_carried.safetensors", best.model, name=best.name, options=best.options,
                         normalizer=best.normalizer, classes=best.classes, temperature=best.temperature,
                         meta=best.meta, storage="float16")
-        print(f"best weights kept: epoch {best.meta.get('epoch')}, PublicTest {best.meta.get('val_acc', float('nan')):.4f}")
+        score = best.meta.get("val_acc")
+        print(f"best weights kept: epoch {best.meta.get('epoch')}, validation accuracy "
+              f"{'n/a' if score is None else format(score, '.4f')}")
     return dest / "last.pt"
 
 
-def best_so_far(run: Path, dest: Path):
+def best_so_far(run: Path, dest: Path, config: dict):
     """The best of the run's ``best.safetensors`` (the best epoch of this leg only, after a resume from a
     compact carry) and the ``best_carried.safetensors`` earlier legs kept (in the run folder, copied there
-    with ``cp -r``, and in ``dest``), by the validation accuracy each records."""
-    from ferkit.models.io import ModelFileError, load_model_file
+    with ``cp -r``, and in ``dest`` when ``dest`` carried this same run: its config.json says so), by the
+    validation accuracy each records."""
+    import json
 
-    candidates = [path for path in (run / "best.safetensors", run / "best_carried.safetensors",
-                                    dest / "best_carried.safetensors") if path.is_file()]
+    from ferkit.models.io import ModelFileError, load_model_file
+    from ferkit.training.config import config_differences
+
+    candidates = [run / "best.safetensors", run / "best_carried.safetensors"]
+    carried_before = dest / "best_carried.safetensors"
+    if carried_before.is_file():
+        try:
+            same_run = not config_differences(json.loads((dest / "config.json").read_text()), config)
+        except (OSError, ValueError):
+            same_run = False
+        if same_run:
+            candidates.append(carried_before)
+        else:  # another run's best (dest reused for a new run): never kept in this one's name
+            print(f"note: {carried_before} is another run's (its config.json differs); replaced")
+    candidates = [path for path in candidates if path.is_file()]
     if not candidates:
         raise CheckpointError(f"{run}: no best.safetensors or best_carried.safetensors to keep")
     loaded = []

@@ -65,9 +65,10 @@ def assert_same_tensors(a: dict, b: dict) -> None:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
-    """Every file below ``folder`` with its content hash and modification time."""
+    """Every file below ``folder`` with its content hash and modification time (but the run's lock,
+    which every training of the folder takes, refused or not)."""
     return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 def make_dataset(root: Path, n_train: int, n_val: int = 14, seed: int = 1) -> Path:
@@ -575,6 +576,38 @@ def test_a_resumed_run_says_when_its_teacher_has_changed(fer_root, tmp_path):
     assert any("the teacher" in m and "has changed since this run started" in m for m in messages)
 
 
+def test_too_few_faces_for_a_batch_says_how_many_an_epoch_has(tmp_path):
+    """Under --balance undersample the count that matters is the balanced one (it said the whole split's)."""
+    from ferkit.training.loop import TrainingError
+
+    faces, labels = synthetic_faces(70, seed=3)
+    labels[labels == 1] = 0  # disgust keeps one face, as FER2013's rarest class is rarest
+    labels[1] = 1
+    write_class_folders(tmp_path / "fer" / "train", faces, labels)
+    write_class_folders(tmp_path / "fer" / "test", faces[:14], labels[:14], "PublicTest")
+    with pytest.raises(TrainingError, match=r": 70 training faces is fewer than one batch of 128"):
+        run(quick_config(tmp_path / "fer", tmp_path / "a", batch_size=128))
+    with pytest.raises(TrainingError, match=r"70 training faces \(7 an epoch after --balance undersample\) is fewer "
+                                            r"than one batch of 8"):
+        run(quick_config(tmp_path / "fer", tmp_path / "b", balance="undersample"))
+
+
+def test_an_int8_teachers_fingerprint_covers_its_int8_graph(tmp_path):
+    """An int8 online teacher runs its .int8.onnx graph: a graph exported again (other calibration faces)
+    teaches differently, and a resumed run must say so; a float teacher ignores the graph."""
+    from ferkit.training.distill import teacher_fingerprint
+
+    teacher = _constant_teacher(tmp_path / "teacher.safetensors", favourite=2)
+    graph = tmp_path / "teacher.int8.onnx"
+    graph.write_bytes(b"one calibration")
+    first = teacher_fingerprint(str(teacher), int8=True)
+    graph.write_bytes(b"another calibration")
+    assert teacher_fingerprint(str(teacher), int8=True) != first
+    assert teacher_fingerprint(str(teacher)) == teacher_fingerprint(str(teacher), int8=False)
+    graph.write_bytes(b"one calibration")
+    assert teacher_fingerprint(str(teacher), int8=True) == first
+
+
 def test_online_teacher_sees_the_students_view_in_its_own_normalisation(tmp_path):
     """The student's input, normalised the student's way, reaches the teacher normalised the
     teacher's way; ONNX Runtime and PyTorch give the same probabilities, at the teacher's temperature."""
@@ -769,6 +802,24 @@ def test_a_carried_compact_checkpoint_resumes_the_run_elsewhere(fer_root, tmp_pa
     done = subprocess.run([sys.executable, str(script), str(elsewhere), str(tmp_path / "final")],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "finished: all 3 epochs" in done.stdout, done.stdout + done.stderr
+    # The finished run, carried and resumed: it trains nothing, and its summary names the best epoch its
+    # history records (it said best_val_acc -1.0), and that the weights are elsewhere.
+    finished = history_rows = json.loads(load_checkpoint(elsewhere / "last.pt")["history"])
+    summary, messages = run(config.replace(out=str(tmp_path / "final")), resume=True)
+    best_row = max(finished, key=lambda row: row["val_acc"])
+    assert (summary["best_epoch"], summary["best_val_acc"]) == (best_row["epoch"], best_row["val_acc"])
+    assert any("weights are not in this folder" in m for m in messages)
+    # A killed write of the history after the last checkpoint: the resumed (finished) run writes it whole.
+    (tmp_path / "final" / "history.json").write_text(json.dumps(history_rows[:1]))
+    run(config.replace(out=str(tmp_path / "final")), resume=True)
+    assert len(json.loads((tmp_path / "final" / "history.json").read_text())) == 3
+    # --keep-best into a folder that carried another run: that run's best is not kept under this one's name.
+    other = quick_config(fer_root, tmp_path / "other", epochs=1, model_options={"width": 4})
+    run(other)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "other"), str(tmp_path / "kept"), "--keep-best"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "another run's" in done.stdout, done.stdout + done.stderr
+    assert load_model_file(tmp_path / "kept" / "best_carried.safetensors").options == {"width": 4}
 
 
 def test_carrying_a_folder_without_a_run_is_a_one_line_error(tmp_path):
@@ -1094,11 +1145,40 @@ def test_corrupt_or_truncated_checkpoint_is_refused(finished_run, tmp_path, caps
     assert snapshot(copy) == before
 
 
+def test_a_run_folder_in_use_is_not_trained_by_a_second_process(finished_run, tmp_path, capsys):
+    """A second `--resume` of a run still training removed its half-written checkpoint (as a killed write's
+    leftover) and both trained into the same files. The folder is locked while a run trains; the lock
+    goes with the process, so a killed run never leaves it locked."""
+    from ferkit.atomic import FolderLock
+
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (copy / ".last.pt.abc.tmp").write_bytes(b"half a checkpoint being written")
+    holder = FolderLock(copy)
+    holder.acquire()
+    try:
+        expect_one_line_error(capsys, ["train", "--resume", str(copy)], "another training is running",
+                              f"pid {os.getpid()}")
+        assert (copy / ".last.pt.abc.tmp").exists()
+    finally:
+        holder.release()
+    code = main(["train", "--resume", str(copy)])  # the lock released: the (finished) run resumes
+    assert code == 0 and not (copy / ".last.pt.abc.tmp").exists()
+    killed = subprocess.run([sys.executable, "-c", "import os, sys; from ferkit.atomic import FolderLock; "
+                             f"FolderLock({str(copy)!r}).acquire(); os._exit(9)"], cwd=REPO)
+    assert killed.returncode == 9
+    FolderLock(copy).acquire()  # not left locked by the killed process
+
+
 def test_resume_of_nothing_and_bad_config_file(tmp_path, capsys):
     expect_one_line_error(capsys, ["train", "--resume", str(tmp_path / "nowhere")], "no run to resume")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{not json")
     expect_one_line_error(capsys, ["train", "--resume", str(tmp_path / "run")], "config.json")
+    for text, says in (("[]", "a JSON list, not an object"), ('"x"', "a JSON str, not an object"),
+                       ('{"augment": [1]}', "bad augment settings (a JSON list")):
+        (tmp_path / "run" / "config.json").write_text(text)
+        expect_one_line_error(capsys, ["train", "--resume", str(tmp_path / "run")], "config.json", says)
 
 
 def test_the_installed_command_prints_one_line_for_a_corrupt_checkpoint(finished_run, tmp_path):

@@ -148,12 +148,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        if not isinstance(data, dict):  # a config.json holding a list or a string
+            raise ValueError(f"not a training configuration (a JSON {type(data).__name__}, not an object)")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
         values = dict(data)
-        if isinstance(values.get("augment"), dict):
+        if "augment" in values:
+            if not isinstance(values["augment"], dict):
+                raise ValueError(f"bad augment settings (a JSON {type(values['augment']).__name__}, not an object)")
             try:
                 values["augment"] = AugmentConfig(**values["augment"])
             except TypeError as exc:

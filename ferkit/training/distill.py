@@ -45,12 +45,18 @@ def teacher_probabilities(teacher: str, faces: np.ndarray, temperature: float = 
     return total / len(names)
 
 
-def teacher_fingerprint(teacher: str) -> str:
+def teacher_fingerprint(teacher: str, int8: bool = False) -> str:
     """A short hash of the teacher's model file(s): a resumed run can tell that its teacher changed
-    (a shipped model updated with ferkit, a run directory trained further)."""
+    (a shipped model updated with ferkit, a run directory trained further). With ``int8``, of their int8
+    graphs too, which are what an int8 online teacher runs (a graph exported again with other
+    calibration faces teaches differently)."""
     digest = hashlib.sha256()
     for name in ensemble_members(teacher):
-        digest.update(model_path(name).read_bytes())
+        path = model_path(name)
+        digest.update(path.read_bytes())
+        graph = path.with_suffix(".int8.onnx")
+        if int8 and graph.is_file():
+            digest.update(graph.read_bytes())
     return digest.hexdigest()[:16]
 
 

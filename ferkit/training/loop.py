@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ..atomic import atomic_write_text, check_folder_path, make_folder, remove_stale_temps
+from ..atomic import FolderLock, atomic_write_text, check_folder_path, make_folder, remove_stale_temps
 from ..data import DataError, load_fer2013
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights, stratified_holdout
@@ -179,14 +179,30 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
     own_group = world > 1 and not dist.is_initialized()
     if own_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    # One process trains a run folder at a time: a second (a --resume typed twice, in two terminals)
+    # would remove the first one's half-written checkpoint as a killed write's leftover, and both would
+    # write the same files. Under torchrun the first process holds it for all.
+    lock = FolderLock(config.out) if os.environ.get("RANK", "0") == "0" else None
     try:
-        return _train(config, resume, log, world, cropper)
+        return _train(config, resume, log, world, cropper, lock)
     finally:
+        if lock is not None:
+            lock.release()
         if own_group:
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropper: FaceCropper | None) -> dict:
+def _lock_run(lock: FolderLock | None, out: Path) -> None:
+    try:
+        if lock is not None:
+            lock.acquire()
+    except BlockingIOError as exc:
+        raise TrainingError(f"{out}: another training is running in this folder ({exc.strerror}); wait for it "
+                            "to end or stop it, or train another --out") from None
+
+
+def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropper: FaceCropper | None,
+           lock: FolderLock | None) -> dict:
     # ---------------------------------------------------------------- processes and run directory
     distributed = world > 1
     rank = dist.get_rank() if distributed else 0
@@ -199,6 +215,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         raise TrainingError(f"batch size {config.batch_size} does not divide over {world} processes")
 
     out = Path(config.out)
+    _lock_run(lock, out)  # before last.pt is read: an existing folder; a new one is locked once made
     last_path = out / "last.pt"
     state = None  # the checkpoint to continue from
     if resume and last_path.exists():
@@ -301,10 +318,12 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     teacher_hash = None
     if config.distill:
         try:
-            teacher_hash = teacher_fingerprint(config.distill)
+            teacher_hash = teacher_fingerprint(config.distill, int8=config.distill_int8)
+            # Runs saved before the int8 graph counted hold the hash of the model files alone.
+            known = {teacher_hash, teacher_fingerprint(config.distill)} if config.distill_int8 else {teacher_hash}
         except ModelFileError as exc:
             raise TrainingError(f"--distill: {exc}") from None
-        if state is not None and state.get("teacher_fingerprint", teacher_hash) != teacher_hash:
+        if state is not None and state.get("teacher_fingerprint", teacher_hash) not in known:
             say(f"warning: the teacher {config.distill} has changed since this run started; the resumed epochs "
                 "learn from the new one, so the result will differ from an uninterrupted run")
     if config.distill and config.distill_mode == "clean":  # raw faces: the teacher applies its own normalisation
@@ -361,9 +380,12 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     plateau = Plateau(config.plateau_patience, config.plateau_factor)
     loss_weights = torch.from_numpy(class_weights(train_labels)) if config.balance == "weights" else None
 
-    steps_per_epoch = len(balanced_indices(train_labels, config.balance, np.random.default_rng(0))) // config.batch_size
+    faces_per_epoch = len(balanced_indices(train_labels, config.balance, np.random.default_rng(0)))
+    steps_per_epoch = faces_per_epoch // config.batch_size
     if steps_per_epoch == 0:
-        raise TrainingError(f"{config.data}: {len(train_labels)} training faces is fewer than one batch "
+        balanced = (f" ({faces_per_epoch} an epoch after --balance {config.balance})"
+                    if faces_per_epoch != len(train_labels) else "")
+        raise TrainingError(f"{config.data}: {len(train_labels)} training faces{balanced} is fewer than one batch "
                             f"of {config.batch_size}")
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
@@ -404,6 +426,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                 "the resumed ones")
     if is_main:  # on resume too: the data may have moved, the thread count changed
         make_folder(out)
+        _lock_run(lock, out)
         config.save(out / "config.json")
 
     say(f"{config.model}: {count_parameters(model):,} parameters, input {input_size}px; "
@@ -572,6 +595,15 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                 f"val acc {val_text}  lr {lr:.5f}  {row['seconds']:.0f}s{'  *best*' if improved else ''}")
 
     # ---------------------------------------------------------------- summary
+    scored = [row for row in history if row.get("val_acc") is not None]
+    if best_score < 0 and scored:
+        # A finished run carried as a compact checkpoint chose no best epoch here: its history says which
+        # it was (its weights are not in this folder unless carry_run --keep-best kept them).
+        best_row = max(scored, key=lambda row: row["val_acc"])
+        best_epoch, best_score = int(best_row["epoch"]), float(best_row["val_acc"])
+        if is_main and not (out / "best.safetensors").exists():
+            say(f"{out}: the best epoch ({best_epoch}) was chosen before this run was carried; its weights are not in "
+                "this folder (best_carried.safetensors, when carried with --keep-best)")
     summary = {"run": str(out), "model": config.model, "parameters": count_parameters(model),
                "epochs_run": len(history), "best_epoch": best_epoch,
                "best_val_acc": best_score if val_faces is not None else None, "validation": validated_on,
@@ -583,6 +615,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                             options=config.model_options, normalizer=normalizer,
                             meta={"epoch": len(history), "run": str(out), **provenance})
         if history:
+            write_history(out, history)  # a kill between the last checkpoint and its history leaves the row out
             plot_curves(out / "curves.png", history)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if features is not None:
