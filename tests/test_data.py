@@ -635,6 +635,65 @@ def test_importing_ferkit_leaves_pillows_bomb_limit_as_it_was():
     assert before == after
 
 
+def test_pictures_outside_the_class_folders_are_said(tmp_path, capsys):
+    """A picture in the root or in train/ itself has no class and is not read: it used to vanish without a
+    word (stats listed no problem). Notes beside the folders are not pictures and are not mentioned."""
+    from ferkit.app.cli import main
+
+    faces, labels = synthetic_faces(14, seed=9)
+    for split in ("train", "test"):
+        write_class_folders(tmp_path / "ds" / split, faces, labels, "img")
+    cv2.imwrite(str(tmp_path / "ds" / "train" / "loose.png"), faces[0])
+    (tmp_path / "ds" / "notes.txt").write_text("where the faces came from")
+    with pytest.warns(UserWarning, match=r"1 picture\(s\) outside the class folders not read .*train/loose.png"):
+        dataset = load_fer2013(tmp_path / "ds", cache=False)
+    assert len(dataset["training"]) == 14
+    assert main(["data", "stats", str(tmp_path / "ds"), "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert len(problems) == 1 and "loose.png" in problems[0]
+
+
+def test_subject_folders_and_an_empty_val_folder_keep_test_and_publictest_right(tmp_path):
+    """test/ with one folder per subject inside each class is still the test/ split (it was taken for
+    val/); an empty val/ is one bad item, and without its faces test/ is PublicTest again."""
+    faces, labels = synthetic_faces(21, seed=4)
+    for split, prefix in (("train", "a"), ("val", "b"), ("test", "c")):
+        for subject in ("subj1", "subj2"):
+            for i, (face, label) in enumerate(zip(faces, labels)):
+                folder = tmp_path / "ds" / split / CLASSES[label] / subject
+                folder.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / f"{prefix}{i}.png"), face)
+    dataset = load_fer2013(tmp_path / "ds", cache=False)
+    assert all(Path(source).parts[-4] == "test" for source in dataset["test"].sources)
+    assert all(Path(source).parts[-4] == "val" for source in dataset["publictest"].sources)
+    shutil.rmtree(tmp_path / "ds" / "val")
+    (tmp_path / "ds" / "val").mkdir()
+    with pytest.raises(DataError, match=r"val: no class folders found"):
+        load_fer2013(tmp_path / "ds", cache=False)
+    skipped = load_fer2013(tmp_path / "ds", cache=False, skip_bad=True)
+    assert set(skipped.splits) == {"training", "publictest"} and len(skipped.problems) == 1
+    (tmp_path / "ds" / "val" / "happy").mkdir()  # a class folder, but no face in it
+    skipped = load_fer2013(tmp_path / "ds", cache=False, skip_bad=True)
+    assert set(skipped.splits) == {"training", "publictest"}
+    assert all(Path(source).parts[-4] == "test" for source in skipped["publictest"].sources)
+
+
+def test_stats_lists_a_file_name_that_is_not_utf8_on_a_strict_stdout(tmp_path):
+    """The table printed, then 'utf-8 codec can't encode' ended the listing, its problems lost."""
+    faces, labels = synthetic_faces(14, seed=9)
+    write_class_folders(tmp_path / "ds" / "train", faces, labels, "img")
+    write_class_folders(tmp_path / "ds" / "test", faces, labels, "img")
+    with open(os.fsencode(tmp_path / "ds" / "train" / "happy") + b"/bad\xff name.png", "wb") as handle:
+        handle.write(b"not a picture")
+    (tmp_path / "ds" / "train" / "happy" / "phone.heic").write_bytes(b"ftypheic")
+    done = subprocess.run([sys.executable, "-m", "ferkit", "data", "stats", str(tmp_path / "ds"), "--skip-bad"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8",
+                                                               "FERKIT_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    assert "problem:" in done.stdout and "bad\\udcff name.png: not an image" in done.stdout
+    assert "phone.heic: a picture format ferkit cannot decode (HEIC)" in done.stdout
+
+
 def test_a_folder_beside_the_splits_that_is_no_split_is_said(tmp_path, capsys):
     """train/ and test/ beside foo/: foo/'s faces are not read, and a warning says so (they vanished
     without a word); `data stats` lists it as a problem, `data crop` passes it on."""

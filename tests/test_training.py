@@ -349,7 +349,7 @@ def test_run_files_are_written(fer_root, tmp_path):
     summary, messages = run(config)
     out = tmp_path / "run"
     assert {p.name for p in out.iterdir()} == {"config.json", "last.pt", "best.safetensors", "history.csv",
-                                                "history.json", "curves.png", "summary.json"}
+                                                "history.json", "curves.png", "summary.json", ".lock"}
     # As given, but with the crop actually trained on: the network's input size.
     assert TrainConfig.load(out / "config.json") == config.replace(
         augment=dataclasses.replace(config.augment, crop=config.input_size()))

@@ -136,6 +136,13 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from .errors import run_safely, terminate_like_ctrl_c
 
+    # A file name that is not valid UTF-8 (an old zip's) must not stop a listing half-way through a
+    # strict UTF-8 stdout: it is printed with its odd bytes escaped (stderr already does so).
+    if hasattr(sys.stdout, "reconfigure"):
+        try:
+            sys.stdout.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream that cannot change mid-way: left as it is
+            pass
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

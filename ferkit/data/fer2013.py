@@ -23,7 +23,8 @@ import numpy as np
 
 from .classes import CLASSES, SPLITS, class_index
 from .errors import DataError, os_problem
-from .images import FACE_SIZE, IMAGE_EXTENSIONS, ImageDecodeError, decode_face, read_image
+from .images import (FACE_SIZE, IMAGE_EXTENSIONS, UNREADABLE_PICTURE_EXTENSIONS, ImageDecodeError, decode_face,
+                     read_image)
 
 # Files that operating systems and tools drop into folders; never data.
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
@@ -114,7 +115,7 @@ class FER2013:
     def _read_from_test_folder(self) -> str | None:
         """The split read from a ``test/`` folder, when exactly one was (Kaggle's test/ may hold two)."""
         names = [name for name, split in self.splits.items()
-                 if split.sources and _normalise(Path(split.sources[0]).parent.parent.name) == "test"]
+                 if split.sources and _normalise(_split_folder_name(split.sources[0])) == "test"]
         return names[0] if len(names) == 1 else None
 
     def cropped_total(self) -> dict[str, int]:
@@ -173,7 +174,7 @@ def load_fer2013(
         base = str(root.resolve())
         signature = [(f"{base}|{p}", size, mtime) for _, _, files, _ in layout for p, _, size, mtime in files or []]
         signature += [(f"{base}|{folder}|not a class", 0, 0) for _, folder, files, _ in layout if files is None]
-        # Every class folder, empty ones too, and the split it is read as (an empty val/ makes test/ PrivateTest).
+        # Every class folder, empty ones too, and the split it is read as (whether val/ has faces decides what test/ is).
         signature += [(f"{base}|{folder}|{hint}", 0, 0) for hint, folder, files, _ in layout if files is not None]
         signature += [(f"{base}|{problem}", 0, 0) for _, _, _, problems in layout for problem in problems]
         result = cached_load(signature, skip_bad, lambda: _load_folders(root, layout, skip_bad), enabled=cache,
@@ -320,19 +321,31 @@ def _folder_layout(root: Path) -> _Layout:
     children = _subdirs(root)
     split_dirs = [d for d in children if _normalise(d.name) in _FOLDER_TO_SPLIT]
     class_dirs = [d for d in children if class_index(d.name) is not None]
+    # Pictures beside the class folders have no class: said, so that they do not vanish without a word.
+    loose = [name for folder in [root, *(split_dirs if not class_dirs else [])] for name in _pictures_in(folder)]
+    if loose:
+        warnings.warn(f"{root}: {len(loose)} picture(s) outside the class folders not read (they have no class), e.g. "
+                      f"{loose[0]}", stacklevel=3)
     if split_dirs and not class_dirs:
         others = [d.name + "/" for d in children if d not in split_dirs]
         if others:  # a folder of faces under another name would otherwise vanish without a word
             warnings.warn(f"{root}: folder(s) {', '.join(others)} not read: not a split (train/, test/, val/, "
                           "PrivateTest/ ...)", stacklevel=3)
+        scanned: dict[Path, _Layout] = {}
+        for split_dir in split_dirs:
+            try:
+                scanned[split_dir] = _class_folders(split_dir, None)
+            except DataError as exc:  # an empty split folder is one bad item (--skip-bad goes on without it)
+                scanned[split_dir] = [(None, split_dir, [], [str(exc)])]
+        # train/val/test: val plays PublicTest and test PrivateTest; a val/ with no file in it does not count.
         has_val = any(_FOLDER_TO_SPLIT[_normalise(d.name)] == "publictest" and _normalise(d.name) != "test"
-                      for d in split_dirs)
+                      and any(files for _, _, files, _ in scanned[d]) for d in split_dirs)
         layout: _Layout = []
         for split_dir in split_dirs:
             hint = _FOLDER_TO_SPLIT[_normalise(split_dir.name)]
             if _normalise(split_dir.name) == "test" and has_val:
-                hint = "privatetest"  # train/val/test: val plays PublicTest, test PrivateTest
-            layout.extend(_class_folders(split_dir, hint))
+                hint = "privatetest"
+            layout.extend((hint, folder, files, problems) for _, folder, files, problems in scanned[split_dir])
         return layout
     if class_dirs:
         hint = _FOLDER_TO_SPLIT.get(_normalise(root.name))
@@ -422,6 +435,10 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCrop
             continue
         for file_name, index, _, _ in files:
             file = Path(file_name)
+            if file.suffix.lower() in UNREADABLE_PICTURE_EXTENSIONS:
+                bad(f"{file}: a picture format ferkit cannot decode ({file.suffix.lower()[1:].upper()}); "
+                    "convert it to JPEG or PNG")
+                continue
             if file.suffix.lower() not in IMAGE_EXTENSIONS:
                 bad(f"{file}: not an image file")
                 continue
@@ -501,6 +518,25 @@ def _names_overruled(layout: _Layout) -> str | None:
         return None
     return (f"{overruled} file(s) are named for another split than their folder's (e.g. {example}): "
             "the folder decides")
+
+
+def _split_folder_name(source: str) -> str:
+    """The name of the folder that holds a picture's class folder (``test`` for test/angry/subject1/a.png)."""
+    for parent in Path(source).parents:
+        if class_index(parent.name) is not None:
+            return parent.parent.name
+    return ""
+
+
+def _pictures_in(folder: Path) -> list[str]:
+    """The picture files directly in ``folder`` (not in its sub-folders)."""
+    pictures = IMAGE_EXTENSIONS | UNREADABLE_PICTURE_EXTENSIONS
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entry.path for entry in entries if not entry.name.startswith(".")
+                          and os.path.splitext(entry.name)[1].lower() in pictures)
+    except OSError:  # a folder that cannot be listed is said where its faces are read
+        return []
 
 
 def _subdirs(path: Path) -> list[Path]:
