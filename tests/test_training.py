@@ -1145,6 +1145,18 @@ def test_corrupt_or_truncated_checkpoint_is_refused(finished_run, tmp_path, caps
     assert snapshot(copy) == before
 
 
+def test_a_loaded_config_lives_where_its_file_is(finished_run, tmp_path, monkeypatch):
+    """`train(TrainConfig.load(...), resume=True)` on a moved (or carried) run, or from another working
+    folder, trained into the saved `out`, relative to wherever Python ran."""
+    _, run_dir = finished_run
+    copy = Path(shutil.copytree(run_dir, tmp_path / "elsewhere" / "run"))
+    monkeypatch.chdir(tmp_path)
+    loaded = TrainConfig.load("elsewhere/run/config.json")
+    assert loaded.out == str(Path("elsewhere/run"))
+    summary = train(loaded, resume=True, log=lambda message: None)
+    assert Path(summary["run"]).resolve() == copy.resolve() and not (tmp_path / "run").exists()
+
+
 def test_a_run_folder_in_use_is_not_trained_by_a_second_process(finished_run, tmp_path, capsys):
     """A second `--resume` of a run still training removed its half-written checkpoint (as a killed write's
     leftover) and both trained into the same files. The folder is locked while a run trains; the lock

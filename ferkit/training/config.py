@@ -265,11 +265,15 @@ class TrainConfig:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "TrainConfig":
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        """The config saved at ``path``; its ``out`` is the folder that holds it, where the run is now (it
+        may have been moved or carried, and its saved ``out`` may be relative to another working folder)."""
+        path = Path(path).expanduser()
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            config = cls.from_dict(json.loads(path.read_text()))
         except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, wrong keys or wrong shape
             raise ValueError(f"{path}: not a valid ferkit training configuration ({exc})") from None
+        return config.replace(out=str(path.parent))
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
