@@ -8,5 +8,5 @@ picture may be read whole instead (``train``, ``evaluate``, ``data crop``), ``no
 from __future__ import annotations
 
 FACE_DETECTORS: tuple[str, ...] = ("auto", "retinaface", "haar")
-NO_DETECTOR = "none"  # read the whole picture, resized (or its central square, for ``data crop``)
+NO_DETECTOR = "none"  # read the whole picture, resized
 DETECTOR_CHOICES: tuple[str, ...] = (*FACE_DETECTORS, NO_DETECTOR)

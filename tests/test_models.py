@@ -433,3 +433,34 @@ def test_a_header_asking_for_a_bigger_network_than_its_weights_is_refused_before
     with pytest.raises(ModelFileError, match=r"weights do not fit tiny with options \{'width': 512\} \(shape mismatch"):
         load_model_file(path)
     assert built and all(device.type == "meta" for device in built)  # never built for real
+
+
+def test_an_error_without_a_message_is_still_a_one_line_model_file_error(tmp_path, monkeypatch):
+    """`str(exc).splitlines()[0]` of an exception with no message raised IndexError instead."""
+    from ferkit.models.io import ModelFileError, load_state_dict_file
+
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"anything")
+
+    def fails(*args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(torch, "load", fails)
+    with pytest.raises(ModelFileError, match=r"weights.pt: unreadable weights file \(RuntimeError\)"):
+        load_state_dict_file(path)
+
+
+def test_every_module_that_registers_an_architecture_is_imported_by_the_zoo():
+    """Architectures register on import: a new module left out of models/__init__.py would be missing
+    from create_model and `ferkit models` without a word."""
+    import ast
+    from pathlib import Path
+
+    import ferkit.models as zoo
+
+    folder = Path(zoo.__file__).parent
+    registering = {path.stem for path in folder.glob("*.py") if path.stem not in ("__init__", "registry")
+                   and "@register_model" in path.read_text()}
+    imported = {alias.name for node in ast.parse((folder / "__init__.py").read_text()).body
+                if isinstance(node, ast.ImportFrom) and node.module is None for alias in node.names}
+    assert registering and registering <= imported, registering - imported

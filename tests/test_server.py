@@ -557,7 +557,7 @@ def test_serve_verb_refuses_bad_options(tiny_model_file, capsys):
     assert "--port" in capsys.readouterr().err
     assert cli_main(["serve", "--model", str(tiny_model_file), "--detector", "crystal-ball"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("ferkit: error:") and "crystal-ball" in err and len(err.splitlines()) == 1
+    assert err.startswith("ferkit serve: error:") and "crystal-ball" in err and len(err.splitlines()) == 1
 
 
 def test_serve_on_a_taken_port_or_unknown_host_is_a_one_line_error(tiny_model_file, capsys):

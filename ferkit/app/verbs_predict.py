@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..backend_names import BACKEND_CHOICES
 from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
@@ -29,6 +30,7 @@ from .errors import Terminated, UsageError, option_error, single_model
 
 if TYPE_CHECKING:
     from ..data.fer2013 import FaceCropper
+    from ..vision.sources import SourceItem
 
 VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -120,7 +122,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="test-time views: auto (default) = tencrop for photos, none for video and camera frames")
     p.add_argument("--smooth", type=float, default=0.5,
                    help="temporal smoothing of each video track's probabilities, 0 = off (default 0.5)")
-    p.add_argument("--backend", choices=("auto", "onnx", "torch", "int8"), default="auto",
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="inference engine (default auto: onnxruntime when available; int8: the model's "
                         "quantised graph, faster, 0.2-2%% of top emotions differ)")
     add_detection_options(p)
@@ -525,7 +527,7 @@ def _run_item(recognizer, item, args: argparse.Namespace, sink, out: str | None,
     return not error
 
 
-def annotated_rate(item, fps: float | None, every: int) -> float:
+def annotated_rate(item: SourceItem, fps: float | None, every: int) -> float:
     """The frame rate of a video's annotated copy: the source's over ``every`` (a camera's frames come at
     inference speed, not its nominal rate); for a file that starts faster than the average rate it
     announces (variable frame rate), a whole multiple of that rate as fast as its start, so that frames

@@ -5,6 +5,9 @@ import argparse
 import socket
 import sys
 
+from ..backend_names import BACKEND_CHOICES
+from ..detectors import DETECTOR_CHOICES
+from ..tta import TTA_CHOICES
 from .errors import UsageError
 
 
@@ -23,15 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="shipped model name (default, fast, default-b, or best = default+default-b), a training run "
                         "directory or a .safetensors file; "
                         "several joined by + (default+fast) form an ensemble")
-    # Names are checked by EmotionRecognizer (a one-line error for an unknown one), so the list of
-    # detectors lives in one place and parsing the command line does not import OpenCV.
-    p.add_argument("--detector", default="auto",
+    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                    help="face detector: auto (RetinaFace when installed, else Haar), retinaface, haar, "
                         "or none (each image is one cropped face)")
-    p.add_argument("--tta", default="auto",
+    p.add_argument("--tta", choices=TTA_CHOICES, default="auto",
                    help="test-time views: auto (default: tencrop, as for any photo), none, flip (2x the classifier's "
                         "cost) or tencrop (10x)")
-    p.add_argument("--backend", default="auto",
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="inference engine: auto (default), onnx, torch, or int8 (the model's quantised graph)")
     p.add_argument("--max-concurrent", type=int, default=DEFAULT_MAX_CONCURRENT,
                    help="images decoded and classified at once; more requests wait their turn "

@@ -17,7 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import ItemsView, Iterator, KeysView, Protocol
 
 import numpy as np
 
@@ -102,10 +102,10 @@ class FER2013:
             return False
         return True
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self.splits.keys()
 
-    def items(self):
+    def items(self) -> ItemsView[str, Split]:
         return self.splits.items()
 
     def __repr__(self) -> str:

@@ -95,6 +95,7 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> LoadedModel:
 def shipped_models() -> list[dict]:
     """The models inside the package with the figures measured when they were shipped
     (PublicTest, the split they were selected on), for ``ferkit models --shipped``."""
+    from .int8_graph import int8_path
     from .io import read_model_file, stored_as
 
     rows = []
@@ -110,7 +111,7 @@ def shipped_models() -> list[dict]:
         rows.append({
             "name": name, "architecture": header["name"], "parameters": parameters,
             "megabytes": round(path.stat().st_size / 1e6, 2), "storage": stored_as(path),
-            "int8_graph": path.with_suffix(".int8.onnx").is_file(),
+            "int8_graph": int8_path(path).is_file(),
             **{f"publictest_{tta}": meta.get(f"publictest_acc_{tta}") for tta in ("none", "flip", "tencrop")},
             "epochs": meta.get("epochs_total"), "train_minutes": round(meta.get("train_seconds_total", 0) / 60),
         })

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,11 @@ def weights_digest(loaded: LoadedModel) -> str:
     return digest.hexdigest()
 
 
-def int8_path(loaded: LoadedModel) -> Path:
-    """Where a model's int8 graph lives: beside its file (``best.safetensors`` -> ``best.int8.onnx``)."""
+def int8_path(loaded: LoadedModel | str | os.PathLike) -> Path:
+    """Where a model's int8 graph lives: beside its file (``best.safetensors`` -> ``best.int8.onnx``);
+    ``loaded`` is the loaded model or its file's path."""
+    if not isinstance(loaded, LoadedModel):
+        return Path(loaded).with_suffix(".int8.onnx")
     if not loaded.path:
         raise Int8GraphError(f"{loaded.name}: a model not loaded from a file has no int8 graph")
     return Path(loaded.path).with_suffix(".int8.onnx")

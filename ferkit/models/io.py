@@ -20,6 +20,7 @@ from safetensors.torch import save as st_save
 
 from ..atomic import atomic_write_bytes
 from ..data.classes import CLASSES
+from ..data.errors import first_line
 from ..data.images import FACE_SIZE
 from ..data.preprocess import Normalizer
 from .registry import count_parameters, create_model
@@ -170,7 +171,7 @@ def load_model_file(path: str | Path) -> LoadedModel:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelFileError(f"{path}: weights do not fit {header['name']} ({str(exc).splitlines()[0]})") from None
+        raise ModelFileError(f"{path}: weights do not fit {header['name']} ({first_line(exc)})") from None
     input_size = header.get("input_size", getattr(model, "input_size", 48))
     temperature = header.get("temperature", 1.0)
     if isinstance(input_size, bool) or not isinstance(input_size, int):
@@ -225,7 +226,7 @@ def _check_forward(model: torch.nn.Module, num_classes: int, path: str | Path) -
             shape = tuple(model(torch.zeros(1, 1, side, side)).shape)
     except RuntimeError as exc:
         raise ModelFileError(f"{path}: the network cannot take {side}x{side} faces as its header says "
-                             f"({str(exc).splitlines()[0][:120]})") from None
+                             f"({first_line(exc, 120)})") from None
     if shape != (1, num_classes):
         raise ModelFileError(f"{path}: the network gives {shape} for one face, not {num_classes} class scores")
 
@@ -244,7 +245,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             return state
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files raise many types; all mean the same here
-        raise ModelFileError(f"{path}: unreadable weights file ({str(exc).splitlines()[0][:150]})") from None
+        raise ModelFileError(f"{path}: unreadable weights file ({first_line(exc, 150)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

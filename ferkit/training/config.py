@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.augment_config import AugmentConfig
+from ..data.errors import first_line
 from ..detectors import DETECTOR_CHOICES
 from ..options import option
 
@@ -256,8 +257,7 @@ class TrainConfig:
                 with torch.no_grad():
                     model(torch.zeros(1, 1, side, side))
         except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{where}: {self.model} cannot be built with it ({detail})") from None
+            raise ValueError(f"{where}: {self.model} cannot be built with it ({first_line(exc, 160)})") from None
 
     def save(self, path: Path) -> None:
         from .checkpoint import atomic_write_text

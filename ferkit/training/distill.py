@@ -26,7 +26,7 @@ import torch
 from ..data.classes import CLASSES
 from ..data.preprocess import Normalizer
 from ..models.hub import ensemble_members, load_model, model_path
-from ..models.int8_graph import load_int8_graph
+from ..models.int8_graph import int8_path, load_int8_graph
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel, ModelFileError
 
@@ -54,7 +54,7 @@ def teacher_fingerprint(teacher: str, int8: bool = False) -> str:
     for name in ensemble_members(teacher):
         path = model_path(name)
         digest.update(path.read_bytes())
-        graph = path.with_suffix(".int8.onnx")
+        graph = int8_path(path)
         if int8 and graph.is_file():
             digest.update(graph.read_bytes())
     return digest.hexdigest()[:16]

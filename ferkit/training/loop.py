@@ -39,6 +39,7 @@ from ..data import DataError, load_fer2013
 from ..data.augment import BatchAugmenter
 from ..data.balance import balanced_indices, class_weights, stratified_holdout
 from ..data.classes import CLASSES
+from ..data.errors import first_line
 from ..data.fer2013 import FaceCropper
 from ..data.overlap import training_sample
 from ..data.preprocess import Normalizer
@@ -412,8 +413,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
             history = json.loads(state["history"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{last_path}: does not fit this run ({detail[:200]})") from None
+            raise CheckpointError(f"{last_path}: does not fit this run ({first_line(exc)})") from None
         if start_epoch >= config.epochs:
             say(f"{out}: already finished ({start_epoch}/{config.epochs} epochs); nothing to train. To train "
                 f"longer, start a new run from its weights: --pretrained {out / 'best.safetensors'} --out NEW_RUN "

@@ -11,10 +11,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ..backend_names import BACKEND_CHOICES
 from ..models.inference import predict_probs
 from ..models.io import LoadedModel
 
-BACKENDS = ("auto", "torch", "onnx", "int8")
+BACKENDS = BACKEND_CHOICES
 
 
 class Backend(Protocol):

@@ -20,6 +20,7 @@ import torch
 from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
 from ..data.cache import default_cache_dir
+from ..data.errors import first_line
 from ..models.io import LoadedModel, ModelFileError
 from ..models.onnx_export import OPSET, export_onnx  # noqa: F401  (re-exported)
 
@@ -66,10 +67,6 @@ def normalised(loaded: LoadedModel, faces: np.ndarray) -> torch.Tensor:
     return loaded.normalizer(torch.from_numpy(np.ascontiguousarray(prepared)).unsqueeze(1))
 
 
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
 class OnnxBackend:
     name = "onnx"
 
@@ -90,7 +87,7 @@ class OnnxBackend:
                 self.session = session(graph)
             except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for damaged graphs
                 raise ModelFileError(f"{loaded.path or loaded.name}: its {name} graph does not load in ONNX Runtime "
-                                     f"({_first_line(exc)})") from None
+                                     f"({first_line(exc)})") from None
             return
         data = cached_onnx(loaded)  # an export that fails, fails once, here
         try:
