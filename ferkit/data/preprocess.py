@@ -61,6 +61,14 @@ class Normalizer:
         x = faces.float() / 255.0
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
+    def to_tensor(self, faces: np.ndarray) -> torch.Tensor:
+        """uint8 faces N x H x W -> the network's normalised input N x 1 x H x W (:meth:`prepare`, then
+        normalisation; read-only arrays, as decoded images may be, are copied, not viewed)."""
+        prepared = np.ascontiguousarray(self.prepare(np.ascontiguousarray(faces)))
+        if not prepared.flags.writeable:  # torch.from_numpy warns on read-only arrays
+            prepared = prepared.copy()
+        return self(torch.from_numpy(prepared).unsqueeze(1))
+
     def state_dict(self) -> dict:
         return {"mean": self.mean.clone(), "std": self.std.clone(), "equalize": torch.tensor(self.equalize)}
 

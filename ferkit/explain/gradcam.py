@@ -31,9 +31,7 @@ from .layers import explainable_copy, resolve_layer
 def model_input(normalizer: Normalizer, faces: np.ndarray, size: int) -> torch.Tensor:
     """uint8 faces (N x 48 x 48, or one 48 x 48) -> the normalised centre view the model sees."""
     faces = faces[None] if faces.ndim == 2 else faces
-    prepared = normalizer.prepare(np.ascontiguousarray(faces))
-    x = normalizer(torch.tensor(prepared).unsqueeze(1))  # a copy: decoded images may be read-only
-    return center_crop(x, size).contiguous()  # the view predict_probs uses without TTA
+    return center_crop(normalizer.to_tensor(faces), size).contiguous()  # the view predict_probs uses without TTA
 
 
 @dataclass

@@ -38,8 +38,7 @@ def recalibrate_batch_norm(model: nn.Module, normalizer: Normalizer, faces: np.n
     try:
         with torch.no_grad():
             for start in range(0, len(faces), batch_size):
-                chunk = np.ascontiguousarray(normalizer.prepare(faces[start:start + batch_size])).copy()
-                x = tta_views(normalizer(torch.from_numpy(chunk).unsqueeze(1)), size, views)
+                x = tta_views(normalizer.to_tensor(faces[start:start + batch_size]), size, views)
                 model(x.reshape(-1, *x.shape[2:]).contiguous(memory_format=torch.channels_last))
     finally:
         for layer, momentum in zip(layers, momenta):

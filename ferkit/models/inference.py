@@ -23,11 +23,7 @@ def _view_logits(model: nn.Module, normalizer: Normalizer, faces: np.ndarray, tt
     try:
         with torch.inference_mode():
             for start in range(0, len(faces), batch_size):
-                chunk = normalizer.prepare(faces[start:start + batch_size])
-                chunk = np.ascontiguousarray(chunk)
-                if not chunk.flags.writeable:  # torch.from_numpy warns on read-only arrays
-                    chunk = chunk.copy()
-                x = normalizer(torch.from_numpy(chunk).unsqueeze(1))
+                x = normalizer.to_tensor(faces[start:start + batch_size])
                 views = tta_views(x, size, tta)
                 flat = views.reshape(-1, *views.shape[2:]).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -63,8 +63,7 @@ def cached_onnx(loaded: LoadedModel, *, refresh: bool = False) -> bytes:
 
 def normalised(loaded: LoadedModel, faces: np.ndarray) -> torch.Tensor:
     """uint8 faces N x 48 x 48 -> the model's normalised input N x 1 x 48 x 48 (before cropping to views)."""
-    prepared = loaded.normalizer.prepare(faces)
-    return loaded.normalizer(torch.from_numpy(np.ascontiguousarray(prepared)).unsqueeze(1))
+    return loaded.normalizer.to_tensor(faces)
 
 
 class OnnxBackend:
