@@ -363,6 +363,10 @@ def test_boxes_of_a_jpeg_too_large_to_decode_whole_are_in_its_own_pixels(capsys,
     assert status == 0, err
     with open(tmp_path / "rows.csv", newline="") as handle:
         assert [int(r["w"]) for r in csv.DictReader(handle)] == [f.box[2] for f in recognizer.predict(path)]
+    # min_face is in the file's pixels too: the 160 px faces are 80 px in the decoded picture, and were dropped.
+    sized = EmotionRecognizer(tiny_model_file, detector="haar", min_face=120)
+    assert matches(sized.predict(path), truth, threshold=0.5) and len(sized.detect(path)) == len(truth)
+    assert EmotionRecognizer(tiny_model_file, detector="haar", min_face=260).predict(path) == []  # Haar: 200 px boxes
 
 
 def test_a_linux_camera_device_is_that_camera():
@@ -857,3 +861,16 @@ def test_an_annotated_picture_that_cannot_be_written_is_said_as_such(capsys, tin
     rows = json.loads(out)
     assert status == 1 and [r["face"] for r in rows] == [0, 1, None]
     assert rows[-1]["error"] == f"{tmp_path / 'out.jpg'}: annotated picture not written (Operation not permitted)"
+
+
+def test_auto_detection_says_when_it_falls_back_to_haar(capsys, tiny_model_file, photo, monkeypatch):
+    """Without RetinaFace, `auto` is Haar, which finds fewer faces and boxes them differently: said once
+    on stderr (it was silent), and not when a detector is named."""
+    import ferkit.vision.retinaface as retinaface
+
+    monkeypatch.setattr(retinaface, "available", lambda: False)
+    status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--json")
+    assert status == 0 and json.loads(out)
+    assert err.count("detector: haar (RetinaFace, which finds more faces, is not installed") == 1
+    status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--json")
+    assert status == 0 and "detector:" not in err

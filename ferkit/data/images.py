@@ -207,6 +207,17 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """Gray, BGR or BGRA uint8 -> BGR uint8 (alpha dropped, as :func:`to_gray` drops it)."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
 def rescale(image: np.ndarray, scale: float) -> np.ndarray:
     """``image`` resized by ``scale`` (area averaging when it shrinks), each side at least one pixel:
     cv2's ``fx``/``fy`` would round a 1 x 3000 strip down to nothing and raise."""

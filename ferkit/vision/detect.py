@@ -32,7 +32,7 @@ class Detection:
 class Detector(Protocol):
     name: str
 
-    def detect(self, image: np.ndarray) -> list[Detection]: ...
+    def detect(self, image: np.ndarray, min_face: int | None = None) -> list[Detection]: ...
 
 
 class DetectorError(ValueError):
@@ -55,12 +55,14 @@ class HaarDetector:
         # searches, so threads sharing one (the server's workers) must take turns.
         self._lock = threading.Lock()
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, min_face: int | None = None) -> list[Detection]:
+        """Faces at least ``min_face`` pixels on a side (the detector's own setting by default; a caller
+        that decoded a photo at a fraction of its size gives the setting at that scale)."""
         gray = to_gray(image)
         # The cascade's cost grows with the pixel count; large photos are searched downscaled.
         scale = min(1.0, self.max_side / max(gray.shape))
         small = rescale(gray, scale) if scale < 1 else gray
-        min_size = max(12, round(self.min_face * scale))
+        min_size = max(12, round((self.min_face if min_face is None else min_face) * scale))
         with self._lock:
             boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
                                                   minNeighbors=self.min_neighbors, minSize=(min_size, min_size))

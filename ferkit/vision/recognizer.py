@@ -198,23 +198,27 @@ class EmotionRecognizer:
         the image's edge (a face cut by it); ``predict`` reports them clipped to the image."""
         array, scale = _load_scaled(image)
         return [replace(d, box=in_file_pixels(d.box, scale),
-                        landmarks=None if d.landmarks is None else d.landmarks / scale) for d in self._detect(array)]
+                        landmarks=None if d.landmarks is None else d.landmarks / scale)
+                for d in self._detect(array, scale)]
 
-    def _detect(self, array: np.ndarray) -> list[Detection]:
+    def _detect(self, array: np.ndarray, scale: float = 1.0) -> list[Detection]:
+        """Faces in ``array``, an image decoded at ``scale`` of its file's size: ``min_face`` is in the
+        file's pixels, as the boxes reported are."""
         height, width = array.shape[:2]
         # A 48x48 picture is a FER2013-style face crop already (detectors miss most faces that
         # small, and re-cropping one would frame it twice), as LargestFaceCropper takes it too.
         if self.detector is None or (height, width) == (FACE_SIZE, FACE_SIZE):
             return [Detection((0, 0, width, height))]
-        if min(height, width) < self.min_face:  # no face of the smallest size fits in the picture
+        min_face = max(1, round(self.min_face * scale))
+        if min(height, width) < min_face:  # no face of the smallest size fits in the picture
             return []
-        return faces_in_order(self.detector.detect(array), width, height, self.min_face)
+        return faces_in_order(self.detector.detect(array, min_face=min_face), width, height, min_face)
 
     def predict(self, image: Any) -> list[Face]:
         """Faces in one image: a path, a numpy array (BGR, or gray), a PIL image or encoded bytes.
         Boxes are in the image's pixels (a file's, even when it was too large to decode whole)."""
         array, scale = _load_scaled(image)
-        return faces_in_file_pixels(self._faces(array, self._detect(array), self._still_tta), scale)
+        return faces_in_file_pixels(self._faces(array, self._detect(array, scale), self._still_tta), scale)
 
     def _faces(self, array: np.ndarray, detections: list[Detection], tta: str) -> list[Face]:
         if not detections:
@@ -309,7 +313,7 @@ class EmotionRecognizer:
                 yield item, None, exc.strerror or str(exc)
                 return
             try:
-                faces = self._faces(array, self._detect(array), self._still_tta)
+                faces = self._faces(array, self._detect(array, scale), self._still_tta)
             except Exception as exc:  # noqa: BLE001 - one picture that breaks must not stop the batch
                 yield item, None, f"cannot process the image ({type(exc).__name__}: {exc})"
                 return
@@ -350,8 +354,19 @@ def load_image(image: Any) -> np.ndarray:
     return _load_scaled(image)[0]
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image a caller decoded with :func:`ferkit.data.images.read_image_scaled`, and the scale it
+    decoded at: ``predict`` then takes ``min_face`` and gives boxes in the file's pixels (the server
+    decodes uploads itself, to tell a damaged image from one of another format)."""
+    array: np.ndarray
+    scale: float
+
+
 def _load_scaled(image: Any) -> tuple[np.ndarray, float]:
     """:func:`load_image` and the scale it decoded at (array pixels per pixel of the file)."""
+    if isinstance(image, DecodedImage):
+        return normalise_array(image.array), float(image.scale)
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
         try:
             return read_image_scaled(image)

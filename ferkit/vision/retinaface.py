@@ -16,7 +16,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ..data.images import rescale
+from ..data.images import rescale, to_bgr
 from .detect import Detection, DetectorError
 
 # From the biubug6 "mobile0.25" configuration.
@@ -78,8 +78,11 @@ class RetinaFaceDetector:
         self.min_face, self.max_side = min_face, max_side
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+    def detect(self, image: np.ndarray, min_face: int | None = None) -> list[Detection]:
+        """Faces at least ``min_face`` pixels on a side (the detector's own setting by default); gray,
+        BGR or BGRA images."""
+        min_face = self.min_face if min_face is None else min_face
+        bgr = to_bgr(image)
         scale = min(1.0, self.max_side / max(bgr.shape[:2]))
         if scale < 1:
             bgr = rescale(bgr, scale)
@@ -100,7 +103,7 @@ class RetinaFaceDetector:
         out = []
         for i in np.asarray(chosen, dtype=int).reshape(-1):
             x, y, w, h = boxes[i] / scale
-            if min(w, h) < self.min_face:
+            if min(w, h) < min_face:
                 continue
             out.append(Detection((round(float(x)), round(float(y)), round(float(w)), round(float(h))), float(scores[i]),
                                  (points[i] / scale).astype(np.float32)))
