@@ -651,6 +651,17 @@ def test_a_face_turned_past_45_degrees_is_aligned_when_its_mouth_agrees(degrees)
     assert eye_angle(profile) == 0.0
 
 
+def test_a_box_straddling_two_close_faces_is_dropped():
+    """NMS (overlap over union 0.4) kept a box between two faces of a 6x6 grid (0.38 with each, 84% of the
+    smaller): a box sharing over 70% of the smaller one's area with a better box goes too."""
+    from ferkit.vision.retinaface import _not_covering
+
+    boxes = np.array([[0, 0, 200, 200], [240, 0, 200, 200], [30, -20, 243, 386], [500, 0, 100, 100],
+                      [560, 60, 60, 60]], dtype=np.float64)  # the straddler: 85% of face 0, union overlap 0.34
+    # best first, as NMS returns them: the two faces, the far face, the straddler, a box a third inside the far face
+    assert _not_covering(boxes, np.array([0, 1, 3, 2, 4])) == [0, 1, 3, 4]
+
+
 @pytest.mark.parametrize("detector", DETECTORS)
 def test_detectors_take_gray_bgr_and_bgra_arrays_alike(detector):
     """RetinaFace raised a broadcasting ValueError on a BGRA array, which Haar and the cropper take."""
