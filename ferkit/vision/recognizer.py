@@ -212,7 +212,10 @@ class EmotionRecognizer:
         min_face = max(1, round(self.min_face * scale))
         if min(height, width) < min_face:  # no face of the smallest size fits in the picture
             return []
-        return faces_in_order(self.detector.detect(array, min_face=min_face), width, height, min_face)
+        # The detector's own min_face unless the image was decoded smaller (a detector of one's own may
+        # take the image alone).
+        found = self.detector.detect(array) if scale == 1.0 else self.detector.detect(array, min_face=min_face)
+        return faces_in_order(found, width, height, min_face)
 
     def predict(self, image: Any) -> list[Face]:
         """Faces in one image: a path, a numpy array (BGR, or gray), a PIL image or encoded bytes.
