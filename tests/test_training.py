@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -988,15 +989,52 @@ def test_an_output_that_is_a_file_is_refused_before_the_data_is_read(finished_ru
                           "afile: a file, not a folder")
 
 
-def test_a_diverging_run_stops_and_saves_no_nan_weights(finished_run, tmp_path, capsys):
+def test_a_diverging_run_stops_and_saves_no_nan_weights(finished_run, tmp_path, capsys, monkeypatch):
     data, _ = finished_run
     out = tmp_path / "diverged"
+    real_step = torch.optim.SGD.step
+
+    def diverging_step(self, *args, **kwargs):  # as a rate far too high does, within a step or two
+        result = real_step(self, *args, **kwargs)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.data.mul_(1e30)
+        return result
+
+    monkeypatch.setattr(torch.optim.SGD, "step", diverging_step)
     code = main(["train", "--data", str(data), "--out", str(out), "--model", "tiny", "--model-option", "width=8",
-                 "--epochs", "1", "--batch-size", "8", "--lr", "1e30", "--warmup-epochs", "0", "--threads", "1"])
+                 "--epochs", "1", "--batch-size", "8", "--warmup-epochs", "0", "--threads", "1"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "Traceback" not in err
-    assert err.splitlines()[-1].startswith("ferkit: error: epoch 1: the training loss became nan (the weights diverged)")
+    assert re.match(r"ferkit: error: epoch 1: the (training loss became nan|weights became NaN or infinite)",
+                    err.splitlines()[-1]), err
     assert not (out / "best.safetensors").exists() and not (out / "last.pt").exists()
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--lr", "1e308"],
+                          "--lr 1e+308: must be positive (and at most 100)")
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--threads", "99999"],
+                          "--threads 99999: at most 256")
+    expect_one_line_error(capsys, ["train", "--data", str(data), "--out", str(out), "--seed", "99999999999999999999"],
+                          "--seed 99999999999999999999: must be at least 0 and below 2**63")
+
+
+def test_weights_broken_by_the_last_step_of_an_epoch_are_not_saved(fer_root, tmp_path, monkeypatch):
+    """The loss is computed before the step: a step that makes the weights NaN left a finite loss, and the
+    NaN weights became best.safetensors."""
+    import ferkit.training.loop as loop
+
+    real_step = torch.optim.Adam.step
+
+    def breaking_step(self, *args, **kwargs):
+        result = real_step(self, *args, **kwargs)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.data.fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", breaking_step)
+    with pytest.raises(loop.TrainingError, match="the weights became NaN or infinite"):
+        run(quick_config(fer_root, tmp_path / "run", limit_train=8))
+    assert not (tmp_path / "run" / "best.safetensors").exists()
 
 
 def test_a_run_records_the_crop_it_trains_on_and_its_teacher_by_full_path(finished_run, tmp_path, capsys,

@@ -27,6 +27,7 @@ HOLDOUT_SEED = 0
 # What a resumed run may change: where the run lives, where its (same) data now lives (checked by
 # a fingerprint of the training faces), and how many threads it uses.
 RESUMABLE_CHANGES = ("out", "data", "threads")
+MAX_THREADS = 256
 # Named here rather than beside torch's optimisers so that the CLI can list them without importing torch.
 OPTIMIZERS = ("sgd", "adam", "adamax", "adamw", "radam")
 
@@ -193,16 +194,18 @@ class TrainConfig:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
         checks = [
             (self.epochs >= 1, f"--epochs {self.epochs}: must be at least 1"),
-            (self.batch_size >= 1, "batch size must be at least 1"),
-            (self.lr > 0, "learning rate must be positive"),
-            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
-            (0 < self.plateau_factor <= 1, "plateau factor must be in (0, 1]"),
-            (self.plateau_patience >= 1, "plateau patience must be at least 1"),
-            (self.early_stopping >= 0, "early stopping must be 0 (off) or a number of epochs"),
-            (self.center_loss >= 0 and self.center_lr >= 0, "center loss weight and rate must not be negative"),
-            (0 <= self.ema < 1, "EMA decay must be in [0, 1)"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
+            (0 < self.lr <= 100, f"--lr {self.lr}: must be positive (and at most 100)"),
+            (0 <= self.label_smoothing < 1, f"--label-smoothing {self.label_smoothing}: must be in [0, 1)"),
+            (0 < self.plateau_factor <= 1, f"--plateau-factor {self.plateau_factor}: must be in (0, 1]"),
+            (self.plateau_patience >= 1, f"--plateau-patience {self.plateau_patience}: must be at least 1"),
+            (self.early_stopping >= 0, f"--early-stopping {self.early_stopping}: must be 0 (off) or a number of epochs"),
+            (self.center_loss >= 0 and self.center_lr >= 0,
+             f"--center-loss {self.center_loss}, --center-lr {self.center_lr}: must not be negative"),
+            (0 <= self.ema < 1, f"--ema {self.ema}: the decay must be in [0, 1)"),
             (0 <= self.distill_weight <= 1 and self.distill_temperature > 0,
-             "distillation weight must be in [0, 1] and its temperature positive"),
+             f"--distill-weight {self.distill_weight}, --distill-temperature {self.distill_temperature}: the weight "
+             "must be in [0, 1] and the temperature positive"),
             (self.unfreeze_epoch >= 0 and self.unfreeze_lr_factor > 0 and self.unfreeze_keep >= 0,
              f"--unfreeze-epoch {self.unfreeze_epoch}, --unfreeze-lr-factor {self.unfreeze_lr_factor}, --unfreeze-keep "
              f"{self.unfreeze_keep}: the epoch and blocks kept must not be negative, the factor must be positive"),
@@ -220,7 +223,9 @@ class TrainConfig:
             (self.grad_clip >= 0, "--grad-clip must be 0 (off) or a positive gradient norm"),
             (self.mixup >= 0 and self.cutmix >= 0, "--mixup and --cutmix must be 0 (off) or a positive Beta parameter"),
             (0 <= self.mix_prob <= 1, "--mix-prob must be in [0, 1]"),
-            (self.seed >= 0, "--seed must not be negative"),
+            (0 <= self.seed < 2**63, f"--seed {self.seed}: must be at least 0 and below 2**63"),
+            # torch.set_num_threads(99999) crashes the process outright
+            (self.threads <= MAX_THREADS, f"--threads {self.threads}: at most {MAX_THREADS}"),
             (bool(str(self.out).strip()), "--out must name a run folder (an empty name would be the current folder)"),
             (self.unfreeze_epoch < self.epochs, f"--unfreeze-epoch {self.unfreeze_epoch} is not before the last epoch "
                                                 f"({self.epochs}): the blocks would never train"),

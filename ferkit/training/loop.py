@@ -543,6 +543,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         if not math.isfinite(row["train_loss"]):  # diverged: NaN weights must not become "best" or a checkpoint
             raise TrainingError(f"epoch {epoch + 1}: the training loss became {row['train_loss']} (the weights "
                                 "diverged); nothing of this epoch was saved. Lower --lr or set --grad-clip")
+        # The last step's update can break the weights after its loss was computed (finite).
+        if not all(bool(torch.isfinite(v).all()) for v in eval_model.state_dict().values() if v.is_floating_point()):
+            raise TrainingError(f"epoch {epoch + 1}: the weights became NaN or infinite (they diverged); nothing of "
+                                "this epoch was saved. Lower --lr or set --grad-clip")
         if val_faces is not None and len(val_faces):
             figures = torch.zeros(2, dtype=torch.float64)
             if is_main:  # one process validates; the others get its figures

@@ -102,10 +102,12 @@ class EmotionRecognizer:
         if not isinstance(model, (str, os.PathLike, list, tuple)):
             raise TypeError(f"model {model!r}: a shipped name, model file or run folder, or a list of them")
         for name, value in (("smooth", smooth), ("min_face", min_face), ("detect_every", detect_every)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+            # (np.isfinite raised TypeError on a whole number past int64; whole numbers are finite anyway)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
+                    (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
                 raise ValueError(f"{name}={value!r}: must be a finite number")
         for name, value in (("min_face", min_face), ("detect_every", detect_every)):
-            if float(value) != int(value):  # 2.7 frames or 20.9 pixels were cut down without a word
+            if isinstance(value, (float, np.floating)) and value != int(value):  # 2.7 frames or 20.9 pixels were cut down without a word
                 raise ValueError(f"{name}={value!r}: must be a whole number")
         if not isinstance(align, (bool, np.bool_)):
             raise ValueError(f"align={align!r}: must be True or False")
