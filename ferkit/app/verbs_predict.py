@@ -290,7 +290,7 @@ def predict_command(args: argparse.Namespace) -> int:
     written: list[Path] = []  # the annotated copies this run wrote
     try:
         failed = _run(recognizer, items, args, sink, plan, show, kept, written)
-    except Terminated:  # like Ctrl+C, every source has its rows (some "interrupted"); then exit 143
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM: every source has its rows (some "interrupted"); exit 130 / 143
         sink.close()
         raise
     except BaseException:  # not a failing source (those are rows) but e.g. a full disk: no half-written FILE
@@ -413,9 +413,7 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
                 sink.write(face_row(rest.name, None, None, None, None, f"{how} before it was finished"))
                 unfinished += 1
             print(f"ferkit: {how}; {unfinished} of {len(items)} source(s) not finished", file=sys.stderr)
-            if isinstance(exc, Terminated):
-                raise
-            return failed + unfinished
+            raise  # the rows are written; the command ends as an interrupted one does (130, or 143)
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
             sink.write(face_row(item.name, None, None, None, None, _error_text(exc)))
             ok = False
