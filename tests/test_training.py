@@ -577,6 +577,19 @@ def test_a_resumed_run_says_when_its_teacher_has_changed(fer_root, tmp_path):
     assert any("the teacher" in m and "has changed since this run started" in m for m in messages)
 
 
+def test_val_split_publictest_on_data_without_it_is_refused(tmp_path):
+    """It trained on without validation, with only a note, and kept the last epoch."""
+    from ferkit.training.loop import TrainingError
+
+    faces, labels = synthetic_faces(28, seed=3)
+    write_class_folders(tmp_path / "fer" / "train", faces, labels)
+    with pytest.raises(TrainingError, match="--val-split publictest, but the data has no PublicTest faces"):
+        run(quick_config(tmp_path / "fer", tmp_path / "run", val_split="publictest"))
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    with pytest.raises(TrainingError, match="inside the dataset"):  # its curves.png would be read as a face
+        run(quick_config(tmp_path / "fer", tmp_path / "fer" / "runs" / "a"))
+
+
 def test_too_few_faces_for_a_batch_says_how_many_an_epoch_has(tmp_path):
     """Under --balance undersample the count that matters is the balanced one (it said the whole split's)."""
     from ferkit.training.loop import TrainingError

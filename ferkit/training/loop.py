@@ -245,6 +245,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                             "resume=True)) or another --out")
     # Checked before the data and a teacher are read, which can take minutes.
     check_folder_path(out)
+    data_root = Path(config.data).expanduser().resolve()
+    if data_root.is_dir() and (out.resolve() == data_root or data_root in out.resolve().parents):
+        # curves.png would be read as a picture of the dataset next time, and the run's files listed as its problems
+        raise TrainingError(f"--out {out}: inside the dataset {config.data}; write the run elsewhere")
     if config.pretrained and state is None and not Path(config.pretrained).exists():
         raise TrainingError(f"--pretrained {config.pretrained}: no such file")
     if resume and is_main:
@@ -278,6 +282,9 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     if validation == "auto":
         validation = "publictest" if "publictest" in dataset.splits else "holdout"
     validated_on = "none"
+    if config.val_split == "publictest" and "publictest" not in dataset.splits:  # asked for by name: not ignored
+        raise TrainingError(f"{config.data}: --val-split publictest, but the data has no PublicTest faces (a test/ or "
+                            "val/ folder, or PublicTest rows); use --val-split holdout or auto")
     if validation == "publictest" and "publictest" in dataset.splits:
         val_faces, val_labels = dataset.splits["publictest"].images, dataset.splits["publictest"].labels
         validated_on = "publictest"
@@ -290,7 +297,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             validated_on = f"holdout: {held}"
             say(f"validation: {held} held out, not trained on")
     if val_faces is None:
-        say(f"note: no validation ({config.val_split}) faces; the last epoch's weights will be kept")
+        why = "--val-split none" if config.val_split == "none" else f"no validation ({config.val_split}) faces"
+        say(f"note: {why}; the last epoch's weights will be kept")
     if config.limit_train:  # a seeded random subset, so every class is represented
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(train_labels))[:config.limit_train])
         train_faces, train_labels = train_faces[keep], train_labels[keep]
