@@ -455,6 +455,12 @@ def test_writing_where_a_folder_is_in_the_way_is_a_one_line_error(capsys, tiny_m
     status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",
                          "--csv", tmp_path / "file" / "rows.csv")
     assert status == 2 and err.startswith("ferkit: error:") and len(err.strip().splitlines()) == 1
+    # --annotate the same: said before the work (it was an error row after it, exit 1)
+    status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar",
+                           "--annotate", tmp_path / "file" / "a.jpg", "--json")
+    assert status == 2 and "file: a file, not a folder" in err and out == ""
+    status, _, err = run(capsys, "demo", "--out", "", "--model", tiny_model_file)
+    assert status == 2 and "--out is empty" in err
 
 
 def test_a_model_for_other_classes_is_refused_in_one_line(capsys, photo, tmp_path):
@@ -545,15 +551,22 @@ def test_a_long_damaged_stretch_is_skipped_not_taken_for_the_end(capsys, tiny_mo
     assert frames == [0, 5, 40, 45, 50, 55]
 
 
-def test_an_annotated_video_that_cannot_be_written_costs_no_rows(capsys, tiny_model_file, tmp_path):
+def test_an_annotated_video_that_cannot_be_written_costs_no_rows(capsys, tiny_model_file, tmp_path, monkeypatch):
     """The annotated copy's writer failed inside the frame loop: the video's other rows were lost."""
+    import errno
+
+    from ferkit.vision.annotate import VideoAnnotator
+
+    def no_space(self, *args, **kwargs):  # a full disk, or a folder removed under the run
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(VideoAnnotator, "write", no_space)
     write_video(tmp_path / "clip.avi", frames=8)
-    (tmp_path / "file").write_text("not a folder")
     status, out, err = run(capsys, "predict", tmp_path / "clip.avi", "--model", tiny_model_file, "--detector",
-                           "haar", "--annotate", tmp_path / "file" / "out.mp4", "--json")
+                           "haar", "--annotate", tmp_path / "out.mp4", "--json")
     rows = json.loads(out)
     assert status == 1 and sorted({r["frame"] for r in rows if r["error"] is None}) == list(range(8))
-    assert rows[-1]["error"].startswith(f"{tmp_path / 'file' / 'out.mp4'}: annotated video not written")
+    assert rows[-1]["error"].startswith(f"{tmp_path / 'out.mp4'}: annotated video not written")
     assert "annotated: nothing written (see the error column)" in err
 
 

@@ -189,7 +189,7 @@ class _TextOut:
 # -- annotation targets -------------------------------------------------------------------------
 def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
     """Where each item's annotated output goes: ``("file", {0: path})`` or ``("dir", {index: path})``."""
-    from ..atomic import make_folder
+    from ..atomic import check_folder_path, make_folder
     from ..vision.sources import IMAGE_EXTENSIONS
 
     target = Path(out)
@@ -203,6 +203,7 @@ def _annotation_plan(out: str, items: list) -> tuple[str, dict]:
             raise UsageError(f"--annotate {out}: annotate a video to .mp4 or .avi")
         if item.kind == "unknown" and suffix not in IMAGE_EXTENSIONS | VIDEO_OUTPUTS:
             raise UsageError(f"--annotate {out}: give an image (.jpg, .png) or video (.mp4, .avi) file name")
+        check_folder_path(target.parent)  # a file in the way is said now, as for --csv, not after the work
         return "file", {0: target}
     plan, used = {}, set()
     for i, item in enumerate(items):
@@ -638,7 +639,9 @@ def _export_int8(loaded, args: argparse.Namespace) -> int:
 def demo_command(args: argparse.Namespace) -> int:
     from ..atomic import make_folder
 
-    out = Path(args.out)
+    if not str(args.out).strip():  # Path("") is the current folder: never written into unasked
+        raise UsageError("--out is empty: give the folder to write demo.jpg and demo.csv into")
+    out = Path(args.out).expanduser()
     make_folder(out)  # here, so a file in the way is named as --out's problem, not as an inner --csv's
     partial_path(out / "demo.csv").unlink(missing_ok=True)  # a killed demo's rows: made again in a second
     ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
