@@ -420,6 +420,18 @@ def test_a_model_file_with_a_bad_header_is_named_at_load(tmp_path, change, words
         load_model_file(path)
 
 
+def test_a_model_file_with_nan_weights_is_refused_at_load(tmp_path):
+    """A diverged run's weights answered NaN everywhere: explain said "alpha must be between 0 and 1", export
+    "differ by nan", predict gave an error row per source."""
+    model = create_model("tiny")
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    path = tmp_path / "diverged.safetensors"
+    save_model_file(path, model, name="tiny", options={}, normalizer=Normalizer.identity())
+    with pytest.raises(ModelFileError, match=r"diverged.safetensors: the weights are not finite numbers \(.* holds NaN"):
+        load_model_file(path)
+
+
 def test_a_header_asking_for_a_bigger_network_than_its_weights_is_refused_before_building_it(tmp_path, monkeypatch):
     """The options in a header built the network before its weights were compared: a 1 KB edit (fc 8000)
     could allocate gigabytes.  The shapes are now compared on the meta device first."""

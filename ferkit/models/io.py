@@ -163,6 +163,10 @@ def load_model_file(path: str | Path) -> LoadedModel:
     if not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
         raise ModelFileError(f"{path}: bad model header (classes {classes!r}: distinct names)")
     state = network_weights(tensors)
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if broken is not None:  # a run that diverged: every answer would be NaN, said far from the cause
+        raise ModelFileError(f"{path}: the weights are not finite numbers ({broken} holds NaN or infinity); the "
+                             "run that made them diverged")
     _check_shapes_first(header["name"], len(classes), options, state, path)
     try:
         model = create_model(header["name"], num_classes=len(classes), **options)
