@@ -476,3 +476,16 @@ def test_every_module_that_registers_an_architecture_is_imported_by_the_zoo():
     imported = {alias.name for node in ast.parse((folder / "__init__.py").read_text()).body
                 if isinstance(node, ast.ImportFrom) and node.module is None for alias in node.names}
     assert registering and registering <= imported, registering - imported
+
+
+def test_a_folder_that_is_no_run_is_named_as_such(tmp_path):
+    """A dataset folder given as --model was "a run directory with no best.safetensors yet"."""
+    from ferkit.models.hub import load_model
+
+    (tmp_path / "ds" / "train").mkdir(parents=True)
+    with pytest.raises(ModelFileError, match="a folder that is no training run"):
+        load_model(str(tmp_path / "ds"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(ModelFileError, match="run directory has no best.safetensors yet"):
+        load_model(str(tmp_path / "run"))

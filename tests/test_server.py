@@ -553,6 +553,8 @@ def test_serve_verb_reports_a_missing_model_in_one_line(tmp_path, capsys):
 def test_serve_verb_refuses_bad_options(tiny_model_file, capsys):
     assert cli_main(["serve", "--model", str(tiny_model_file), "--max-upload-mb", "0"]) == 2
     assert "--max-upload-mb" in capsys.readouterr().err
+    assert cli_main(["serve", "--model", str(tiny_model_file), "--max-upload-mb", "1e-300"]) == 2  # every upload 413
+    assert "--max-upload-mb" in capsys.readouterr().err
     assert cli_main(["serve", "--model", str(tiny_model_file), "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
     assert cli_main(["serve", "--model", str(tiny_model_file), "--detector", "crystal-ball"]) == 2

@@ -53,8 +53,8 @@ def serve_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     if args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
-    if not args.max_upload_mb > 0:
-        raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    if not 0.001 <= args.max_upload_mb <= 1024:  # below 1 KB no picture fits; NaN and inf fail this too
+        raise UsageError(f"--max-upload-mb must be between 0.001 (1 KB) and 1024, got {args.max_upload_mb:g}")
     listening = _listen(args.host, args.port)  # a taken port or unknown host fails before the model loads
     from ..vision.recognizer import EmotionRecognizer
 

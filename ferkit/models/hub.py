@@ -68,7 +68,10 @@ def model_path(spec: str | Path | None = None) -> Path:
     if path.is_dir():
         best = path / "best.safetensors"
         if not best.exists():
-            raise ModelFileError(f"{path}: run directory has no best.safetensors yet")
+            what = ("run directory has no best.safetensors yet" if (path / "config.json").exists() or
+                    (path / "last.pt").exists() else "a folder that is no training run (no best.safetensors, "
+                    "no config.json)")
+            raise ModelFileError(f"{path}: {what}")
         return best
     if not path.exists():
         names = ", ".join([*SHIPPED, *SHIPPED_ENSEMBLES])
