@@ -577,6 +577,18 @@ def test_a_resumed_run_says_when_its_teacher_has_changed(fer_root, tmp_path):
     assert any("the teacher" in m and "has changed since this run started" in m for m in messages)
 
 
+def test_settings_that_do_nothing_with_the_others_are_said():
+    """Momentum with Adam, a plateau patience on a cosine schedule... were taken and ignored in silence."""
+    config = TrainConfig(optimizer="adam", momentum=0.5, schedule="cosine", plateau_patience=5, distill_weight=0.9,
+                         mix_prob=0.3, val_split="none", early_stopping=4)
+    assert config.unused_settings() == [
+        "--distill-weight has no effect without --distill", "--plateau-patience has no effect with --schedule cosine",
+        "--mix-prob has no effect without --mixup or --cutmix", "--momentum has no effect with --optimizer adam",
+        "--early-stopping has no effect with --val-split none"]
+    assert TrainConfig().unused_settings() == []
+    assert TrainConfig(schedule="plateau", plateau_patience=5, optimizer="sgd", momentum=0.8).unused_settings() == []
+
+
 def test_val_split_publictest_on_data_without_it_is_refused(tmp_path):
     """It trained on without validation, with only a note, and kept the last epoch."""
     from ferkit.training.loop import TrainingError

@@ -166,6 +166,25 @@ class TrainConfig:
                 raise ValueError(f"bad augment settings ({exc})") from None
         return cls(**values)
 
+    def unused_settings(self) -> list[str]:
+        """Settings changed from their default that do nothing with the others (momentum for Adam, a plateau
+        patience on a cosine schedule...): said at the start of a run rather than ignored in silence."""
+        default = TrainConfig()
+        changed = {f.name for f in fields(self) if f.name != "augment" and getattr(self, f.name) != getattr(default, f.name)}
+        rules = [
+            (("distill_mode", "distill_weight", "distill_temperature"), not self.distill, "without --distill"),
+            (("plateau_patience", "plateau_factor"), self.schedule != "plateau", f"with --schedule {self.schedule}"),
+            (("mix_prob",), not (self.mixup or self.cutmix), "without --mixup or --cutmix"),
+            (("center_lr",), not self.center_loss, "without --center-loss"),
+            (("unfreeze_lr_factor",), not self.unfreeze_epoch, "without --unfreeze-epoch"),
+            (("momentum", "nesterov"), self.optimizer != "sgd", f"with --optimizer {self.optimizer}"),
+            (("early_stopping", "limit_val"), self.val_split == "none", "with --val-split none"),
+            (("warmup_epochs",), self.schedule in ("constant", "plateau"), f"with --schedule {self.schedule}"),
+            (("min_lr",), self.schedule in ("constant", "onecycle"), f"with --schedule {self.schedule}"),
+        ]
+        return [f"--{name.replace('_', '-')} has no effect {why}"
+                for names, idle, why in rules if idle for name in names if name in changed]
+
     def input_size(self) -> int:
         """The side of the faces the network takes (its registered size, or ``input_size=`` among its options)."""
         from ..models import model_info

@@ -440,6 +440,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     say(f"{config.model}: {count_parameters(model):,} parameters, input {input_size}px; "
         f"{len(train_labels):,} training faces, {0 if val_labels is None else len(val_labels):,} validation; "
         f"{steps_per_epoch} steps/epoch; {world} process(es), {torch.get_num_threads()} threads each")
+    for unused in config.unused_settings():
+        say(f"note: {unused}")
 
     # ---------------------------------------------------------------- epochs
     train_model: nn.Module | None = None
