@@ -249,6 +249,8 @@ def predict_command(args: argparse.Namespace) -> int:
             raise UsageError(f"{option}: empty file name")
     if args.resume and not args.csv:
         raise UsageError("--resume continues the rows of a --csv FILE: give --csv")
+    if args.no_detect and args.detector not in ("auto", "none"):  # one of the two would be ignored
+        raise UsageError(f"--no-detect and --detector {args.detector} contradict each other: give one")
     from ..vision.recognizer import EmotionRecognizer
     from ..vision.sources import expand_sources
 
