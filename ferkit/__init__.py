@@ -1,7 +1,10 @@
 """ferkit: facial expression recognition on FER2013 and in the wild.
 
 Imports flow one way: ``app`` -> ``vision``/``explain``/``evaluation``/``training``
--> ``models``/``data``.  The package root only re-exports the public API lazily so
+-> ``models`` -> ``data``, and every layer may use the leaf modules beside this file, which import
+nothing of ferkit's (``atomic``: file writes; ``options``: config fields; ``tta``, ``detectors``,
+``backend_names``: the names the command line lists without loading torch or OpenCV; tests/test_layers.py
+checks it all).  The package root only re-exports the public API lazily so
 that ``import ferkit`` stays cheap (no torch import until it is needed).
 """
 from __future__ import annotations

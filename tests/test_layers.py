@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ferkit"
-LEAVES = {"atomic", "detectors", "options", "tta"}
+LEAVES = {"atomic", "backend_names", "detectors", "options", "tta"}
 RANK = {**{name: 0 for name in LEAVES}, "data": 1, "models": 2, "vision": 3, "explain": 3, "evaluation": 3,
         "training": 3, "app": 4}
 

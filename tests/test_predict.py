@@ -700,12 +700,17 @@ def test_a_model_giving_nan_is_an_error_row_not_bad_json(capsys, photo, tmp_path
     model = create_model("tiny")
     with torch.no_grad():
         for p in model.parameters():
-            p.fill_(float("nan"))
+            p.fill_(1e38)  # finite weights whose sums overflow: inf - inf is NaN
     save_model_file(tmp_path / "nan.safetensors", model, name="tiny", options={}, normalizer=Normalizer.identity())
     status, out, err = run(capsys, "predict", photo, "--model", tmp_path / "nan.safetensors", "--detector", "haar",
                            "--json")
     rows = json.loads(out)  # strict JSON: a bare NaN would not parse
     assert status == 1 and len(rows) == 1 and "non-finite" in rows[0]["error"]
+    with torch.no_grad():  # NaN weights themselves (a diverged run) are refused when the model loads
+        next(model.parameters()).fill_(float("nan"))
+    save_model_file(tmp_path / "nan.safetensors", model, name="tiny", options={}, normalizer=Normalizer.identity())
+    status, out, err = run(capsys, "predict", photo, "--model", tmp_path / "nan.safetensors", "--json")
+    assert status == 2 and "the weights are not finite numbers" in err and out == ""
 
 
 # ----------------------------------------------------------------------------- --csv and --resume

@@ -147,6 +147,6 @@ def test_rank_zero_alone_logs_and_writes(ddp_job):
     for name in "ab":
         files = {p.name for p in (base / name).iterdir()}
         assert files == {"config.json", "last.pt", "best.safetensors", "history.csv", "history.json",
-                         "curves.png", "summary.json"}
+                         "curves.png", "summary.json", ".lock"}
     frozen_run = load_checkpoint(base / "b" / "last.pt")
     assert frozen_run["center_loss"]["centers"].abs().sum() > 0 and "ema" in frozen_run

@@ -322,7 +322,8 @@ def _folder_layout(root: Path) -> _Layout:
     split_dirs = [d for d in children if _normalise(d.name) in _FOLDER_TO_SPLIT]
     class_dirs = [d for d in children if class_index(d.name) is not None]
     # Pictures beside the class folders have no class: said, so that they do not vanish without a word.
-    loose = [name for folder in [root, *(split_dirs if not class_dirs else [])] for name in _pictures_in(folder)]
+    loose = [name for folder in [root, *(split_dirs if not class_dirs else [])] for name in _pictures_in(folder)] \
+        if split_dirs or class_dirs else []  # (not in a folder that is no dataset: that error comes below)
     if loose:
         warnings.warn(f"{root}: {len(loose)} picture(s) outside the class folders not read (they have no class), e.g. "
                       f"{loose[0]}", stacklevel=3)

@@ -246,7 +246,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     # Checked before the data and a teacher are read, which can take minutes.
     check_folder_path(out)
     data_root = Path(config.data).expanduser().resolve()
-    if data_root.is_dir() and (out.resolve() == data_root or data_root in out.resolve().parents):
+    if str(config.data).strip() and data_root.is_dir() and (out.resolve() == data_root or data_root in out.resolve().parents):
         # curves.png would be read as a picture of the dataset next time, and the run's files listed as its problems
         raise TrainingError(f"--out {out}: inside the dataset {config.data}; write the run elsewhere")
     if config.pretrained and state is None and not Path(config.pretrained).exists():
