@@ -106,7 +106,10 @@ class FolderLock:
     def acquire(self) -> None:
         if self._handle is not None or fcntl is None or not self.path.parent.is_dir():
             return
-        handle = open(self.path, "a+b")
+        try:
+            handle = open(self.path, "a+b")
+        except OSError:  # a folder we may not write: the run's own writes will say so, in their words
+            return
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -115,6 +118,9 @@ class FolderLock:
             handle.close()
             raise BlockingIOError(errno.EWOULDBLOCK, f"in use by another process (pid {holder})",
                                   str(self.path.parent)) from None
+        except OSError:  # a file system without locks (some network mounts): the run goes on unlocked
+            handle.close()
+            return
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()).encode())

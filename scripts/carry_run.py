@@ -81,7 +81,8 @@ def best_so_far(run: Path, dest: Path, config: dict):
             loaded.append(load_model_file(path))
         except ModelFileError as exc:
             raise CheckpointError(str(exc)) from None
-    return max(loaded, key=lambda m: float(m.meta.get("val_acc", -1.0)))
+    # (val_acc is null for a run without validation: every candidate then counts alike)
+    return max(loaded, key=lambda m: -1.0 if m.meta.get("val_acc") is None else float(m.meta["val_acc"]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -426,6 +426,34 @@ def test_ctrl_c_marks_the_sources_not_finished(capsys, tiny_model_file, photo, t
     assert all("interrupted" in r["error"] for r in rows[2:])
 
 
+def test_ctrl_c_between_two_sources_still_gives_every_source_its_rows(capsys, tiny_model_file, photo, tmp_path,
+                                                                      monkeypatch):
+    """An interrupt that landed outside a source's own work (as its rows were flushed) left the sources after
+    it with no row at all, and the CSV's summary line was not printed."""
+    from ferkit.app.csv_rows import CsvRows
+
+    real_done = CsvRows.source_done
+    calls = []
+
+    def interrupted_once(self):
+        real_done(self)
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(CsvRows, "source_done", interrupted_once)
+    others = [tmp_path / f"copy{i}.jpg" for i in range(2)]
+    for other in others:
+        other.write_bytes(photo.read_bytes())
+    status, _, err = run(capsys, "predict", photo, *others, "--model", tiny_model_file, "--detector", "haar",
+                         "--csv", tmp_path / "rows.csv")
+    assert status == 130 and "2 of 3 source(s) not finished" in err and "wrote 4 rows for 3 source(s)" in err
+    with open(tmp_path / "rows.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["two.jpg", "two.jpg", "copy0.jpg", "copy1.jpg"]
+    assert [bool(r["error"]) for r in rows] == [False, False, True, True]
+
+
 def test_ctrl_c_in_a_video_keeps_its_annotated_frames(capsys, tiny_model_file, tmp_path, monkeypatch):
     """The annotated copy of a video interrupted by Ctrl+C was once thrown away, though its rows were kept."""
     from ferkit.vision.recognizer import EmotionRecognizer
@@ -891,6 +919,6 @@ def test_auto_detection_says_when_it_falls_back_to_haar(capsys, tiny_model_file,
     monkeypatch.setattr(retinaface, "available", lambda: False)
     status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--json")
     assert status == 0 and json.loads(out)
-    assert err.count("detector: haar (RetinaFace, which finds more faces, is not installed") == 1
+    assert err.count("detector: haar (RetinaFace, which finds more faces, needs onnxruntime") == 1
     status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--json")
     assert status == 0 and "detector:" not in err

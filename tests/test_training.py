@@ -1218,6 +1218,11 @@ def test_a_loaded_config_lives_where_its_file_is(finished_run, tmp_path, monkeyp
     assert loaded.out == str(Path("elsewhere/run"))
     summary = train(loaded, resume=True, log=lambda message: None)
     assert Path(summary["run"]).resolve() == copy.resolve() and not (tmp_path / "run").exists()
+    # A config file kept elsewhere (a template, benchmarks/histories/NAME.config.json) keeps its own out.
+    template = tmp_path / "templates" / "vgg.config.json"
+    template.parent.mkdir()
+    template.write_text((copy / "config.json").read_text())
+    assert TrainConfig.load(template).out == json.loads(template.read_text())["out"]
 
 
 def test_a_run_folder_in_use_is_not_trained_by_a_second_process(finished_run, tmp_path, capsys):
@@ -1243,6 +1248,21 @@ def test_a_run_folder_in_use_is_not_trained_by_a_second_process(finished_run, tm
                              f"FolderLock({str(copy)!r}).acquire(); os._exit(9)"], cwd=REPO)
     assert killed.returncode == 9
     FolderLock(copy).acquire()  # not left locked by the killed process
+
+
+def test_a_file_system_without_locks_trains_unlocked(tmp_path, monkeypatch):
+    """flock fails with ENOLCK / EOPNOTSUPP on some network mounts: that is no reason to refuse a run."""
+    import errno
+
+    import ferkit.atomic as atomic
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(atomic.fcntl, "flock", no_locks)
+    lock = atomic.FolderLock(tmp_path)
+    lock.acquire()
+    lock.release()
 
 
 def test_resume_of_nothing_and_bad_config_file(tmp_path, capsys):

@@ -632,7 +632,7 @@ def test_retinaface_gives_landmarks_inside_the_box(tiny_model_file):
         assert left_eye[0] < right_eye[0] and left_eye[1] < det.landmarks[3, 1]  # eyes above the mouth
 
 
-@pytest.mark.parametrize("degrees", [0, 20, -40, 50, 60, -75, 90, -90, 120])
+@pytest.mark.parametrize("degrees", [0, 20, -40, 50, 60, -75, 90, -90, 120, 150, -160, 180])
 def test_a_face_turned_past_45_degrees_is_aligned_when_its_mouth_agrees(degrees):
     """Landmarks of a frontal face turned in the picture (listed as a detector lists them: the eye on the
     picture's left first) give the turn, also past 45 degrees, where alignment used to stop; a

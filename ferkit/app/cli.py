@@ -106,12 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                                            "folders, optionally under split folders), framed as FER2013 frames "
                                            "faces, and write it as a 48x48 gray PNG under OUT with the same folders "
                                            "and names, so that ferkit train and evaluate read the faces alone. "
-                                           "Pictures without a face give their central square; unreadable ones "
-                                           "are listed and the rest go on.")
+                                           "Pictures without a face give their central square (with --detector "
+                                           "none, every picture is taken whole, as train reads it); unreadable "
+                                           "ones are listed and the rest go on.")
     crop.add_argument("path", help="a dataset root (train/, test/) or a folder of class folders")
     crop.add_argument("out", help="folder to write the faces into (the same layout)")
     crop.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
-                      help="face detector (default auto: RetinaFace when installed, else Haar); none = central squares")
+                      help="face detector (default auto: RetinaFace when installed, else Haar); none = whole pictures, resized")
     crop.set_defaults(run=commands.data_crop)
 
     models = sub.add_parser("models", help="list the model zoo with parameter counts")

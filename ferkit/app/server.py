@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -333,8 +334,11 @@ def _decode(data: bytes) -> tuple[Any, float]:
     from ..data.images import READABLE_FORMATS, ImageDecodeError, read_image_scaled, starts_like_a_picture
 
     try:
-        # Only the header is parsed here; this tells "not an image" from "a damaged image".
-        Image.open(io.BytesIO(data), formats=READABLE_FORMATS).close()
+        # Only the header is parsed here; this tells "not an image" from "a damaged image". (Pillow's
+        # bomb warning is about a size read_image_scaled decodes smaller or refuses.)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.open(io.BytesIO(data), formats=READABLE_FORMATS).close()
     except UnidentifiedImageError:
         if starts_like_a_picture(data):  # the first bytes of a format ferkit reads, cut short in its header
             raise ApiError(400, "cannot decode the image: truncated or damaged in its header") from None

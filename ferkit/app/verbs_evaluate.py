@@ -319,8 +319,9 @@ def explain_command(args: argparse.Namespace) -> int:
         message = str(exc)
         named = message.startswith(f"{args.image}:")  # read_image's errors name the problem, not the file
         raise ImageDecodeError(message if named else f"{args.image}: {message}") from None
+    # min_face is in the file's pixels, as predict takes it (its face numbers are the ones --face counts)
     face, note = _face_from_image(image, args.detector, args.face, scale, align=not args.no_align,
-                                  min_face=args.min_face, max_side=args.detect_size)
+                                  min_face=max(1, round(args.min_face * scale)), max_side=args.detect_size)
     # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
     result = explain_faces(loaded, face, args.method, target=target, layer=args.layer, tta=resolve_tta(args.tta))
     predicted, explained, probs = int(result.predicted[0]), int(result.targets[0]), result.probs[0]

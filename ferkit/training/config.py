@@ -290,14 +290,17 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainConfig":
-        """The config saved at ``path``; its ``out`` is the folder that holds it, where the run is now (it
-        may have been moved or carried, and its saved ``out`` may be relative to another working folder)."""
+        """The config saved at ``path``. A run's own ``config.json`` (a ``last.pt`` beside it) gets the folder
+        that holds it as ``out``: the run is there now (it may have been moved or carried, and its saved
+        ``out`` may be relative to another working folder). Any other config file keeps its ``out``."""
         path = Path(path).expanduser()
         try:
             config = cls.from_dict(json.loads(path.read_text()))
         except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, wrong keys or wrong shape
             raise ValueError(f"{path}: not a valid ferkit training configuration ({exc})") from None
-        return config.replace(out=str(path.parent))
+        if path.name == "config.json" and (path.parent / "last.pt").is_file():
+            config = config.replace(out=str(path.parent))
+        return config
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

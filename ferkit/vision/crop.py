@@ -34,6 +34,9 @@ def faces_in_order(detections: list[Detection], width: int, height: int, min_fac
     return sorted(found, key=lambda d: (d.box[0], d.box[1]))
 
 
+CROP_VERSION = 2  # raised whenever the same settings cut faces out differently (part of the dataset cache's key)
+
+
 @dataclass(frozen=True)
 class Framing:
     scale: float = 1.0  # crop side / box side (max of w, h)
@@ -69,23 +72,24 @@ def eye_angle(landmarks: np.ndarray | None) -> float:
     if landmarks is None or len(landmarks) < 2:
         return 0.0
     (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
-    angle = math.atan2(ry - ly, rx - lx)
-    if abs(angle) < math.pi / 4:
-        return angle
-    # Past 45 degrees (a photo taken sideways, held at a slant) the angle is trusted when the mouth sits
-    # below the eyes as in a frontal face (0.5-2.5 eye distances below, and between them); a profile's landmarks do not (it was
-    # not aligned at all past 45 degrees, and read worse: helper audit, portraits.jpg turned 60-90 degrees).
-    # The detector lists the eye on the picture's left first, so a face turned about 90 degrees comes
-    # with its eyes in either order: the mouth says which way is down.
+    eye_line = math.atan2(ry - ly, rx - lx)
+    small_turn = eye_line if abs(eye_line) < math.pi / 4 else 0.0  # what the eyes alone are trusted for
     if len(landmarks) < 5:
-        return 0.0
+        return small_turn
+    # With the mouth, any turn (a photo taken sideways, a face upside down) is trusted when the mouth sits
+    # below the eyes as in a frontal face: 0.5-2.5 eye distances below them, and between them. A profile's
+    # landmarks are not (faces past 45 degrees were not aligned at all, and read worse: helper audit,
+    # portraits.jpg turned 60-90 degrees). The detector lists the eye on the picture's left first, so a face
+    # turned 90 degrees or more comes with its eyes swapped: the mouth says which way is down.
     eye_gap = math.hypot(rx - lx, ry - ly)
     dx, dy = (landmarks[3] + landmarks[4]) / 2 - (landmarks[0] + landmarks[1]) / 2
-    down = -dx * math.sin(angle) + dy * math.cos(angle)  # along the eye line turned 90 degrees (y points down)
-    along = dx * math.cos(angle) + dy * math.sin(angle)  # a frontal mouth is between the eyes, more or less
+    down = -dx * math.sin(eye_line) + dy * math.cos(eye_line)  # along the eye line turned 90 degrees (y points down)
+    along = dx * math.cos(eye_line) + dy * math.sin(eye_line)  # a frontal mouth is between the eyes, more or less
+    angle = eye_line
     if down < 0:
-        angle, down = angle - math.copysign(math.pi, angle), -down
-    return angle if 0.5 * eye_gap <= down <= 2.5 * eye_gap and abs(along) <= 0.5 * eye_gap else 0.0
+        angle, down = eye_line - math.copysign(math.pi, eye_line), -down
+    frontal = 0.5 * eye_gap <= down <= 2.5 * eye_gap and abs(along) <= 0.5 * eye_gap
+    return angle if frontal else small_turn
 
 
 def crop_face(gray: np.ndarray, det: Detection, framing: Framing = Framing(), *, align: bool = True,
@@ -172,7 +176,9 @@ class LargestFaceCropper:
         # Sizes only when not the defaults, so that caches made before they were options stay valid.
         sizes = ("" if (self.min_face, self.max_side) == (20, None)
                  else f"|min_face={self.min_face}|max_side={self.max_side}")
-        return f"largest-face|{name}|align={self.align}|{FRAMINGS.get(name, Framing())}{sizes}"
+        # CROP_VERSION: the crops of the same settings changed (faces turned past 45 degrees aligned, straddling
+        # boxes dropped), so caches of the old ones are not served.
+        return f"largest-face|{name}|align={self.align}|{FRAMINGS.get(name, Framing())}{sizes}|v{CROP_VERSION}"
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """The faces the detector finds whose side inside the picture is at least ``min_face``, left
