@@ -252,6 +252,18 @@ def test_explain_cli(tmp_path, tiny_model_file, capsys):
             assert pictures[a].shape != pictures[b].shape or np.abs(pictures[a] - pictures[b]).mean() > 1, (a, b)
 
 
+def test_explain_on_a_video_says_it_takes_a_picture(tmp_path, tiny_model_file, capsys):
+    """It said "not an image or unsupported format" of a video file."""
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for _ in range(3):
+        writer.write(np.full((64, 64, 3), 120, np.uint8))
+    writer.release()
+    code = main(["explain", str(clip), "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "clip.avi: a video; explain takes one picture" in err
+
+
 def test_explain_cli_predicts_what_predict_does(tmp_path, capsys):
     """explain's "predicted X (P%)" is predict's answer for the same face (ten-crop by default), and
     the map explains that class; ``--tta none`` gives the centre view's."""

@@ -316,6 +316,11 @@ def explain_command(args: argparse.Namespace) -> int:
     try:
         image, scale = read_image_scaled(args.image)
     except ImageDecodeError as exc:
+        from ..vision.sources import VIDEO_EXTENSIONS
+
+        if Path(args.image).suffix.lower() in VIDEO_EXTENSIONS and Path(args.image).is_file():
+            raise UsageError(f"{args.image}: a video; explain takes one picture (save the frame to explain as "
+                             "an image first)") from None
         message = str(exc)
         named = message.startswith(f"{args.image}:")  # read_image's errors name the problem, not the file
         raise ImageDecodeError(message if named else f"{args.image}: {message}") from None
