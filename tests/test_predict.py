@@ -489,6 +489,8 @@ def test_writing_where_a_folder_is_in_the_way_is_a_one_line_error(capsys, tiny_m
     assert status == 2 and "file: a file, not a folder" in err and out == ""
     status, _, err = run(capsys, "demo", "--out", "", "--model", tiny_model_file)
     assert status == 2 and "--out is empty" in err
+    status, _, err = run(capsys, "demo", "--out", tmp_path / "demo", "--model", tmp_path / "missing.safetensors")
+    assert status == 2 and not (tmp_path / "demo").exists()  # no empty folder left by a model that did not load
     status, _, err = run(capsys, "predict", photo, "--model", tiny_model_file, "--detector", "haar", "--no-detect")
     assert status == 2 and "--no-detect and --detector haar contradict each other" in err
 

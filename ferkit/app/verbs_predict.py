@@ -658,12 +658,18 @@ def demo_command(args: argparse.Namespace) -> int:
     if not str(args.out).strip():  # Path("") is the current folder: never written into unasked
         raise UsageError("--out is empty: give the folder to write demo.jpg and demo.csv into")
     out = Path(args.out).expanduser()
+    made = not out.exists()
     make_folder(out)  # here, so a file in the way is named as --out's problem, not as an inner --csv's
     partial_path(out / "demo.csv").unlink(missing_ok=True)  # a killed demo's rows: made again in a second
     ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
                             tta="auto", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
                             no_align=False, json=False, csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"),
                             show=False, resume=False, every=1, max_frames=None, no_progress=True)
-    status = predict_command(ns)
+    try:
+        status = predict_command(ns)
+    except BaseException:  # a model that will not load: no empty folder left behind
+        if made and not any(out.iterdir()):
+            out.rmdir()
+        raise
     print(f"annotated picture: {out / 'demo.jpg'}; rows: {out / 'demo.csv'}")
     return status
