@@ -401,6 +401,17 @@ def test_a_source_whose_annotation_cannot_be_written_is_an_error_row(capsys, tin
     assert (out_dir / "again.annotated.jpg").is_file()
 
 
+def _predict_three_to_csv(capsys, model_file, photo, tmp_path) -> tuple[int, str, list[dict]]:
+    """`predict` of the photo and two copies of it into rows.csv: the exit status, stderr and the rows."""
+    others = [tmp_path / f"copy{i}.jpg" for i in range(2)]
+    for other in others:
+        other.write_bytes(photo.read_bytes())
+    status, _, err = run(capsys, "predict", photo, *others, "--model", model_file, "--detector", "haar",
+                         "--csv", tmp_path / "rows.csv")
+    with open(tmp_path / "rows.csv", newline="") as f:
+        return status, err, list(csv.DictReader(f))
+
+
 def test_ctrl_c_marks_the_sources_not_finished(capsys, tiny_model_file, photo, tmp_path, monkeypatch):
     from ferkit.vision.recognizer import EmotionRecognizer
 
@@ -414,14 +425,8 @@ def test_ctrl_c_marks_the_sources_not_finished(capsys, tiny_model_file, photo, t
         yield from original(self, item, every)
 
     monkeypatch.setattr(EmotionRecognizer, "iter_item", interrupt_second)
-    others = [tmp_path / f"copy{i}.jpg" for i in range(2)]
-    for other in others:
-        other.write_bytes(photo.read_bytes())
-    status, _, err = run(capsys, "predict", photo, *others, "--model", tiny_model_file, "--detector", "haar",
-                         "--csv", tmp_path / "rows.csv")
+    status, err, rows = _predict_three_to_csv(capsys, tiny_model_file, photo, tmp_path)
     assert status == 130 and "2 of 3 source(s) not finished" in err and "failed" not in err  # exit 1 said "failed"
-    with open(tmp_path / "rows.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
     assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["two.jpg", "two.jpg", "copy0.jpg", "copy1.jpg"]
     assert all("interrupted" in r["error"] for r in rows[2:])
 
@@ -442,14 +447,8 @@ def test_ctrl_c_between_two_sources_still_gives_every_source_its_rows(capsys, ti
             raise KeyboardInterrupt
 
     monkeypatch.setattr(CsvRows, "source_done", interrupted_once)
-    others = [tmp_path / f"copy{i}.jpg" for i in range(2)]
-    for other in others:
-        other.write_bytes(photo.read_bytes())
-    status, _, err = run(capsys, "predict", photo, *others, "--model", tiny_model_file, "--detector", "haar",
-                         "--csv", tmp_path / "rows.csv")
+    status, err, rows = _predict_three_to_csv(capsys, tiny_model_file, photo, tmp_path)
     assert status == 130 and "2 of 3 source(s) not finished" in err and "wrote 4 rows for 3 source(s)" in err
-    with open(tmp_path / "rows.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
     assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["two.jpg", "two.jpg", "copy0.jpg", "copy1.jpg"]
     assert [bool(r["error"]) for r in rows] == [False, False, True, True]
 

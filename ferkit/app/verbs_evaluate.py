@@ -301,6 +301,7 @@ def explain_command(args: argparse.Namespace) -> int:
     from ..explain.faces import class_of, explain_faces
     from ..explain.render import picture_format, save_explanation
     from ..models.hub import load_model
+    from ..vision.crop import min_face_at
     from ..vision.detect import check_detection_sizes
 
     picture_format(args.out)  # a suffix it cannot write fails before the work
@@ -326,7 +327,7 @@ def explain_command(args: argparse.Namespace) -> int:
         raise ImageDecodeError(message if named else f"{args.image}: {message}") from None
     # min_face is in the file's pixels, as predict takes it (its face numbers are the ones --face counts)
     face, note = _face_from_image(image, args.detector, args.face, scale, align=not args.no_align,
-                                  min_face=max(1, round(args.min_face * scale)), max_side=args.detect_size)
+                                  min_face=min_face_at(args.min_face, scale), max_side=args.detect_size)
     # The prediction is the one ``predict`` gives (same views); by default the map explains that class.
     result = explain_faces(loaded, face, args.method, target=target, layer=args.layer, tta=resolve_tta(args.tta))
     predicted, explained, probs = int(result.predicted[0]), int(result.targets[0]), result.probs[0]

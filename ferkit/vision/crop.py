@@ -27,6 +27,11 @@ def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[i
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
+def min_face_at(min_face: int, scale: float) -> int:
+    """``min_face`` (in a file's pixels) in an image decoded at ``scale`` of the file's size."""
+    return max(1, round(min_face * scale))
+
+
 def faces_in_order(detections: list[Detection], width: int, height: int, min_face: int) -> list[Detection]:
     """The detections at least ``min_face`` pixels on a side inside the picture, left to right:
     how ``predict`` numbers faces (its ``face`` column) and ``explain --face`` counts them."""

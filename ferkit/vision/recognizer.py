@@ -26,7 +26,7 @@ from ..data.images import (FACE_SIZE, ImageDecodeError, as_face_crops, normalise
                            read_image_scaled, starts_like_a_picture, to_gray)
 from ..detectors import DETECTOR_CHOICES
 from ..tta import resolve_tta
-from .crop import FRAMINGS, Framing, clip_box, crop_faces, faces_in_order
+from .crop import FRAMINGS, Framing, clip_box, crop_faces, faces_in_order, min_face_at
 from .detect import Detection, DetectorError, check_detection_sizes, create_detector
 from .rows import Rows, face_row
 from .sources import SourceError, SourceItem, VideoReader, check_every, expand_sources, is_camera
@@ -211,7 +211,7 @@ class EmotionRecognizer:
         # small, and re-cropping one would frame it twice), as LargestFaceCropper takes it too.
         if self.detector is None or (height, width) == (FACE_SIZE, FACE_SIZE):
             return [Detection((0, 0, width, height))]
-        min_face = max(1, round(self.min_face * scale))
+        min_face = min_face_at(self.min_face, scale)
         if min(height, width) < min_face:  # no face of the smallest size fits in the picture
             return []
         # The detector's own min_face unless the image was decoded smaller (a detector of one's own may
