@@ -311,6 +311,7 @@ def test_explain_cli_bad_input(tmp_path, tiny_model_file, capsys):
         (["--method", "guided-backprop", "--layer", "features.0"], "drop --layer"),
         (["--model", f"{tiny_model_file}+{tiny_model_file}"], "one model, not an ensemble"),
         (["--out", str(tmp_path / "x.gif")], "x.gif: cannot write a .gif picture"),
+        (["--detector", "none", "--detect-size", "320"], "--detect-size acts only with a face detector"),
     ]
     for extra, message in cases:
         code = main(["explain", face, "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png"), *extra])
@@ -353,6 +354,10 @@ def test_visualize_filters_cli(tmp_path, tiny_model_file, fer_root, capsys):
                      str(tmp_path / "c.png"), *extra])
         err = capsys.readouterr().err
         assert code == 2 and "layer 'classifier' does not produce N x C x H x W feature maps" in err, err
+    # Options that choose the ranking faces do nothing without --data: refused, not ignored.
+    code = main(["visualize-filters", "--model", str(tiny_model_file), "--split", "training", "--out",
+                 str(tmp_path / "s.png")])
+    assert code == 2 and "--split acts only with --data" in capsys.readouterr().err
 
 
 def test_filters_of_a_transfer_backbone_are_visualised_on_gray_inputs():

@@ -494,6 +494,20 @@ def test_writing_where_a_folder_is_in_the_way_is_a_one_line_error(capsys, tiny_m
     assert status == 2 and "--no-detect and --detector haar contradict each other" in err
 
 
+def test_options_that_would_do_nothing_are_refused_not_ignored(capsys, photo, tmp_path, tiny_model_file):
+    """An option the command would ignore lets the user believe it was applied: it is refused, naming it."""
+    for off in (["--no-detect"], ["--detector", "none"]):
+        status, out, err = run(capsys, "predict", photo, "--model", tiny_model_file, *off, "--min-face", "40",
+                               "--no-align", "--json")
+        assert status == 2 and out == "" and "--min-face and --no-align act only with a face detector" in err, err
+    status, out, _ = run(capsys, "predict", photo, "--model", tiny_model_file, "--no-detect", "--min-face", "20",
+                         "--json")
+    assert status == 0 and len(json.loads(out)) == 1  # the default value is no request
+    for extra in (["--data", tmp_path], ["--skip-bad"], ["--detector", "haar"]):
+        status, _, err = run(capsys, "export", "--model", tiny_model_file, "--out", tmp_path / "m.onnx", *extra)
+        assert status == 2 and f"{extra[0]} acts only with --int8" in err and not (tmp_path / "m.onnx").exists()
+
+
 def test_a_model_for_other_classes_is_refused_in_one_line(capsys, photo, tmp_path):
     from ferkit.data.preprocess import Normalizer
     from ferkit.models import create_model

@@ -48,6 +48,16 @@ def single_model(spec: str, verb: str) -> str:
     return spec
 
 
+def refuse_idle(given: dict[str, bool], needed: str) -> None:
+    """Refuse options that act only with ``needed`` when it is absent: an option the command
+    would ignore without a word lets a user believe it was applied.  ``given``: flag -> set."""
+    idle = [flag for flag, is_set in given.items() if is_set]
+    if idle:
+        it = "it" if len(idle) == 1 else "them"
+        raise UsageError(f"{' and '.join(idle)} {'acts' if len(idle) == 1 else 'act'} only with {needed}: "
+                         f"add that, or leave {it} out")
+
+
 def option_error(exc: ValueError) -> ValueError:
     """The Python API names its arguments (``min_face=0: ...``), the command line its options
     (``--min-face 0: ...``): an error about a detection size as the user typed it; others as they are."""

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES, resolve_tta
-from .errors import UsageError, option_error, report_skipped, single_model
-from .verbs_predict import add_dataset_detector, add_detection_options, dataset_cropper
+from .errors import UsageError, option_error, refuse_idle, report_skipped, single_model
+from .verbs_predict import add_dataset_detector, add_detection_options, dataset_cropper, detection_options_set
 
 METHOD_CHOICES = ("gradcam", "guided-backprop", "guided-gradcam")
 
@@ -305,6 +305,8 @@ def explain_command(args: argparse.Namespace) -> int:
     from ..vision.detect import check_detection_sizes
 
     picture_format(args.out)  # a suffix it cannot write fails before the work
+    if args.detector == "none":
+        refuse_idle(detection_options_set(args), "a face detector (--detector none takes the picture as the face)")
     try:
         check_detection_sizes(args.min_face, args.detect_size)
     except ValueError as exc:
@@ -355,6 +357,9 @@ def visualize_filters_command(args: argparse.Namespace) -> int:
     if args.filters < 1 or args.steps < 1:
         raise UsageError("--filters and --steps must be at least 1")
     picture_format(args.out)
+    if not args.data:
+        refuse_idle({"--split": args.split is not None, "--skip-bad": args.skip_bad,
+                     "--detector": args.detector != "auto"}, "--data (they choose the faces that rank the filters)")
     loaded = load_model(single_model(args.model, "visualize-filters"))
     inputs = None
     ranking = "weight norm"

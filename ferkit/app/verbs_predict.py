@@ -26,7 +26,7 @@ from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
 from .csv_rows import CsvRows, finished_sources, partial_path
-from .errors import Terminated, UsageError, option_error, single_model
+from .errors import Terminated, UsageError, option_error, refuse_idle, single_model
 
 if TYPE_CHECKING:
     from ..data.fer2013 import FaceCropper
@@ -35,14 +35,22 @@ if TYPE_CHECKING:
 VIDEO_OUTPUTS = frozenset({".mp4", ".avi", ".mov", ".m4v", ".mkv"})  # what VideoAnnotator can write
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_PHOTO = ASSETS / "portraits.jpg"
+MIN_FACE = 20  # pixels of the file: smaller faces carry too little for 48x48 crops
 
 
 def add_detection_options(p: argparse.ArgumentParser) -> None:
     """How faces are found in a photo: the same options wherever a verb detects faces (predict, explain)."""
-    p.add_argument("--min-face", type=int, default=20, metavar="PIXELS", help="smallest face side (default 20)")
+    p.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PIXELS",
+                   help=f"smallest face side (default {MIN_FACE})")
     p.add_argument("--detect-size", type=int, default=None, metavar="PIXELS",
                    help="search for faces in a copy downscaled to this long side (default 1280; 320 is fast)")
     p.add_argument("--no-align", action="store_true", help="do not rotate crops to level the eyes (RetinaFace)")
+
+
+def detection_options_set(args: argparse.Namespace) -> dict[str, bool]:
+    """Which of :func:`add_detection_options`' options the user set (they act only when faces are detected)."""
+    return {"--min-face": args.min_face != MIN_FACE, "--detect-size": args.detect_size is not None,
+            "--no-align": args.no_align, "--detect-every": getattr(args, "detect_every", 1) != 1}
 
 
 def add_dataset_detector(p: argparse.ArgumentParser, verb: str) -> None:
@@ -251,6 +259,8 @@ def predict_command(args: argparse.Namespace) -> int:
         raise UsageError("--resume continues the rows of a --csv FILE: give --csv")
     if args.no_detect and args.detector not in ("auto", "none"):  # one of the two would be ignored
         raise UsageError(f"--no-detect and --detector {args.detector} contradict each other: give one")
+    if args.no_detect or args.detector == "none":
+        refuse_idle(detection_options_set(args), "a face detector (here every picture is taken as one face)")
     from ..vision.recognizer import EmotionRecognizer
     from ..vision.sources import expand_sources
 
@@ -612,8 +622,8 @@ def export_command(args: argparse.Namespace) -> int:
                              "give the float graph another name, or add --int8")
     if args.int8:
         return _export_int8(loaded, args)
-    if args.compact:
-        raise UsageError("--compact applies to int8 graphs: add --int8 --data FER2013_PATH")
+    refuse_idle({"--data": args.data is not None, "--skip-bad": args.skip_bad, "--detector": args.detector != "auto",
+                 "--compact": args.compact}, "--int8 (they make and calibrate the int8 graph)")
     if not args.out:
         raise UsageError("export needs --out FILE")
     data = export_onnx(loaded)
@@ -662,7 +672,7 @@ def demo_command(args: argparse.Namespace) -> int:
     make_folder(out)  # here, so a file in the way is named as --out's problem, not as an inner --csv's
     partial_path(out / "demo.csv").unlink(missing_ok=True)  # a killed demo's rows: made again in a second
     ns = argparse.Namespace(source=[str(DEMO_PHOTO)], model=args.model, detector=args.detector, no_detect=False,
-                            tta="auto", smooth=0.5, min_face=20, backend="auto", detect_size=None, detect_every=1,
+                            tta="auto", smooth=0.5, min_face=MIN_FACE, backend="auto", detect_size=None, detect_every=1,
                             no_align=False, json=False, csv=str(out / "demo.csv"), annotate=str(out / "demo.jpg"),
                             show=False, resume=False, every=1, max_frames=None, no_progress=True)
     try:
