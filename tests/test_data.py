@@ -374,6 +374,20 @@ def test_second_load_comes_from_cache_and_changes_invalidate_it(fer_root, monkey
     assert (third["training"].images == 7).all(axis=(1, 2)).any()
 
 
+def test_a_cache_that_cannot_be_written_is_said_once_and_costs_only_time(fer_root, tmp_path, monkeypatch):
+    """FERKIT_CACHE_DIR naming a file once made every load decode again without a word of why."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file")
+    monkeypatch.setenv("FERKIT_CACHE_DIR", str(blocker))
+    with pytest.warns(UserWarning, match=f"cache {re.escape(str(blocker))}: cannot write") as said:
+        first = load_fer2013(fer_root)
+    assert len(said) == 1 and len(first["training"]) > 0 and blocker.read_text() == "a file"
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second load decodes again, and says nothing more
+        assert np.array_equal(load_fer2013(fer_root)["training"].images, first["training"].images)
+
+
 def test_a_file_copied_over_with_its_old_date_and_size_is_read_again(fer_root):
     """The key once used size and modification time only: `cp -p` of another face kept both."""
     load_fer2013(fer_root)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 if TYPE_CHECKING:
     from .fer2013 import FER2013
@@ -21,12 +22,28 @@ import numpy as np
 
 from ..atomic import atomic_write
 
+_UNWRITABLE_SAID: set[str] = set()  # cache folders already reported as unwritable in this process
+
 # Bumped whenever what a load produces changes (2: a folder's split wins over a file name's prefix).
 _FORMAT_VERSION = "2"
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("FERKIT_CACHE_DIR") or Path.home() / ".cache" / "ferkit")
+
+
+def save_in_cache(file: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a cache entry atomically.  A cache that cannot be written (read-only, full, or
+    ``FERKIT_CACHE_DIR`` naming a file) costs only time, so the work goes on, but the user is told
+    once per folder: every run would otherwise decode or export again without a word of why."""
+    try:
+        atomic_write(file, write)
+    except OSError as exc:
+        folder = str(file.parent)
+        if folder not in _UNWRITABLE_SAID:
+            _UNWRITABLE_SAID.add(folder)
+            warnings.warn(f"cache {folder}: cannot write ({exc.strerror or exc}); going on without it, so the "
+                          "work is done again next time (FERKIT_CACHE_DIR names a writable folder)", stacklevel=2)
 
 
 # One (path, size, last change in ns) per source file.
@@ -76,11 +93,7 @@ def cached_load(signature: Signature, skip_bad: bool, load: Callable[[], "FER201
     for name, split in dataset.splits.items():
         arrays[f"{name}_images"] = split.images
         arrays[f"{name}_labels"] = split.labels
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(file, lambda out: np.savez_compressed(out, **arrays))
-    except OSError:
-        pass  # a read-only cache folder only costs speed
+    save_in_cache(file, lambda out: np.savez_compressed(out, **arrays))
     return dataset
 
 

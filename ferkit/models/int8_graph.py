@@ -73,8 +73,7 @@ def load_int8_graph(loaded: LoadedModel) -> bytes:
 
 def _restored_cached(compact: bytes, loaded: LoadedModel, where: str) -> bytes:
     """:func:`restore_weights`, through a cache keyed by the compact graph's bytes."""
-    from ..atomic import atomic_write_bytes
-    from ..data.cache import default_cache_dir
+    from ..data.cache import default_cache_dir, save_in_cache
 
     cache = default_cache_dir() / "int8" / f"{hashlib.sha256(compact).hexdigest()[:32]}.onnx"
     try:
@@ -85,10 +84,7 @@ def _restored_cached(compact: bytes, loaded: LoadedModel, where: str) -> bytes:
     except Exception:  # missing, unreadable or damaged: rebuild it
         pass
     data = restore_weights(compact, loaded, where=where)
-    try:
-        atomic_write_bytes(cache, data)
-    except OSError:  # a read-only cache only costs the rebuild next time
-        pass
+    save_in_cache(cache, lambda out: out.write(data))
     return data
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_bytes
 from ..data.augment import tta_views
-from ..data.cache import default_cache_dir
+from ..data.cache import default_cache_dir, save_in_cache
 from ..data.errors import first_line
 from ..models.io import LoadedModel, ModelFileError
 from ..models.onnx_export import OPSET, export_onnx  # noqa: F401  (re-exported)
@@ -54,10 +53,7 @@ def cached_onnx(loaded: LoadedModel, *, refresh: bool = False) -> bytes:
     if cache.is_file() and not refresh:
         return cache.read_bytes()
     data = export_onnx(loaded)
-    try:
-        atomic_write_bytes(cache, data)
-    except OSError:  # a read-only cache only costs the export time next run
-        pass
+    save_in_cache(cache, lambda out: out.write(data))
     return data
 
 
