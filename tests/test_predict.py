@@ -633,6 +633,22 @@ def test_a_video_under_a_picture_name_writes_over_no_file(capsys, tiny_model_fil
     assert sorted({r["frame"] for r in json.loads(out)}) == [0, 1, 2]
 
 
+def test_a_photo_under_a_video_name_is_read_as_the_photo_it_is(capsys, tiny_model_file, photo, tmp_path):
+    """A JPEG saved as .mp4 was read as a one-frame video: no ten-crop views, and a video for --annotate."""
+    disguised = tmp_path / "still.mp4"
+    disguised.write_bytes(photo.read_bytes())
+    rows = {}
+    for path in (photo, disguised):
+        status, out, err = run(capsys, "predict", path, "--model", tiny_model_file, "--detector", "haar", "--json")
+        assert status == 0, err
+        rows[path.suffix] = [{c: r[c] for c in CLASSES} for r in json.loads(out)]
+    assert len(rows[".mp4"]) == 2 and rows[".mp4"] == rows[".jpg"]
+    status, _, err = run(capsys, "predict", tmp_path, "--model", tiny_model_file, "--detector", "haar",
+                         "--annotate", tmp_path / "ann")
+    assert status == 0, err
+    assert {p.name for p in (tmp_path / "ann").iterdir()} == {"two.annotated.jpg", "still.annotated.jpg"}
+
+
 def test_a_killed_runs_half_written_annotated_video_is_removed(capsys, tiny_model_file, tmp_path):
     write_video(tmp_path / "clip.avi", frames=3)
     (tmp_path / "ann").mkdir()

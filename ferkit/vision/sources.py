@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..data.errors import os_problem
-from ..data.images import IMAGE_EXTENSIONS, UNREADABLE_PICTURE_EXTENSIONS
+from ..data.images import IMAGE_EXTENSIONS, UNREADABLE_PICTURE_EXTENSIONS, starts_like_a_picture
 
 # FFmpeg prints its own complaints about broken files to stderr; ferkit reports them as rows.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -57,16 +57,31 @@ def is_index(text: str) -> bool:
     return text.isascii() and text.isdecimal()
 
 
+# Video names whose files may begin as a picture does: a raw MJPEG stream starts as its first JPEG,
+# and a BDAV stream (.mts, .m2ts) with a 4-byte timestamp that can be any bytes.
+_MAY_START_LIKE_A_PICTURE = frozenset({".mjpeg", ".mjpg", ".mts", ".m2ts"})
+
+
 def kind_of(path: Path) -> str:
-    """``image`` or ``video`` by extension; ``unknown`` (try both) for any other name."""
+    """``image`` or ``video`` by extension; ``unknown`` (try both) for any other name.  A file named
+    like a video that begins as a picture (a photo saved as .mp4) is an image: read as a video it
+    would be one frame, classified without the test-time views photos get."""
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
-        return "video"
+        return "image" if suffix not in _MAY_START_LIKE_A_PICTURE and _starts_like_a_picture(path) else "video"
     if suffix in IMAGE_EXTENSIONS:
         return "image"
     if suffix in UNREADABLE_PICTURE_EXTENSIONS:
         return "unreadable"
     return "unknown"
+
+
+def _starts_like_a_picture(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return starts_like_a_picture(handle.read(16))
+    except OSError:  # unreadable: the reader reports it, as for any video
+        return False
 
 
 def expand_sources(sources: str | os.PathLike | int | Iterable) -> list[SourceItem]:
