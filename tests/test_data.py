@@ -202,13 +202,68 @@ def test_a_folder_that_is_not_a_class_can_be_skipped(tmp_path):
     root = tmp_path / "d"
     faces, labels = synthetic_faces(7)
     write_class_folders(root, faces, labels)
-    (root / "__MACOSX").mkdir()
-    (root / "__MACOSX" / "._x.png").write_bytes(b"\0\0")
-    with pytest.raises(DataError, match="__MACOSX: unknown class folder"):
+    (root / "contempt").mkdir()
+    (root / "contempt" / "x.png").write_bytes((root / "happy").joinpath(next(iter(
+        p.name for p in (root / "happy").iterdir()))).read_bytes())
+    with pytest.raises(DataError, match="contempt: unknown class folder"):
         load_fer2013(root)
     data = load_fer2013(root, skip_bad=True)
     assert sum(len(split) for split in data.splits.values()) == 7
-    assert any("__MACOSX: unknown class folder" in p for p in data.problems)
+    assert any("contempt: unknown class folder" in p for p in data.problems)
+    # A numbered folder beside named ones says why numbers are not read.
+    (root / "contempt").rename(root / "4")
+    with pytest.raises(DataError, match="4: unknown class folder .*RAF-DB's 1-7: surprise"):
+        load_fer2013(root)
+
+
+def test_a_macs_zip_metadata_folder_is_never_data(tmp_path):
+    """__MACOSX stopped a folder of class folders (an unknown class) but was only a warning beside train/."""
+    root = tmp_path / "d"
+    faces, labels = synthetic_faces(7)
+    write_class_folders(root, faces, labels)
+    (root / "__MACOSX" / "happy").mkdir(parents=True)
+    (root / "__MACOSX" / "happy" / "._x.png").write_bytes(b"\0\0")
+    data = load_fer2013(root, cache=False)
+    assert len(data["training"]) == 7 and not data.problems
+
+
+def test_csv_emotions_written_as_class_names_are_read(tmp_path):
+    """Re-packagings write "Angry" or "happiness" where FER2013 has 0 and 3; a class FER2013 lacks is a bad row."""
+    path = write_csv(tmp_path / "words.csv", [("Angry", pixels(1), "Training"), (" happiness", pixels(2), "Training"),
+                                              ("contempt", pixels(3), "Training"), (6, pixels(4), "PublicTest")])
+    with pytest.raises(DataError, match=r"words.csv:4: emotion 'contempt' is neither a number 0..6 nor a class"):
+        load_fer2013(path, cache=False)
+    data = load_fer2013(path, skip_bad=True, cache=False)
+    assert data["training"].labels.tolist() == [0, 3] and data["publictest"].labels.tolist() == [6]
+
+
+def test_datasets_ferkit_cannot_read_say_what_to_do(tmp_path):
+    """Refusals that name what was found: another delimiter, an archive, a dataset one level down,
+    loose pictures, numbered class folders in every split (where --skip-bad could not help)."""
+    write_csv(tmp_path / "semi.csv", [], header="emotion;pixels;Usage")
+    with pytest.raises(DataError, match="separated by semicolons, FER2013's by commas"):
+        load_fer2013(tmp_path / "semi.csv", cache=False)
+    (tmp_path / "fer2013.zip").write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError, match="fer2013.zip: an archive: extract it"):
+        load_fer2013(tmp_path / "fer2013.zip", cache=False)
+    faces, labels = synthetic_faces(7)
+    write_class_folders(tmp_path / "outer" / "fer2013" / "train", faces, labels)
+    with pytest.raises(DataError, match=f"one level down: give {re.escape(str(tmp_path / 'outer' / 'fer2013'))}"):
+        load_fer2013(tmp_path / "outer", cache=False)
+    loose = tmp_path / "jaffe"
+    loose.mkdir()
+    for i, face in enumerate(faces):
+        cv2.imwrite(str(loose / f"KA.AN{i}.39.png"), face)
+    with pytest.raises(DataError, match="holds 7 picture\\(s\\) but no class folders"):
+        load_fer2013(loose, cache=False)
+    for split in ("train", "test"):
+        for number in ("1", "2"):
+            (tmp_path / "raf" / split / number).mkdir(parents=True)
+            cv2.imwrite(str(tmp_path / "raf" / split / number / "a.png"), faces[0])
+    for skip_bad in (False, True):
+        with pytest.raises(DataError, match="folders are numbered \\(1, 2\\)") as info:
+            load_fer2013(tmp_path / "raf", skip_bad=skip_bad, cache=False)
+        assert "--skip-bad" not in str(info.value)
 
 
 def test_a_csv_row_that_lost_a_field_is_bad_not_training(tmp_path):

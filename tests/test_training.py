@@ -28,6 +28,7 @@ import training_support  # noqa: F401  (registers the "test_small" model)
 from conftest import synthetic_faces, write_class_folders
 from ferkit.app.cli import main
 from ferkit.data.augment import AugmentConfig
+from ferkit.data.classes import CLASSES
 from ferkit.models import create_model
 from ferkit.models.io import load_model_file
 from ferkit.training import TrainConfig, TrainingError, train
@@ -387,6 +388,18 @@ def test_trains_on_the_training_split_only(tmp_path):
     assert any("21 training faces, 21 validation" in m for m in messages)
     with pytest.raises(TrainingError, match="val_split"):
         train(quick_config(root, tmp_path / "other", val_split="privatetest"))
+
+
+def test_a_class_with_no_training_faces_is_said(tmp_path):
+    """CK+ sorted into folders has no neutral: the model cannot learn it, and the user is told so."""
+    faces, labels = synthetic_faces(24, seed=3)
+    keep = labels != CLASSES.index("neutral")
+    write_class_folders(tmp_path / "ck", faces[keep], labels[keep], "img")
+    _, messages = run(quick_config(tmp_path / "ck", tmp_path / "run", epochs=1))
+    assert any("no neutral face(s) to train on" in m for m in messages), messages
+    write_class_folders(tmp_path / "all", faces, labels, "img")
+    _, messages = run(quick_config(tmp_path / "all", tmp_path / "run2", epochs=1))
+    assert not any("to train on" in m for m in messages), messages
 
 
 def test_own_folder_of_classes_trains_with_a_held_out_tenth(tmp_path, capsys):

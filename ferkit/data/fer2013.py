@@ -164,7 +164,9 @@ def load_fer2013(
         raise DataError(f"{root}: not a regular file or folder")
     if root.is_file():
         if root.suffix.lower() != ".csv":
-            raise DataError(f"{root}: not a FER2013 CSV file or dataset folder")
+            archive = root.suffix.lower() in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".xz", ".bz2")
+            raise DataError(f"{root}: " + ("an archive: extract it, then give the folder or fer2013.csv it holds"
+                                           if archive else "not a FER2013 CSV file or dataset folder"))
         stat = root.stat()
         signature = [(str(root.resolve()), stat.st_size, _changed_ns(stat))]
         result = cached_load(signature, skip_bad, lambda: _load_csv(root, skip_bad), enabled=cache,
@@ -253,7 +255,10 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
             found = found if len(found) <= 120 else found[:120] + "..."  # a binary file's "header" is kilobytes
             if not found.isprintable():  # a binary file's bytes would reach the terminal as control codes
                 found = f"not text: {found.encode('unicode_escape').decode('ascii')[:120]}"
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {found})")
+            other = next((name for mark, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars"))
+                          if len(header) == 1 and mark in first), None)
+            why = f"; its fields are separated by {other}, FER2013's by commas" if other else ""
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {found}){why}")
         has_usage = "usage" in header
         for line_number, line in lines:
             if not line.strip():
@@ -268,10 +273,10 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
                 bad(f"{where}: {len(fields)} field(s) where the header has {len(header)}")
                 continue
             row = dict(zip(header, fields))
-            try:
-                label = int((row.get("emotion") or "").strip())
-            except ValueError:
-                bad(f"{where}: emotion {row.get('emotion')!r} is not an integer")
+            label = _csv_label(row.get("emotion") or "")
+            if label is None:
+                bad(f"{where}: emotion {row.get('emotion')!r} is neither a number 0..{len(CLASSES) - 1} nor a class "
+                    f"name ({', '.join(CLASSES)})")
                 continue
             if not 0 <= label < len(CLASSES):
                 bad(f"{where}: emotion {label} is outside 0..{len(CLASSES) - 1}")
@@ -301,6 +306,15 @@ def _load_csv(path: Path, skip_bad: bool) -> FER2013:
     splits = {name: Split(np.stack(faces[name]), np.asarray(labels[name], dtype=np.int64), sources[name])
               for name in SPLITS if name in faces}
     return FER2013(splits, problems)
+
+
+def _csv_label(text: str) -> int | None:
+    """A CSV's emotion: FER2013's number, or a class name as re-packagings write it ("Angry", "happiness")."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return class_index(text)
 
 
 def _csv_fields(line: str) -> list[str]:
@@ -333,11 +347,15 @@ def _folder_layout(root: Path) -> _Layout:
             warnings.warn(f"{root}: folder(s) {', '.join(others)} not read: not a split (train/, test/, val/, "
                           "PrivateTest/ ...)", stacklevel=3)
         scanned: dict[Path, _Layout] = {}
+        refusals: list[DataError] = []
         for split_dir in split_dirs:
             try:
                 scanned[split_dir] = _class_folders(split_dir, None)
             except DataError as exc:  # an empty split folder is one bad item (--skip-bad goes on without it)
                 scanned[split_dir] = [(None, split_dir, [], [str(exc)])]
+                refusals.append(exc)
+        if len(refusals) == len(split_dirs):  # no split has class folders: --skip-bad could not help
+            raise refusals[0]
         # train/val/test: val plays PublicTest and test PrivateTest; a val/ with no file in it does not count.
         has_val = any(_FOLDER_TO_SPLIT[_normalise(d.name)] == "publictest" and _normalise(d.name) != "test"
                       and any(files for _, _, files, _ in scanned[d]) for d in split_dirs)
@@ -356,8 +374,29 @@ def _folder_layout(root: Path) -> _Layout:
                         f"class folders ({root.parent})")
     raise DataError(
         f"{root}: no FER2013 layout found (expected train/ and test/ folders, or class folders such as "
-        f"{', '.join(CLASSES)}){_numbered(children)}"
+        f"{', '.join(CLASSES)}){_numbered(children) or _what_is_here(root, children)}"
     )
+
+
+def _what_is_here(root: Path, children: list[Path]) -> str:
+    """What a folder that is no dataset holds, when that tells the user what to do: a dataset one
+    level down (an archive extracted into a folder of its own name), or loose pictures."""
+    def holds_data(folder: Path) -> bool:
+        try:
+            return any(_normalise(d.name) in _FOLDER_TO_SPLIT or class_index(d.name) is not None
+                       for d in _subdirs(folder))
+        except DataError:  # a folder that cannot be listed is no hint
+            return False
+
+    below = [child for child in children if holds_data(child)]
+    if below:
+        return f"; the dataset seems to be one level down: give {below[0]}"
+    pictures = _pictures_in(root)
+    if pictures:
+        return (f"; it holds {len(pictures)} picture(s) but no class folders: ferkit takes each face's class from "
+                "the name of the folder it is in (a label file beside them is not read), so sort them into "
+                "folders named after their class")
+    return ""
 
 
 def _numbered(folders: list[Path]) -> str:
@@ -366,14 +405,16 @@ def _numbered(folders: list[Path]) -> str:
     if not numbered:
         return ""
     return (f"; its folders are numbered ({', '.join(numbered)}), and datasets number emotions differently "
-            f"(FER2013's 0-6 are {', '.join(CLASSES)}; RAF-DB's 1-7 another order): rename them")
+            f"(FER2013's 0-6: {', '.join(CLASSES)}; RAF-DB's 1-7: surprise, fear, disgust, happy, sad, angry, "
+            "neutral; AffectNet's 0-7: neutral, happy, sad, surprise, fear, disgust, angry, contempt): rename them "
+            "after their classes")
 
 
 def _class_folders(parent: Path, hint: str | None) -> _Layout:
     layout: _Layout = []
     for folder in _subdirs(parent):
         index = class_index(folder.name)
-        if index is None:  # e.g. __MACOSX after unzipping, or a class FER2013 does not have
+        if index is None:  # e.g. contempt, a class FER2013 does not have
             layout.append((hint, folder, None, []))
             continue
         files: list[tuple[str, int, int, int]] = []
@@ -427,7 +468,7 @@ def _load_folders(root: Path, layout: _Layout, skip_bad: bool, cropper: FaceCrop
 
     for hint, folder, files, folder_problems in layout:
         if files is None:
-            bad(f"{folder}: unknown class folder (expected one of {', '.join(CLASSES)})")
+            bad(f"{folder}: unknown class folder (expected one of {', '.join(CLASSES)}){_numbered([folder])}")
             continue
         for problem in folder_problems:
             bad(problem)
@@ -541,8 +582,11 @@ def _pictures_in(folder: Path) -> list[str]:
 
 
 def _subdirs(path: Path) -> list[Path]:
+    """The sub-folders that may hold data: not hidden ones, nor the ``__MACOSX`` of a zip made on a Mac
+    (its ``._`` files are metadata, never pictures)."""
     try:
-        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and p.name.lower() != "__macosx")
     except OSError as exc:
         raise DataError(f"{path}: cannot list folder ({exc.strerror})") from None
 

@@ -302,6 +302,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     if config.limit_train:  # a seeded random subset, so every class is represented
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(train_labels))[:config.limit_train])
         train_faces, train_labels = train_faces[keep], train_labels[keep]
+    absent = [name for index, name in enumerate(CLASSES) if not (train_labels == index).any()]
+    if absent:  # a dataset without one of FER2013's classes (CK+ sorted into folders has no neutral, say)
+        say(f"note: no {', '.join(absent)} face(s) to train on: the model will not learn to recognise "
+            f"{'that class' if len(absent) == 1 else 'those classes'}")
     if val_faces is not None:
         if config.limit_val:
             keep = np.sort(np.random.default_rng(config.seed).permutation(len(val_labels))[:config.limit_val])
