@@ -914,6 +914,24 @@ def test_resume_keeps_order_other_rows_and_its_own_output_out(capsys, tiny_model
     assert sorted(p.name for p in (photos / "annotated").iterdir()) == ["a.annotated.jpg", "b.annotated.jpg"]
 
 
+def test_resume_with_other_options_is_refused_not_mixed(capsys, tiny_model_file, varied_model_file, photo, tmp_path):
+    """--resume kept the rows another model (or other views) had written: one CSV read as one model's."""
+    second = tmp_path / "second.jpg"
+    second.write_bytes(photo.read_bytes())
+    rows = tmp_path / "rows.csv"
+    common = ["predict", "--detector", "haar", "--tta", "none", "--no-progress", "--csv", rows]
+    assert run(capsys, *common, photo, "--model", tiny_model_file)[0] == 0
+    before = rows.read_text()
+    for change in (["--model", varied_model_file], ["--model", tiny_model_file, "--tta", "flip"],
+                   ["--model", tiny_model_file, "--every", "2"]):
+        status, _, err = run(capsys, *common, photo, second, *change, "--resume")
+        assert status == 2 and "was written with other options: --" in err and rows.read_text() == before, err
+    assert "--model" in run(capsys, *common, photo, second, "--model", varied_model_file, "--resume")[2]
+    status, _, err = run(capsys, *common, photo, second, "--model", tiny_model_file, "--resume")
+    assert status == 0 and "1 of 2 source(s) finished earlier" in err, err
+    assert [r["source"] for r in _csv_rows(rows)] == [str(photo)] * 2 + [str(second)] * 2
+
+
 def test_detector_none_is_no_detect(capsys, tiny_model_file, photo):
     """predict takes --detector none, as evaluate, explain and serve do; --no-detect is the same."""
     answers = []

