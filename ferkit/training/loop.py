@@ -202,21 +202,9 @@ def _lock_run(lock: FolderLock | None, out: Path) -> None:
                             "to end or stop it, or train another --out") from None
 
 
-def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropper: FaceCropper | None,
-           lock: FolderLock | None) -> dict:
-    # ---------------------------------------------------------------- processes and run directory
-    distributed = world > 1
-    rank = dist.get_rank() if distributed else 0
-    is_main = rank == 0
-    say: Log = (log or (lambda s: print(s, file=sys.stderr, flush=True))) if is_main else (lambda s: None)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    bf16 = use_bf16(config.precision, config.model)
-    if config.batch_size % world:
-        raise TrainingError(f"batch size {config.batch_size} does not divide over {world} processes")
-
-    out = Path(config.out)
-    _lock_run(lock, out)  # before last.pt is read: an existing folder; a new one is locked once made
+def _checkpoint_to_resume(config: TrainConfig, out: Path, resume: bool, say: Log) -> dict | None:
+    """The checkpoint a resumed run goes on from, checked to be this configuration's; None for a new run
+    (or one killed before its first checkpoint).  A new run never overwrites what an earlier one made."""
     last_path = out / "last.pt"
     state = None  # the checkpoint to continue from
     if resume and last_path.exists():
@@ -243,20 +231,27 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     elif last_path.exists() or trained_files(out):
         raise TrainingError(f"{out}: a run already exists here; use --resume {out} (Python: train(config, "
                             "resume=True)) or another --out")
-    # Checked before the data and a teacher are read, which can take minutes.
-    check_folder_path(out)
-    data_root = Path(config.data).expanduser().resolve()
-    if str(config.data).strip() and data_root.is_dir() and (out.resolve() == data_root or data_root in out.resolve().parents):
-        # curves.png would be read as a picture of the dataset next time, and the run's files listed as its problems
-        raise TrainingError(f"--out {out}: inside the dataset {config.data}; write the run elsewhere")
-    if config.pretrained and state is None and not Path(config.pretrained).exists():
-        raise TrainingError(f"--pretrained {config.pretrained}: no such file")
-    if resume and is_main:
-        stale = remove_stale_temps(out, RUN_FILES)
-        if stale:
-            say(f"removed {len(stale)} temporary file(s) left by a write that was killed")
+    return state
 
-    # ---------------------------------------------------------------- data (training split only)
+
+@dataclasses.dataclass
+class TrainingData:
+    """The faces a run trains and validates on, and what identifies them in its files."""
+
+    train_faces: np.ndarray
+    train_labels: np.ndarray
+    val_faces: np.ndarray | None
+    val_labels: np.ndarray | None
+    validated_on: str  # "publictest", "holdout: ...", or "none"
+    provenance: dict  # saved in the model file: evaluate says when it scores faces the model learnt from
+    fingerprint: str
+    val_fingerprint: str
+
+
+def _training_data(config: TrainConfig, cropper: FaceCropper | None, state: dict | None, last_path: Path,
+                   say: Log) -> TrainingData:
+    """The training split (or the faces no split claims), the validation faces the config asks for, and, on
+    resume, the check that both are the ones the run started with."""
     try:
         dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cropper=cropper)
     except DataError as exc:
@@ -326,7 +321,14 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     if state is not None and "train_fingerprint" not in state and config.data != state["config"].get("data"):
         raise TrainingError(f"{last_path}: written before ferkit checked data on resume, so the data cannot move: "
                             f"resume with --data {state['config'].get('data')}")
+    return TrainingData(train_faces, train_labels, val_faces, val_labels, validated_on, provenance, fingerprint,
+                        val_fingerprint)
 
+
+def _teacher(config: TrainConfig, state: dict | None, train_faces: np.ndarray, train_labels: np.ndarray,
+             say: Log) -> tuple[torch.Tensor | None, str | None]:
+    """--distill: the teacher's probabilities for every training face (clean mode; None online, where the
+    teacher labels each augmented batch) and the fingerprint that tells a resumed run it has changed."""
     teacher = None
     teacher_hash = None
     if config.distill:
@@ -346,6 +348,43 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             raise TrainingError(f"--distill: {exc}") from None
         agreement = float((teacher.argmax(1).numpy() == train_labels).mean())
         say(f"distilling from {config.distill}: teacher agrees with {agreement:.1%} of the training labels")
+    return teacher, teacher_hash
+
+
+def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropper: FaceCropper | None,
+           lock: FolderLock | None) -> dict:
+    # ---------------------------------------------------------------- processes and run directory
+    distributed = world > 1
+    rank = dist.get_rank() if distributed else 0
+    is_main = rank == 0
+    say: Log = (log or (lambda s: print(s, file=sys.stderr, flush=True))) if is_main else (lambda s: None)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    bf16 = use_bf16(config.precision, config.model)
+    if config.batch_size % world:
+        raise TrainingError(f"batch size {config.batch_size} does not divide over {world} processes")
+
+    out = Path(config.out)
+    _lock_run(lock, out)  # before last.pt is read: an existing folder; a new one is locked once made
+    last_path = out / "last.pt"
+    state = _checkpoint_to_resume(config, out, resume, say)  # None: a new run
+    # Checked before the data and a teacher are read, which can take minutes.
+    check_folder_path(out)
+    data_root = Path(config.data).expanduser().resolve()
+    if str(config.data).strip() and data_root.is_dir() and (out.resolve() == data_root or data_root in out.resolve().parents):
+        # curves.png would be read as a picture of the dataset next time, and the run's files listed as its problems
+        raise TrainingError(f"--out {out}: inside the dataset {config.data}; write the run elsewhere")
+    if config.pretrained and state is None and not Path(config.pretrained).exists():
+        raise TrainingError(f"--pretrained {config.pretrained}: no such file")
+    if resume and is_main:
+        stale = remove_stale_temps(out, RUN_FILES)
+        if stale:
+            say(f"removed {len(stale)} temporary file(s) left by a write that was killed")
+
+    # ---------------------------------------------------------------- data (training split only)
+    data = _training_data(config, cropper, state, last_path, say)
+    train_faces, train_labels, val_faces, val_labels = data.train_faces, data.train_labels, data.val_faces, data.val_labels
+    teacher, teacher_hash = _teacher(config, state, train_faces, train_labels, say)
 
     normalizer = Normalizer.fit(train_faces, config.normalize, config.equalize)
     train_faces = normalizer.prepare(train_faces)  # histogram equalisation once, not per batch
@@ -583,11 +622,11 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             if improved:
                 save_model_file(out / "best.safetensors", eval_model, name=config.model, options=config.model_options,
                                 normalizer=normalizer,
-                                meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "run": str(out), **provenance})
+                                meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "run": str(out), **data.provenance})
             checkpoint = {
                 "config": config.to_dict(),
-                "train_fingerprint": fingerprint,
-                "val_fingerprint": val_fingerprint,
+                "train_fingerprint": data.fingerprint,
+                "val_fingerprint": data.val_fingerprint,
                 "teacher_fingerprint": teacher_hash,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -624,14 +663,14 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                 "this folder (best_carried.safetensors, when carried with --keep-best)")
     summary = {"run": str(out), "model": config.model, "parameters": count_parameters(model),
                "epochs_run": len(history), "best_epoch": best_epoch,
-               "best_val_acc": best_score if val_faces is not None else None, "validation": validated_on,
+               "best_val_acc": best_score if val_faces is not None else None, "validation": data.validated_on,
                "stopped_early": stopped_early, "processes": world,
                "train_seconds": sum(r["seconds"] for r in history)}
     if is_main:
         if val_faces is None:  # nothing to select on: keep the final weights
             save_model_file(out / "best.safetensors", ema.module if ema is not None else model, name=config.model,
                             options=config.model_options, normalizer=normalizer,
-                            meta={"epoch": len(history), "run": str(out), **provenance})
+                            meta={"epoch": len(history), "run": str(out), **data.provenance})
         if history:
             write_history(out, history)  # a kill between the last checkpoint and its history leaves the row out
             plot_curves(out / "curves.png", history)
