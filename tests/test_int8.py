@@ -20,6 +20,10 @@ from ferkit.vision.int8 import Int8GraphError, int8_path, quantize_int8
 from ferkit.vision.onnx import OnnxBackend
 
 
+# Largest probability difference between a model and its int8 graph on the tests' faces: far below what
+# separates two untrained models of other seeds (0.013-0.027), so a wrong graph cannot pass.
+INT8_TOLERANCE = 0.005
+
 def _int8_weights(path) -> int:
     """The graph's int8 weight tensors (their int8 zero points apart)."""
     return sum(t.data_type == onnx.TensorProto.INT8 and not t.name.endswith("_zero_point")
@@ -38,7 +42,9 @@ def test_export_int8_writes_a_quantised_graph_that_the_backend_runs(capsys, tiny
     faces, _ = synthetic_faces(32, seed=5)
     p8, p32 = int8.probs(faces, "none"), create_backend(loaded, "onnx").probs(faces, "none")
     assert p8.shape == (32, 7) and np.allclose(p8.sum(1), 1, atol=1e-4)
-    assert np.abs(p8 - p32).max() < 0.05  # quantisation error, not a different model
+    # Quantisation error, not a different model: an untrained net of another seed differs from this one by
+    # 0.013-0.027 on such faces (measured), the int8 graph by about 0.0002; a bound of 0.05 let any model pass.
+    assert np.abs(p8 - p32).max() < INT8_TOLERANCE
     assert int8.probs(faces[:4], "tencrop").shape == (4, 7)
 
 
@@ -210,7 +216,7 @@ def test_an_online_teacher_can_run_its_int8_graph(tiny_model_file, fer_root):
     assert int8.engine == "ONNX Runtime int8" and float32.engine == "ONNX Runtime"
     x = student(torch.from_numpy(faces[:, None]))
     p8, p32 = int8(x), float32(x)
-    assert torch.allclose(p8.sum(1), torch.ones(32), atol=1e-4) and (p8 - p32).abs().max() < 0.05
+    assert torch.allclose(p8.sum(1), torch.ones(32), atol=1e-4) and (p8 - p32).abs().max() < INT8_TOLERANCE
     assert not torch.equal(p8, p32)  # it is the int8 graph that ran
     with pytest.raises(TrainingError, match="--distill-int8 needs"):
         train(TrainConfig(data=str(fer_root), out=str(fer_root.parent / "run"), model="tiny", distill_int8=True))
@@ -308,7 +314,7 @@ def test_the_medium_networks_int8_graph_tells_faces_apart():
     p8 = OnnxBackend(loaded, graph, name="int8").probs(faces[32:], "none")
     p32 = OnnxBackend(loaded).probs(faces[32:], "none")
     assert np.ptp(p8, axis=0).max() > 1e-3  # not the same answer for every face
-    assert np.abs(p8 - p32).max() < 0.1
+    assert np.abs(p8 - p32).max() < INT8_TOLERANCE
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the quantiser's, on the inf range
