@@ -7,6 +7,7 @@ import json
 import re
 import struct
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -429,14 +430,22 @@ def test_at_most_max_concurrent_images_are_analysed_at_once():
             with self.lock:
                 self.running += 1
                 self.most = max(self.most, self.running)
-            self.release.wait(timeout=0.2)  # long enough for the other requests to arrive
+            # The first image is held until all three uploads are in the server (their bytes held while
+            # they wait for a turn), so the others are there to run at once if the limit let them.
+            deadline = time.monotonic() + 30
+            while held.held < 3 * len(png) and time.monotonic() < deadline and not self.saw_all:
+                time.sleep(0.005)
+            self.saw_all = True
             with self.lock:
                 self.running -= 1
             return []
 
     stub = Counting()
+    stub.saw_all = False
     png = encode(np.zeros((32, 32), np.uint8), ".png")
-    with TestClient(create_app(stub, max_concurrent=1)) as client:
+    app = create_app(stub, max_concurrent=1)
+    held = app.state.upload_bytes_held
+    with TestClient(app) as client:
         codes = []
         threads = [threading.Thread(target=lambda: codes.append(client.post(
             "/api/predict", content=png, headers={"Content-Type": "image/png"}).status_code)) for _ in range(3)]
@@ -444,7 +453,7 @@ def test_at_most_max_concurrent_images_are_analysed_at_once():
             thread.start()
         for thread in threads:
             thread.join(timeout=30)
-    assert codes == [200, 200, 200] and stub.most == 1
+    assert codes == [200, 200, 200] and stub.saw_all and stub.most == 1
 
 
 def test_uploads_waiting_for_their_turn_hold_a_bounded_number_of_bytes():
