@@ -38,7 +38,7 @@ def meta_model(name: str, **options) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_every_model_trains_one_step(name):
+def test_every_model_runs_forward_and_backward_through_all_its_parameters(name):
     torch.manual_seed(0)
     model = create_model(name)
     size = model.input_size

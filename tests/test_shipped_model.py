@@ -31,7 +31,8 @@ def test_shipped_model_is_small_and_loads_offline(no_network, name):
     assert path.stat().st_size <= 25 * 1024 * 1024
     loaded = load_model(name)
     assert loaded.classes == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    assert loaded.meta.get("publictest_acc_none", 0) > 0.5  # the figure measured when it was shipped
+    # Metadata read back (the figure written when it was shipped), not a measurement: the test below measures.
+    assert loaded.meta.get("publictest_acc_none", 0) > 0.5
     calibration = loaded.meta.get("calibration", {})  # fitted when shipped, and the fit is what is used
     assert calibration.get("split") == "publictest" and calibration.get("n", 0) > 1000
     assert loaded.temperature == pytest.approx(calibration["temperature"]) and 0.2 < loaded.temperature < 5
@@ -45,9 +46,11 @@ def test_shipped_model_classifies_real_faces_well_above_chance(no_network, name)
     probs = predict_probs(loaded.model, loaded.normalizer, faces, temperature=loaded.temperature)
     accuracy = float((probs.argmax(1) == labels).mean())
     # On these 84 faces (2026-11-25, centre view): default v6 0.63, default-b 0.65, fast 0.67; chance is 0.14.
-    # (The 42 used before held 5 Training faces again; 84 make a less noisy sample.)
-    assert accuracy >= 0.50, f"{name}: accuracy {accuracy:.2f} on real faces (chance is 0.14)"
-    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+    # (The 42 used before held 5 Training faces again; 84 make a less noisy sample.) The bar is about two
+    # standard errors (0.05 on 84 faces) below the weakest, so a model that lost several points fails. These
+    # are PublicTest faces, which chose each model's best epoch: not independent of it, but never trained on
+    # (PrivateTest, the independent split, is withheld here).
+    assert accuracy >= 0.55, f"{name}: accuracy {accuracy:.2f} on real faces (chance is 0.14)"
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -83,7 +86,7 @@ def test_recognizer_uses_shipped_model_on_the_demo_photo(no_network):
     rec = EmotionRecognizer()
     faces = rec.predict(str(shipped_path("default").parents[1] / "assets" / "portraits.jpg"))
     assert len(faces) >= 2  # three portraits; Haar (the fallback detector) misses the third
-    assert all(isinstance(f, Face) and f.emotion in f.scores for f in faces)
+    assert all(isinstance(f, Face) and f.emotion == max(f.scores, key=f.scores.get) for f in faces)
 
 
 def test_a_missing_shipped_file_says_so(monkeypatch, tmp_path):

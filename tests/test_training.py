@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -177,15 +178,15 @@ def test_center_loss_pulls_features_towards_their_centres():
         means = torch.stack([feats[y == c].mean(0) for c in range(7)])
         within = (feats - means[y]).pow(2).sum(1).mean()  # spread inside classes ...
         between = (means - means.mean(0)).pow(2).sum(1).mean()  # ... relative to the spread of classes
-        accuracy = (logits.argmax(1) == y).float().mean().item()
-        return first, centres(feats, y).item(), float(within / between), accuracy
+        fit = (logits.argmax(1) == y).float().mean().item()  # on the batch it trained on: a fit, not a score
+        return first, centres(feats, y).item(), float(within / between), fit
 
-    first, distance, compactness, accuracy = train_jointly(lam=0.1)
+    first, distance, compactness, fit = train_jointly(lam=0.1)
     _, distance_ce, compactness_ce, _ = train_jointly(lam=0.0)
     assert distance < 0.1 * first  # the centres found the features and the features their centres
     assert distance < 0.6 * distance_ce
     assert compactness < 0.75 * compactness_ce
-    assert accuracy >= 0.9
+    assert fit >= 0.9  # the centre loss did not stop the classifier fitting
 
 
 # ----------------------------------------------------------------------------- optimisers
@@ -560,6 +561,7 @@ def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path, 
 
     teacher = _constant_teacher(tmp_path / "teacher.safetensors", favourite=2)
     faces = load_fer2013(fer_root).splits["training"].images
+    unseen = load_fer2013(fer_root).splits["publictest"]
     probs = teacher_probabilities(str(teacher), faces)
     assert probs.shape == (len(faces), 7) and probs.argmax(1).tolist() == [2] * len(faces)
     assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
@@ -573,10 +575,11 @@ def test_distillation_pulls_the_student_towards_the_teacher(fer_root, tmp_path, 
         expected = "agrees with 14.3%" if mode == "clean" else "on every augmented batch (ONNX Runtime)"
         assert any("distilling from" in m and expected in m for m in messages)
         student = load_model_file(out / "best.safetensors")
-        answers[weight] = predict_probs(student.model, student.normalizer, faces).argmax(1)
-    labels = load_fer2013(fer_root).splits["training"].labels
+        answers[weight] = predict_probs(student.model, student.normalizer, unseen.images).argmax(1)
+    # Scored on the PublicTest faces (val_split none: never seen): the student answers as its teacher taught it,
+    # or, taught by the labels alone, as the labels say.
     assert (answers[1.0] == 2).mean() > 0.9
-    assert (answers[0.0] == labels).mean() > 0.6
+    assert (answers[0.0] == unseen.labels).mean() > 0.6
 
 
 def test_a_resumed_run_says_when_its_teacher_has_changed(fer_root, tmp_path):
@@ -941,7 +944,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path):
 
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"epoch": 1, "model": {"w": torch.ones(2)}})
-    with pytest.raises(Exception):
+    with pytest.raises((pickle.PicklingError, AttributeError), match="pickle"):  # by Python version
         save_checkpoint(path, {"epoch": 2, "model": {"w": torch.zeros(2)}, "bad": lambda: None})  # unpicklable
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

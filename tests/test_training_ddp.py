@@ -131,6 +131,7 @@ def test_two_processes_follow_the_one_process_run(ddp_job, tmp_path):
     assert max(float((expected[k] - initial[k]).abs().max()) for k in expected) > 1e-2
     history = json.loads((base / "a" / "history.json").read_text())
     single_history = json.loads((tmp_path / "single" / "history.json").read_text())
+    assert len(history) == len(single_history) == saved.epochs
     for mine, theirs in zip(history, single_history):  # figures over the whole global batch
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
         assert mine["train_acc"] == theirs["train_acc"] and mine["val_acc"] == theirs["val_acc"]
