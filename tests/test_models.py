@@ -19,7 +19,7 @@ from ferkit.models.io import ModelFileError, load_model_file, load_pretrained, s
 from ferkit.models.superres import ESPCN
 from ferkit.training.loop import model_blocks, set_frozen
 
-TRANSFER = ["resnet18", "resnet50", "vgg11", "vgg16", "efficientnet_b1"]
+TRANSFER = ["resnet18", "resnet50", "vgg11", "vgg16", "vgg19", "efficientnet_b1"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,11 +60,12 @@ def test_parameter_count_matches_the_paper(name):
 
 # torchvision's published counts for its ImageNet (1000-class) models: same layout => same count.
 TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032, "vgg11": 132_863_336,
-                      "vgg16": 138_357_544, "efficientnet_b1": 7_794_184}
+                      "vgg16": 138_357_544, "vgg19": 143_667_240, "efficientnet_b1": 7_794_184}
 TORCHVISION_KEYS = {"resnet18": ["conv1.weight", "layer4.1.bn2.running_var", "fc.weight"],
                     "resnet50": ["layer1.0.downsample.0.weight", "layer4.2.conv3.weight", "fc.bias"],
                     "vgg11": ["features.0.weight", "features.18.bias", "classifier.6.weight"],
                     "vgg16": ["features.28.weight", "classifier.0.weight", "classifier.6.bias"],
+                    "vgg19": ["features.34.weight", "classifier.0.weight", "classifier.6.bias"],
                     "efficientnet_b1": ["features.0.0.weight", "features.2.1.block.2.fc1.weight",
                                         "features.8.1.running_mean", "classifier.1.weight"]}
 

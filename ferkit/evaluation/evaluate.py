@@ -1,8 +1,9 @@
 """Evaluate one model or an ensemble on a FER2013 split, with optional test-time augmentation.
 
-An ensemble averages the class probabilities of its members (seed 001 fuses two networks
-this way: "ensemble learning ... further improves the performance"); each member uses its
-own normalisation, input size, test-time views and stored temperature.
+An ensemble averages the class probabilities of its members; each member uses its own
+normalisation, input size, test-time views and stored temperature.  (Seed 001 fuses the feature
+vectors of its two networks under one trained classifier instead; ferkit averages the outputs of
+separately trained models, see docs/paper_recipes.md.)
 """
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ text gives the layer sequences; the choices it leaves open (``same`` padding, 2x
 shallow and deep nets, 3x3/2 ``same`` pooling in the medium net, ELU after the hidden fully
 connected layer, a BatchNorm next to the dropout) come from the authors' released Keras code
 (github.com/mahon94/empathy, ``src/model_7class.py``: ``shallow()``, ``kim()`` and ``vggnet()``)
-and reproduce the paper's figures: 4.74M, 2.44M and 9.41M here.
+and reproduce the paper's figures: 4.74M, 2.44M and 9.41M here.  Table 1 calls the deep network 11
+layers deep; the layer sequence its text gives (and the code, and the 9.4M parameters) has 8
+convolutions and 2 hidden fully connected layers, which is what is built here (its depth column says 8).
 
 The paper also puts L2 regularisation on the fully connected layers of the deep network (the code
 does so in all three): here that is the training option ``--weight-decay``, which applies to every

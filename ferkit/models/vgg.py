@@ -10,6 +10,8 @@ The layout, parameter names and initialisation are torchvision's ``vgg11``/``vgg
 the five pools, which the 7x7 adaptive pool repeats, as in the paper.  The paper gives no parameter
 figure ("over a hundred million"): 128.8M (VGG-11) and 134.3M (VGG-16) here with 7 classes.
 
+``vgg19`` (configuration "E") is the VGG19 baseline of seed 001's Table 1.
+
 Options: ``head="gap"`` swaps the three 4096-wide FC layers (89% of the weights) for global average
 pooling and one linear layer, which is far cheaper on a CPU; ``batch_norm=True`` gives the
 ``vgg11_bn``/``vgg16_bn`` layouts; ``upscale``/``size`` enlarge the faces first (``InputAdapter``).
@@ -22,10 +24,11 @@ import torch.nn as nn
 from .adapter import InputAdapter
 from .registry import register_model
 
-# torchvision's configurations "A" (VGG-11) and "D" (VGG-16); "M" is a 2x2 max-pool.
+# torchvision's configurations "A" (VGG-11), "D" (VGG-16) and "E" (VGG-19); "M" is a 2x2 max-pool.
 LAYOUTS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 HEADS = ("imagenet", "gap")
 
@@ -105,3 +108,12 @@ def vgg11(num_classes: int = 7, **options) -> nn.Module:
 def vgg16(num_classes: int = 7, **options) -> nn.Module:
     """ImageNet VGG-16 layout (torchvision names) on gray faces repeated to 3 channels."""
     return VGG(LAYOUTS["vgg16"], num_classes, **options)
+
+
+@register_model("vgg19", input_size=48,
+                source="seed 001: Face Expression Recognition Based on Improved Convolutional Neural Network "
+                       "(Table 1's VGG19 baseline)")
+def vgg19(num_classes: int = 7, **options) -> nn.Module:
+    """ImageNet VGG-19 layout (torchvision names), the baseline seed 001's Table 1 compares its nets with
+    (20,024,384 parameters in the convolutions, as here; ``head="gap"`` adds only the 7-class layer)."""
+    return VGG(LAYOUTS["vgg19"], num_classes, **options)
