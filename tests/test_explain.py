@@ -198,6 +198,23 @@ def test_grad_cam_on_a_44px_model_view():
     assert result.layer == default_layer(model)
 
 
+def test_the_papers_choice_keeps_the_filters_whose_images_reach_most():
+    """Seed 000 keeps the filters whose optimised images reach the highest activation: every filter of
+    the layer is optimised (in chunks), and those kept are the top of that ranking, best first."""
+    from ferkit.explain import best_reached_filters
+
+    model = tiny_model()
+    total = model.features[4].weight.shape[0]
+    _, everyone = maximize_filters(model, range(total), "features.4", steps=10, seed=0)
+    layer, filters, images, reached = best_reached_filters(model, "features.4", 3, steps=10, chunk=total)
+    assert layer == "features.4" and images.shape == (3, 48, 48)
+    assert filters.tolist() == np.argsort(-everyone, kind="stable")[:3].tolist()
+    assert np.allclose(reached, everyone[filters]) and np.all(np.diff(reached) <= 0)
+    # Optimised in chunks of 2, every filter is still a candidate: the best is among those kept.
+    _, chunked, _, chunked_reached = best_reached_filters(model, "features.4", total, steps=10, chunk=2)
+    assert sorted(chunked.tolist()) == list(range(total)) and np.all(np.diff(chunked_reached) <= 0)
+
+
 def test_activation_maximisation_raises_the_filters_activation():
     model = tiny_model()
     layer, filters, scores = strongest_filters(model, "features.4", 4)
@@ -357,7 +374,16 @@ def test_visualize_filters_cli(tmp_path, tiny_model_file, fer_root, capsys):
     # Options that choose the ranking faces do nothing without --data: refused, not ignored.
     code = main(["visualize-filters", "--model", str(tiny_model_file), "--split", "training", "--out",
                  str(tmp_path / "s.png")])
-    assert code == 2 and "--split acts only with --data" in capsys.readouterr().err
+    assert code == 2 and "--split acts only with --rank data" in capsys.readouterr().err
+    code = main(["visualize-filters", "--model", str(tiny_model_file), "--rank", "reached", "--filters", "2",
+                 "--steps", "3", "--out", str(tmp_path / "r.png")])
+    stdout, err = capsys.readouterr()
+    assert code == 0 and "2 strongest filters by the activation their images reach" in stdout, err
+    _assert_png(tmp_path / "r.png")
+    for extra, message in ((["--rank", "data"], "--rank data ranks filters on faces: give --data"),
+                           (["--rank", "weights", "--data", str(fer_root)], "--data acts only with --rank data")):
+        code = main(["visualize-filters", "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png"), *extra])
+        assert code == 2 and message in capsys.readouterr().err
 
 
 def test_filters_of_a_transfer_backbone_are_visualised_on_gray_inputs():

@@ -83,13 +83,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("visualize-filters", help="activation maximisation for a layer's strongest filters",
                        description="Gradient ascent from noise on the input to maximise each filter's mean "
-                                   "activation (seed 000 fig. 5). Filters are ranked by weight norm, or by mean "
-                                   "activation on faces from --data.")
+                                   "activation (seed 000 fig. 5). Filters are ranked by weight norm, by mean "
+                                   "activation on faces from --data, or, as the paper does, by the activation "
+                                   "their images reach (--rank reached: every filter of the layer is optimised).")
     p.add_argument("--model", default="default", metavar="NAME_OR_PATH")
     p.add_argument("--layer", help="layer (default: the last convolution layer)")
     p.add_argument("--out", required=True, metavar="PNG")
     p.add_argument("--filters", type=int, default=16, help="how many filters (default 16)")
     p.add_argument("--steps", type=int, default=100, help="gradient-ascent steps (default 100)")
+    p.add_argument("--rank", choices=("auto", "weights", "data", "reached"), default="auto",
+                   help="how the filters shown are chosen: weights (L2 norm), data (mean activation on --data's "
+                        "faces), reached (seed 000: optimise all, keep those reaching the highest activation; "
+                        "slower); default auto = data with --data, else weights")
     p.add_argument("--data", help="rank filters by mean activation on faces from this dataset")
     p.add_argument("--split", help="split of --data to use (default publictest)")
     add_dataset_detector(p, "rank filters on")
@@ -350,17 +355,25 @@ def explain_command(args: argparse.Namespace) -> int:
 
 
 def visualize_filters_command(args: argparse.Namespace) -> int:
-    from ..explain import maximize_filters, model_input, strongest_filters
-    from ..explain.render import picture_format, save_filter_grid
+    from ..explain import best_reached_filters, maximize_filters, model_input, strongest_filters
+    from ..explain.render import picture_format
     from ..models.hub import load_model
 
     if args.filters < 1 or args.steps < 1:
         raise UsageError("--filters and --steps must be at least 1")
     picture_format(args.out)
-    if not args.data:
-        refuse_idle({"--split": args.split is not None, "--skip-bad": args.skip_bad,
-                     "--detector": args.detector != "auto"}, "--data (they choose the faces that rank the filters)")
+    if args.rank == "data" and not args.data:
+        raise UsageError("--rank data ranks filters on faces: give --data")
+    if not args.data or args.rank not in ("auto", "data"):
+        refuse_idle({"--data": args.data is not None, "--split": args.split is not None, "--skip-bad": args.skip_bad,
+                     "--detector": args.detector != "auto"},
+                    "--rank data (they choose the faces that rank the filters)")
     loaded = load_model(single_model(args.model, "visualize-filters"))
+    if args.rank == "reached":
+        layer, filters, images, reached = best_reached_filters(loaded.model, args.layer, args.filters,
+                                                               steps=args.steps)
+        return _save_filters(args, layer, filters, images, reached, "the activation their images reach "
+                                                                    "(all filters optimised)")
     inputs = None
     ranking = "weight norm"
     if args.data:
@@ -378,6 +391,12 @@ def visualize_filters_command(args: argparse.Namespace) -> int:
         ranking = f"mean activation on {len(faces)} {name} faces"
     layer, filters, scores = strongest_filters(loaded.model, args.layer, args.filters, inputs)
     images, reached = maximize_filters(loaded.model, filters, layer, steps=args.steps)
+    return _save_filters(args, layer, filters, images, reached, ranking)
+
+
+def _save_filters(args: argparse.Namespace, layer: str, filters, images, reached, ranking: str) -> int:
+    from ..explain.render import save_filter_grid
+
     labels = [f"filter {f}\nact {a:.2f}" for f, a in zip(filters, reached)]
     title = (f"{layer}: {len(filters)} strongest filters by {ranking}; input maximising each "
              f"({args.steps} steps of gradient ascent from noise)")
