@@ -622,6 +622,17 @@ def test_cli_stats_json(fer_root):
     assert report["problems"] == [] and report["repeats_of_training"] == {"publictest": 0, "privatetest": 0}
 
 
+def test_cli_stats_draws_the_class_distribution(fer_root, tmp_path):
+    """Seed 000 fig. 2 / seed 003 fig. 4: faces per class and split, as a bar chart beside the table."""
+    chart = tmp_path / "classes.png"
+    result = run_cli("data", "stats", str(fer_root), "--plot", str(chart))
+    assert result.returncode == 0 and f"wrote {chart}" in result.stderr, result.stderr
+    picture = cv2.imread(str(chart))
+    assert picture is not None and picture.shape[1] > 600 and picture.std() > 10  # a drawn chart, not blank
+    result = run_cli("data", "stats", str(fer_root), "--plot", str(tmp_path / "classes.jpg"))
+    assert result.returncode == 2 and "name it .png" in result.stderr and not (tmp_path / "classes.jpg").exists()
+
+
 def test_cli_stats_on_shared_fer2013():
     if not (SHARED / "train").is_dir():
         pytest.skip("shared FER2013 not available")

@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("path", help="fer2013.csv, a dataset root (train/, test/) or a folder of class folders")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument("--skip-bad", action="store_true", help="skip bad files and list them instead of stopping")
+    stats.add_argument("--plot", metavar="PNG", help="also draw the faces per class and split (a bar chart)")
     stats.set_defaults(run=commands.data_stats)
     crop = data_sub.add_parser("crop", help="a dataset of photos as 48x48 FER2013-style face crops",
                                description="Cut the largest face out of every picture of a dataset folder (class "

@@ -16,6 +16,8 @@ def data_stats(args: argparse.Namespace) -> int:
 
     from ..data import load_fer2013
 
+    if args.plot is not None and Path(args.plot).suffix.lower() != ".png":  # said before the data is read
+        raise UsageError(f"--plot {args.plot}: the chart is a PNG; name it .png")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_fer2013(args.path, skip_bad=args.skip_bad)
@@ -27,6 +29,11 @@ def data_stats(args: argparse.Namespace) -> int:
 
         repeats = {name: int(repeats_of(split.images, dataset["training"].images).sum())
                    for name, split in dataset.splits.items() if name != "training"}
+    if args.plot:
+        from ..evaluation.report import plot_class_distribution
+
+        plot_class_distribution(Path(args.plot), splits, f"faces per class in {Path(args.path).name}")
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print(json.dumps({"splits": splits, "repeats_of_training": repeats, "problems": problems}))
         return 0
