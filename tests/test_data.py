@@ -558,6 +558,21 @@ def test_flip_only_mirrors():
     assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
 
 
+def test_vertical_flip_turns_faces_upside_down_and_leaves_the_random_stream_alone_when_off():
+    """Seed 003 flips vertically too (--aug-vflip); off, it draws nothing, so runs made before it resume exactly."""
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48).repeat(32, 1, 1, 1)
+    cfg = AugmentConfig(flip=False, vflip=True, shift=0, rotate=0, scale=0, crop=48, erase_p=0)
+    out = BatchAugmenter(cfg, torch.Generator().manual_seed(0))(x)
+    upside = [torch.allclose(o, x[0].flip(-2), atol=1e-3) for o in out]
+    kept = [torch.allclose(o, x[0], atol=1e-3) for o in out]
+    assert all(u or k for u, k in zip(upside, kept)) and any(upside) and any(kept)
+    faces = torch.randn(8, 1, 48, 48)
+    generators = [torch.Generator().manual_seed(3) for _ in range(2)]
+    BatchAugmenter(AugmentConfig(), generators[0])(faces)
+    BatchAugmenter(AugmentConfig(vflip=False), generators[1])(faces)
+    assert torch.equal(torch.rand(4, generator=generators[0]), torch.rand(4, generator=generators[1]))
+
+
 def test_random_erasing_zeroes_a_rectangle():
     x = torch.ones(16, 1, 48, 48)
     cfg = AugmentConfig(flip=False, shift=0, rotate=0, scale=0, crop=48, erase_p=1.0, erase_min=8, erase_max=8)

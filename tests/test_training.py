@@ -1371,10 +1371,15 @@ def test_training_on_photos_reads_their_largest_face(fer_root, tmp_path, capsys)
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "whole"), "--detector", "haar"]) == 2
     assert "detector 'none' -> 'haar'" in capsys.readouterr().err
-    # A run saved before the setting existed read pictures whole, and resumes doing so.
+    # A run saved before the setting existed read pictures whole, and resumes doing so; one saved before an
+    # augmentation setting existed (vflip) resumes with its default.
     config_file = tmp_path / "whole" / "config.json"
-    config_file.write_text(json.dumps({k: v for k, v in json.loads(config_file.read_text()).items()
-                                       if k != "detector"}))
+    older = {k: v for k, v in json.loads(config_file.read_text()).items() if k != "detector"}
+    older["augment"] = {k: v for k, v in older["augment"].items() if k != "vflip"}
+    config_file.write_text(json.dumps(older))
+    checkpoint = load_checkpoint(tmp_path / "whole" / "last.pt")
+    checkpoint["config"]["augment"].pop("vflip")
+    torch.save(checkpoint, tmp_path / "whole" / "last.pt")
     assert main(["train", "--resume", str(tmp_path / "whole")]) == 0
     assert "converted" in capsys.readouterr().err
     assert trained_on(tmp_path / "whole") == whole

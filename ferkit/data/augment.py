@@ -48,6 +48,9 @@ class BatchAugmenter:
         flip = torch.ones(n)
         if cfg.flip:
             flip = torch.where(torch.rand(n, generator=self.generator) < 0.5, -1.0, 1.0)
+        upside = torch.ones(n)
+        if cfg.vflip:  # drawn only when asked for: runs without it keep their random stream, so resume exactly
+            upside = torch.where(torch.rand(n, generator=self.generator) < 0.5, -1.0, 1.0)
         # Translation in normalised coordinates: the crop's own play plus the requested shift.
         reach_x = (width - crop) / width + 2 * cfg.shift
         reach_y = (height - crop) / height + 2 * cfg.shift
@@ -57,8 +60,8 @@ class BatchAugmenter:
         sx, sy = crop / width, crop / height
         theta = torch.stack(
             [
-                torch.stack([cos * sx * flip, -sin * sy, tx], dim=1),
-                torch.stack([sin * sx * flip, cos * sy, ty], dim=1),
+                torch.stack([cos * sx * flip, -sin * sy * upside, tx], dim=1),
+                torch.stack([sin * sx * flip, cos * sy * upside, ty], dim=1),
             ],
             dim=1,
         ).to(x.dtype)

@@ -12,6 +12,8 @@ class AugmentConfig:
     saved in the run's config)."""
 
     flip: bool = option(True, "mirror half the faces")
+    vflip: bool = option(False, "turn half the faces upside down (seed 003 flips vertically too; faces are "
+                                "never upside down in use, so off by default)")
     shift: float = option(0.1, "random shift, a fraction of the side in each direction")
     rotate: float = option(10.0, "random rotation, degrees in each direction")
     scale: float = option(0.1, "random zoom in or out by up to this fraction")

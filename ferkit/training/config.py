@@ -315,7 +315,15 @@ def config_differences(saved: dict, wanted: dict, ignore: tuple[str, ...] = RESU
     run saved before ferkit had it counts as its default, so older runs still resume.
     """
     defaults = TrainConfig().to_dict()
-    a, b = ({**defaults, **json.loads(json.dumps(d, sort_keys=True))} for d in (saved, wanted))
+
+    def with_defaults(config: dict) -> dict:
+        merged = {**defaults, **json.loads(json.dumps(config, sort_keys=True))}
+        for key, default in defaults.items():  # nested settings (augment) that a later ferkit added
+            if isinstance(default, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**default, **merged[key]}
+        return merged
+
+    a, b = (with_defaults(d) for d in (saved, wanted))
     a, b = (json.loads(json.dumps(d, sort_keys=True)) for d in (a, b))
     return [f"{key} {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b))
             if key not in ignore and a.get(key) != b.get(key)]
