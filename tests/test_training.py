@@ -465,6 +465,10 @@ def test_plateau_halving_and_early_stopping_in_a_run_and_after_resume(fer_root, 
     assert any("early stopping" in m for m in messages)
     resumed, _ = run(config, resume=True)  # a stopped run stays stopped
     assert resumed["epochs_run"] == 3 and resumed["stopped_early"]
+    # Seed 000's "at least 60 epochs": early stopping waits for --min-epochs.
+    patient = dataclasses.replace(config, out=str(tmp_path / "patient"), min_epochs=5)
+    summary, _ = run(patient)
+    assert summary["epochs_run"] == 5 and summary["stopped_early"]
 
 
 # ----------------------------------------------------------------------------- transfer learning

@@ -95,6 +95,7 @@ class TrainConfig:
     plateau_factor: float = option(0.5, "plateau: multiply the rate by this")
     min_lr: float = option(0.0, "the rate cosine ends at and plateau stops at")
     early_stopping: int = option(0, "stop after this many epochs without validation gain (0 = never)")
+    min_epochs: int = option(0, "early stopping never stops a run before this many epochs (seed 000: 60)")
     grad_clip: float = option(0.0, "max gradient norm (0 = off)")
     # loss
     label_smoothing: float = option(0.1, "share of each target spread evenly over the classes")
@@ -179,6 +180,7 @@ class TrainConfig:
             (("unfreeze_lr_factor",), not self.unfreeze_epoch, "without --unfreeze-epoch"),
             (("momentum", "nesterov"), self.optimizer != "sgd", f"with --optimizer {self.optimizer}"),
             (("early_stopping", "limit_val"), self.val_split == "none", "with --val-split none"),
+            (("min_epochs",), not self.early_stopping, "without --early-stopping"),
             (("warmup_epochs",), self.schedule in ("constant", "plateau"), f"with --schedule {self.schedule}"),
             (("min_lr",), self.schedule in ("constant", "onecycle"), f"with --schedule {self.schedule}"),
         ]
@@ -219,6 +221,7 @@ class TrainConfig:
             (0 < self.plateau_factor <= 1, f"--plateau-factor {self.plateau_factor}: must be in (0, 1]"),
             (self.plateau_patience >= 1, f"--plateau-patience {self.plateau_patience}: must be at least 1"),
             (self.early_stopping >= 0, f"--early-stopping {self.early_stopping}: must be 0 (off) or a number of epochs"),
+            (self.min_epochs >= 0, f"--min-epochs {self.min_epochs}: must not be negative"),
             (self.center_loss >= 0 and self.center_lr >= 0,
              f"--center-loss {self.center_loss}, --center-lr {self.center_lr}: must not be negative"),
             (0 <= self.ema < 1, f"--ema {self.ema}: the decay must be in [0, 1)"),

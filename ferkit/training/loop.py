@@ -492,7 +492,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
     plotted_at = 0.0
     for epoch in range(start_epoch, config.epochs):
         # Checked before the epoch rather than after it, so a resumed run stops where it stopped.
-        if config.early_stopping and history and epoch - best_epoch >= config.early_stopping:
+        if config.early_stopping and history and epoch - best_epoch >= config.early_stopping \
+                and epoch >= config.min_epochs:
             say(f"early stopping: no validation gain for {config.early_stopping} epochs")
             stopped_early = True
             break
