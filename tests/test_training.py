@@ -251,7 +251,11 @@ def test_constant_and_plateau_rates_are_the_base_rate_and_unknown_names_list_cho
         assert {lr_at(name, 0.02, s, 100, 10) for s in (0, 5, 50, 100)} == {0.02}
     with pytest.raises(ValueError, match="onecycle"):
         lr_at("step", 0.1, 0, 10, 0)
-    assert set(SCHEDULES) == {"onecycle", "cosine", "plateau", "constant"}
+    assert set(SCHEDULES) == {"onecycle", "cosine", "plateau", "constant", "time-decay"}
+    # Keras' legacy decay (seed 004's decay=1e-6): lr / (1 + decay * iterations), by hand.
+    assert lr_at("time-decay", 0.001, 0, 100, 0, decay=1e-6) == 0.001
+    assert lr_at("time-decay", 0.001, 250_000, 100, 0, decay=1e-6) == pytest.approx(0.001 / 1.25)
+    assert lr_at("time-decay", 0.001, 250_000, 100, 0) == 0.001
 
 
 def test_the_plateau_rate_stops_at_min_lr():

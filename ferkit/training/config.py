@@ -94,6 +94,7 @@ class TrainConfig:
     plateau_patience: int = option(25, "plateau: halve the rate after this many epochs without gain (seed 000: 25)")
     plateau_factor: float = option(0.5, "plateau: multiply the rate by this")
     min_lr: float = option(0.0, "the rate cosine ends at and plateau stops at")
+    lr_decay: float = option(0.0, "time-decay: the rate is lr / (1 + this x step), Keras' legacy decay (seed 004: 1e-6)")
     early_stopping: int = option(0, "stop after this many epochs without validation gain (0 = never)")
     min_epochs: int = option(0, "early stopping never stops a run before this many epochs (seed 000: 60)")
     grad_clip: float = option(0.0, "max gradient norm (0 = off)")
@@ -181,8 +182,10 @@ class TrainConfig:
             (("momentum", "nesterov"), self.optimizer != "sgd", f"with --optimizer {self.optimizer}"),
             (("early_stopping", "limit_val"), self.val_split == "none", "with --val-split none"),
             (("min_epochs",), not self.early_stopping, "without --early-stopping"),
-            (("warmup_epochs",), self.schedule in ("constant", "plateau"), f"with --schedule {self.schedule}"),
-            (("min_lr",), self.schedule in ("constant", "onecycle"), f"with --schedule {self.schedule}"),
+            (("lr_decay",), self.schedule != "time-decay", f"with --schedule {self.schedule}"),
+            (("warmup_epochs",), self.schedule in ("constant", "plateau", "time-decay"),
+             f"with --schedule {self.schedule}"),
+            (("min_lr",), self.schedule in ("constant", "onecycle", "time-decay"), f"with --schedule {self.schedule}"),
         ]
         return [f"--{name.replace('_', '-')} has no effect {why}"
                 for names, idle, why in rules if idle for name in names if name in changed]
@@ -222,6 +225,7 @@ class TrainConfig:
             (self.plateau_patience >= 1, f"--plateau-patience {self.plateau_patience}: must be at least 1"),
             (self.early_stopping >= 0, f"--early-stopping {self.early_stopping}: must be 0 (off) or a number of epochs"),
             (self.min_epochs >= 0, f"--min-epochs {self.min_epochs}: must not be negative"),
+            (self.lr_decay >= 0, f"--lr-decay {self.lr_decay}: must not be negative"),
             (self.center_loss >= 0 and self.center_lr >= 0,
              f"--center-loss {self.center_loss}, --center-lr {self.center_lr}: must not be negative"),
             (0 <= self.ema < 1, f"--ema {self.ema}: the decay must be in [0, 1)"),

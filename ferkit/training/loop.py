@@ -549,7 +549,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
 
-            lr = lr_at(config.schedule, config.lr, step, total_steps, warmup_steps, config.min_lr, plateau.scale)
+            lr = lr_at(config.schedule, config.lr, step, total_steps, warmup_steps, config.min_lr, plateau.scale,
+                       config.lr_decay)
             if unfrozen:
                 lr *= config.unfreeze_lr_factor
             for group in optimizer.param_groups:

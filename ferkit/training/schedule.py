@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import math
 
-SCHEDULES = ("onecycle", "cosine", "plateau", "constant")
+SCHEDULES = ("onecycle", "cosine", "plateau", "constant", "time-decay")
 
 
 def lr_at(schedule: str, base_lr: float, step: int, total_steps: int, warmup_steps: int,
-          min_lr: float = 0.0, plateau_scale: float = 1.0) -> float:
+          min_lr: float = 0.0, plateau_scale: float = 1.0, decay: float = 0.0) -> float:
     """The rate at ``step``; ``plateau_scale`` is :class:`Plateau`'s ``scale`` (plateau only), and the
-    plateau rate stops at ``min_lr``, as Keras' ReduceLROnPlateau(min_lr=...) that seed 000 uses."""
+    plateau rate stops at ``min_lr``, as Keras' ReduceLROnPlateau(min_lr=...) that seed 000 uses.
+    ``time-decay`` is Keras' legacy optimiser ``decay`` (seed 004: 1e-6): ``lr / (1 + decay * step)``."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}: choose {', '.join(SCHEDULES)}")
     if schedule == "plateau":
         return max(min_lr, base_lr * plateau_scale)
     if schedule == "constant":
         return base_lr
+    if schedule == "time-decay":
+        return base_lr / (1.0 + decay * step)
     if schedule == "onecycle":
         # One-cycle (Smith 2018): cosine warm-up from lr/25 as torch's OneCycleLR, then cosine annealing
         # to lr/1e4 (torch goes on to lr/25/1e4); --min-lr applies to cosine only.
