@@ -152,6 +152,20 @@ def test_evaluate_text_summary_and_other_split(fer_root, tiny_model_file, capsys
     assert "split: training (70 faces)" in out and "accuracy" in out and "confusion matrix" in out
 
 
+def test_splits_joined_by_plus_are_scored_together(fer_root, varied_model_file, capsys):
+    """Seed 004 reports one figure on PublicTest and PrivateTest together (7,178 faces)."""
+    parts = {name: evaluate(fer_root, models=[varied_model_file], split=name, tta="none")
+             for name in ("publictest", "privatetest")}
+    both = evaluate(fer_root, models=[varied_model_file], split="publictest+privatetest", tta="none")
+    assert both.metrics["n"] == 28 and both.split == "publictest+privatetest"
+    right = sum(round(r.metrics["accuracy"] * r.metrics["n"]) for r in parts.values())
+    assert both.metrics["accuracy"] == pytest.approx(right / 28)
+    assert np.array_equal(both.labels, np.concatenate([parts["publictest"].labels, parts["privatetest"].labels]))
+    code, out, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", varied_model_file, "--split",
+                             "test+publictest")
+    assert code == 2 and "names one split twice" in err
+
+
 def test_single_class_folder_is_one_split(tmp_path, tiny_model_file, capsys):
     from conftest import write_class_folders
 

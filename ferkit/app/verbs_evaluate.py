@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a model, or an ensemble of several (probabilities averaged), "
                                    "on a FER2013 split.")
     p.add_argument("--data", required=True, help="fer2013.csv, a dataset root or a folder of class folders")
-    p.add_argument("--split", help="split to evaluate (default: publictest, or the only split there is)")
+    p.add_argument("--split", help="split to evaluate (default: publictest, or the only split there is); splits "
+                                   "joined by + are scored together (publictest+privatetest: seed 004's test set)")
     p.add_argument("--model", action="extend", nargs="+", metavar="NAME_OR_PATH",
                    help="shipped name (default, fast, default-b, or best = default+default-b), model file or run "
                         "directory; several form an ensemble (default: default)")
