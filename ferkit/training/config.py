@@ -130,8 +130,11 @@ class TrainConfig:
     unfreeze_keep: int = option(0, "frozen blocks (from the input) that stay frozen after unfreeze_epoch")
     seed: int = option(0, "seeds weights, shuffling and augmentation (the holdout is the same for every seed)")
     val_split: str = option("auto", "the faces that pick the best epoch: auto = PublicTest when the data has it, "
-                                    "else holdout (a fixed tenth of each class of the training faces, never trained on); "
+                                    "else holdout (a fixed share, --val-fraction, of each class of the training "
+                                    "faces, never trained on); "
                                     "none keeps the last epoch")
+    val_fraction: float = option(HOLDOUT_FRACTION, "holdout: the share of each class's training faces held out "
+                                                   "(seed 004: 0.2)")
     limit_train: int = option(0, "use only N training faces, a seeded random subset (quick runs, tests); 0 = all")
     limit_val: int = option(0, "use only N validation faces; 0 = all")
     skip_bad: bool = option(False, "skip unreadable images / bad CSV rows (each reported) instead of stopping")
@@ -182,6 +185,7 @@ class TrainConfig:
             (("momentum", "nesterov"), self.optimizer != "sgd", f"with --optimizer {self.optimizer}"),
             (("early_stopping", "limit_val"), self.val_split == "none", "with --val-split none"),
             (("min_epochs",), not self.early_stopping, "without --early-stopping"),
+            (("val_fraction",), self.val_split in ("publictest", "none"), f"with --val-split {self.val_split}"),
             (("lr_decay",), self.schedule != "time-decay", f"with --schedule {self.schedule}"),
             (("warmup_epochs",), self.schedule in ("constant", "plateau", "time-decay"),
              f"with --schedule {self.schedule}"),
@@ -226,6 +230,7 @@ class TrainConfig:
             (self.early_stopping >= 0, f"--early-stopping {self.early_stopping}: must be 0 (off) or a number of epochs"),
             (self.min_epochs >= 0, f"--min-epochs {self.min_epochs}: must not be negative"),
             (self.lr_decay >= 0, f"--lr-decay {self.lr_decay}: must not be negative"),
+            (0 < self.val_fraction <= 0.5, f"--val-fraction {self.val_fraction}: must be above 0 and at most 0.5"),
             (self.center_loss >= 0 and self.center_lr >= 0,
              f"--center-loss {self.center_loss}, --center-lr {self.center_lr}: must not be negative"),
             (0 <= self.ema < 1, f"--ema {self.ema}: the decay must be in [0, 1)"),

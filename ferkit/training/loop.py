@@ -47,7 +47,7 @@ from ..models import count_parameters, create_model, model_info
 from ..models.inference import predict_logits
 from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import HOLDOUT_FRACTION, HOLDOUT_SEED, TrainConfig, config_differences
+from .config import HOLDOUT_SEED, TrainConfig, config_differences
 from .distill import OnlineTeacher, distilled_targets, teacher_fingerprint, teacher_probabilities
 from .ema import ModelEMA
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
@@ -284,11 +284,11 @@ def _training_data(config: TrainConfig, cropper: FaceCropper | None, state: dict
         val_faces, val_labels = dataset.splits["publictest"].images, dataset.splits["publictest"].labels
         validated_on = "publictest"
     elif validation == "holdout":
-        kept, held_out = stratified_holdout(train_labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
+        kept, held_out = stratified_holdout(train_labels, config.val_fraction, HOLDOUT_SEED)
         if len(held_out):
             val_faces, val_labels = train_faces[held_out], train_labels[held_out]
             train_faces, train_labels = train_faces[kept], train_labels[kept]
-            held = f"{len(held_out)} training faces ({HOLDOUT_FRACTION:.0%} of each class, the same for every run)"
+            held = f"{len(held_out)} training faces ({config.val_fraction:.0%} of each class, the same for every run)"
             validated_on = f"holdout: {held}"
             say(f"validation: {held} held out, not trained on")
     if val_faces is None:
