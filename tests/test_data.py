@@ -648,6 +648,19 @@ def test_cli_stats_draws_the_class_distribution(fer_root, tmp_path):
     assert result.returncode == 2 and "name it .png" in result.stderr and not (tmp_path / "classes.jpg").exists()
 
 
+def test_cli_augment_pictures_the_views_training_sees(fer_root, tmp_path):
+    """Seed 001 fig. 3 / seed 004 fig. 3: a face of each class, whole and augmented with the --aug-* settings."""
+    picture = tmp_path / "aug.png"
+    result = run_cli("data", "augment", str(fer_root), "--out", str(picture), "--views", "3", "--aug-vflip", "yes")
+    assert result.returncode == 0 and "7 faces, each whole and in 3 augmented views" in result.stdout, result.stderr
+    drawn = cv2.imread(str(picture))
+    assert drawn is not None and drawn.std() > 10
+    for extra, message in ((["--views", "0"], "--views 0: must be between 1 and 20"),
+                           (["--aug-crop", "x"], "invalid int value")):
+        result = run_cli("data", "augment", str(fer_root), "--out", str(tmp_path / "b.png"), *extra)
+        assert result.returncode == 2 and message in result.stderr and not (tmp_path / "b.png").exists()
+
+
 def test_cli_stats_on_shared_fer2013():
     if not (SHARED / "train").is_dir():
         pytest.skip("shared FER2013 not available")

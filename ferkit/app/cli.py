@@ -51,6 +51,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, choices=choices[f.name], default=None, help=f"{meaning}(default {default})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"{meaning}(default {default!r})")
+    _add_augment_options(p)
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture option, e.g. dropout=0.4 or widths=[32,64,128,256] (JSON values)")
+    p.set_defaults(run=commands.train_command)
+
+
+def _add_augment_options(p: argparse.ArgumentParser) -> None:
+    """``--aug-*``: one option per :class:`AugmentConfig` field (train, and data augment's preview)."""
+    from ..data.augment_config import AugmentConfig
+
     for f in fields(AugmentConfig):
         default = getattr(AugmentConfig(), f.name)
         flag = "--aug-" + f.name.replace("_", "-")
@@ -59,9 +69,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             _add_yes_no(p, flag, f"{meaning}(default {'yes' if default else 'no'})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"{meaning}(default {default!r})")
-    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="architecture option, e.g. dropout=0.4 or widths=[32,64,128,256] (JSON values)")
-    p.set_defaults(run=commands.train_command)
 
 
 def _add_yes_no(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
@@ -115,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     crop.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
                       help="face detector (default auto: RetinaFace when installed, else Haar); none = whole pictures, resized")
     crop.set_defaults(run=commands.data_crop)
+
+    augment = data_sub.add_parser("augment", help="picture a few faces as training's augmentation sees them",
+                                  description="Draw one face of each class of the training split (or the only "
+                                              "split), whole and as --views random augmentations with the --aug-* "
+                                              "settings train takes (seed 001 fig. 3, seed 004 fig. 3).")
+    augment.add_argument("path", help="fer2013.csv, a dataset root (train/, test/) or a folder of class folders")
+    augment.add_argument("--out", required=True, metavar="PNG", help="the picture to write")
+    augment.add_argument("--views", type=int, default=6, help="augmented views per face (default 6)")
+    augment.add_argument("--seed", type=int, default=0, help="seeds the faces' augmentations (default 0)")
+    _add_augment_options(augment)
+    augment.set_defaults(run=commands.data_augment)
 
     models = sub.add_parser("models", help="list the model zoo with parameter counts")
     models.add_argument("--json", action="store_true")

@@ -54,6 +54,36 @@ def data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_augment(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ..data import load_fer2013
+    from ..data.augment import BatchAugmenter
+    from ..data.augment_config import AugmentConfig
+    from ..evaluation.report import plot_augmentations
+
+    if Path(args.out).suffix.lower() != ".png":
+        raise UsageError(f"--out {args.out}: the picture is a PNG; name it .png")
+    if not 1 <= args.views <= 20:
+        raise UsageError(f"--views {args.views}: must be between 1 and 20")
+    try:
+        config = AugmentConfig(**{k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None})
+    except TypeError as exc:
+        raise UsageError(str(exc)) from None
+    dataset = load_fer2013(args.path)
+    split = dataset["training"] if "training" in dataset else next(iter(dataset.splits.values()))
+    chosen = [int(np.flatnonzero(split.labels == c)[0]) for c in range(7) if (split.labels == c).any()]
+    # Training augments normalised faces, so what it pads and erases with is the mean gray: shown so here too.
+    mean, std = float(split.images.mean()) / 255, max(float(split.images.std()) / 255, 1e-6)
+    faces = (torch.from_numpy(split.images[chosen]).float().div(255).unsqueeze(1) - mean) / std
+    augmenter = BatchAugmenter(config, torch.Generator().manual_seed(args.seed))
+    views = [(augmenter(faces).squeeze(1) * std + mean).clamp(0, 1).numpy() for _ in range(args.views)]
+    plot_augmentations(Path(args.out), split.images[chosen], views, [int(split.labels[i]) for i in chosen], config)
+    print(f"wrote {args.out}: {len(chosen)} faces, each whole and in {args.views} augmented views")
+    return 0
+
+
 def data_crop(args: argparse.Namespace) -> int:
     """Write each picture's face as a 48x48 PNG under ``args.out``, in the same folders."""
     import warnings

@@ -105,6 +105,31 @@ def plot_class_distribution(path: Path, splits: dict[str, dict[str, int]], title
     _save(fig, path)
 
 
+def plot_augmentations(path: Path, faces: np.ndarray, views: list[np.ndarray], labels: list[int], config) -> None:
+    """One row per face: the face as stored, then each augmented view the network would be given
+    (``views``: one F x C x C array per view, values 0..1)."""
+    plt = _pyplot()
+    rows, cols = len(faces), 1 + len(views)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows), squeeze=False)
+    for r in range(rows):
+        pictures = [faces[r] / 255.0] + [view[r] for view in views]
+        for c, picture in enumerate(pictures):
+            ax = axes[r][c]
+            ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(CLASSES[labels[r]], fontsize=8)
+            if r == 0:
+                ax.set_title("stored" if c == 0 else f"view {c}", fontsize=8)
+    import textwrap
+
+    settings = ", ".join(f"{k} {v}" for k, v in vars(config).items())
+    fig.suptitle("\n".join(textwrap.wrap(f"training augmentation: {settings}", width=16 * cols)), fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def plot_misclassified(path: Path, evaluation: Evaluation, per_class: int = 6) -> None:
     """One row per true class: its most confidently misclassified faces, labelled true -> predicted."""
     plt = _pyplot()
