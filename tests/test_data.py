@@ -656,7 +656,8 @@ def test_cli_augment_pictures_the_views_training_sees(fer_root, tmp_path):
     drawn = cv2.imread(str(picture))
     assert drawn is not None and drawn.std() > 10
     for extra, message in ((["--views", "0"], "--views 0: must be between 1 and 20"),
-                           (["--aug-crop", "x"], "invalid int value")):
+                           (["--aug-crop", "x"], "invalid int value"),
+                           (["--aug-erase-min", "30", "--aug-erase-max", "5"], "--aug-erase-min must be at least 1")):
         result = run_cli("data", "augment", str(fer_root), "--out", str(tmp_path / "b.png"), *extra)
         assert result.returncode == 2 and message in result.stderr and not (tmp_path / "b.png").exists()
 

@@ -768,6 +768,9 @@ def test_data_caveat_follows_the_model_files_record(tmp_path):
     assert "learnt from" in caveat(shipped, tmp_path / "ds" / "train", "training")
     assert caveat(shipped, tmp_path / "ds", "publictest") == ""
     assert caveat(other, tmp_path / "ds", "training") == ""
+    # Splits scored together: any learnt part is said.
+    assert "learnt from these training+publictest faces" in caveat(shipped, tmp_path / "ds", "training+publictest")
+    assert caveat(shipped, tmp_path / "ds", "publictest+privatetest") == ""
 
 
 def test_learnt_faces_are_recognised_by_their_pixels():

@@ -282,17 +282,20 @@ def test_plateau_halves_after_patience_epochs_without_gain():
 
 
 @pytest.mark.parametrize("optimizer,schedule", [("sgd", "onecycle"), ("adam", "cosine"), ("adamax", "plateau"),
-                                                ("adamw", "constant"), ("radam", "cosine")])
+                                                ("adamw", "constant"), ("radam", "cosine"), ("adam", "time-decay")])
 def test_each_optimizer_and_schedule_trains(fer_root, tmp_path, optimizer, schedule):
+    decay = 0.1 if schedule == "time-decay" else 0.0
     config = quick_config(fer_root, tmp_path / "run", optimizer=optimizer, schedule=schedule, epochs=2,
-                          warmup_epochs=1.0, lr=0.02, augment=NO_AUGMENT)
+                          warmup_epochs=1.0, lr=0.02, augment=NO_AUGMENT, lr_decay=decay)
     summary, _ = run(config)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     steps = 70 // 8
     warm = min(steps, 2 * steps // 3) if schedule in ("cosine", "onecycle") else steps  # a third of the run at most
     # The history logs the rate of each epoch's last step.
     for row in history:
-        assert row["lr"] == pytest.approx(lr_at(schedule, 0.02, row["epoch"] * steps - 1, 2 * steps, warm))
+        assert row["lr"] == pytest.approx(lr_at(schedule, 0.02, row["epoch"] * steps - 1, 2 * steps, warm, decay=decay))
+    if decay:  # the loop passes --lr-decay on: the rate fell (0.02 / (1 + 0.1 x 7) after the first epoch)
+        assert history[0]["lr"] == pytest.approx(0.02 / 1.7) and history[1]["lr"] < history[0]["lr"]
     torch.manual_seed(0)
     initial = create_model("tiny", width=8).state_dict()
     trained = weights(tmp_path / "run")

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     augment.add_argument("--out", required=True, metavar="PNG", help="the picture to write")
     augment.add_argument("--views", type=int, default=6, help="augmented views per face (default 6)")
     augment.add_argument("--seed", type=int, default=0, help="seeds the faces' augmentations (default 0)")
+    augment.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
+                         help="in a picture that is not a 48x48 face crop, the largest face this detector finds, as "
+                              "train reads it (default auto); none = the whole picture, resized")
     _add_augment_options(augment)
     augment.set_defaults(run=commands.data_augment)
 

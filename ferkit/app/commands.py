@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, resolved_model_spec
 from .verbs_predict import dataset_cropper
 
 
@@ -21,7 +21,13 @@ def data_stats(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_fer2013(args.path, skip_bad=args.skip_bad)
-    problems = list(dataset.problems) + [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    from ..data.cache import CacheWarning
+
+    for warning in caught:  # the rest are the data's problems, listed below
+        if issubclass(warning.category, CacheWarning):
+            print(f"ferkit: warning: {warning.message}", file=sys.stderr)
+    problems = list(dataset.problems) + [str(w.message) for w in caught if issubclass(w.category, UserWarning)
+                                         and not issubclass(w.category, CacheWarning)]
     splits = {name: split.class_counts() for name, split in dataset.splits.items()}
     repeats = {}  # faces of the other splits that are, pixel for pixel, Training faces (FER2013 has 279 in PublicTest)
     if "training" in dataset.splits:
@@ -55,25 +61,28 @@ def data_stats(args: argparse.Namespace) -> int:
 
 
 def data_augment(args: argparse.Namespace) -> int:
+    """A face of each class of the training split, whole and in augmented views (the figure seed 001 draws)."""
     import numpy as np
     import torch
 
     from ..data import load_fer2013
     from ..data.augment import BatchAugmenter
     from ..data.augment_config import AugmentConfig
+    from ..data.classes import CLASSES
     from ..evaluation.report import plot_augmentations
 
     if Path(args.out).suffix.lower() != ".png":
         raise UsageError(f"--out {args.out}: the picture is a PNG; name it .png")
     if not 1 <= args.views <= 20:
         raise UsageError(f"--views {args.views}: must be between 1 and 20")
+    config = AugmentConfig(**{k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None})
     try:
-        config = AugmentConfig(**{k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None})
-    except TypeError as exc:
+        config.validate()
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
-    dataset = load_fer2013(args.path)
+    dataset = load_fer2013(args.path, cropper=dataset_cropper(args.detector))
     split = dataset["training"] if "training" in dataset else next(iter(dataset.splits.values()))
-    chosen = [int(np.flatnonzero(split.labels == c)[0]) for c in range(7) if (split.labels == c).any()]
+    chosen = [int(np.flatnonzero(split.labels == c)[0]) for c in range(len(CLASSES)) if (split.labels == c).any()]
     # Training augments normalised faces, so what it pads and erases with is the mean gray: shown so here too.
     mean, std = float(split.images.mean()) / 255, max(float(split.images.std()) / 255, 1e-6)
     faces = (torch.from_numpy(split.images[chosen]).float().div(255).unsqueeze(1) - mean) / std
@@ -202,15 +211,7 @@ def train_command(args: argparse.Namespace) -> int:
     if given.get("pretrained") and Path(given["pretrained"]).exists():
         given["pretrained"] = str(Path(given["pretrained"]).resolve())
     if given.get("distill"):
-        from ..models.hub import ENSEMBLE_SEPARATOR, ensemble_members
-
-        try:
-            members = ensemble_members(given["distill"])
-        except ValueError:  # an empty member: the loop's own check names it
-            members = [given["distill"]]
-        if any(Path(m).exists() for m in members):
-            given["distill"] = ENSEMBLE_SEPARATOR.join(
-                str(Path(m).resolve()) if Path(m).exists() else str(m) for m in members)
+        given["distill"] = resolved_model_spec(given["distill"])
     augment = {k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None}
     options = {}
     for item in args.model_option:

@@ -39,6 +39,20 @@ def expected_errors() -> tuple[type[BaseException], ...]:
             OSError)  # a missing or unwritable path, an existing file where a folder must go, a full disk...
 
 
+def resolved_model_spec(spec: str) -> str:
+    """A model spec with its files and run folders as absolute paths (shipped names stay names), so
+    that it names the same model from any working directory; ensembles member by member."""
+    from pathlib import Path
+
+    from ..models.hub import ENSEMBLE_SEPARATOR, ensemble_members
+
+    try:
+        members = ensemble_members(spec)
+    except ValueError:  # an empty member: the loader's own check names it
+        return spec
+    return ENSEMBLE_SEPARATOR.join(str(Path(m).resolve()) if Path(m).exists() else str(m) for m in members)
+
+
 def single_model(spec: str, verb: str) -> str:
     """``spec`` when it names one model; a verb that works on one network refuses an ensemble (``a+b``)."""
     from ..models.hub import ensemble_members
@@ -54,8 +68,8 @@ def refuse_idle(given: dict[str, bool], needed: str) -> None:
     idle = [flag for flag, is_set in given.items() if is_set]
     if idle:
         it = "it" if len(idle) == 1 else "them"
-        raise UsageError(f"{' and '.join(idle)} {'acts' if len(idle) == 1 else 'act'} only with {needed}: "
-                         f"add that, or leave {it} out")
+        raise UsageError(f"{' and '.join(idle)} {'acts' if len(idle) == 1 else 'act'} only with {needed}, so "
+                         f"{'it' if len(idle) == 1 else 'they'} would be ignored here: leave {it} out")
 
 
 def option_error(exc: ValueError) -> ValueError:

@@ -395,7 +395,8 @@ def visualize_filters_command(args: argparse.Namespace) -> int:
     return _save_filters(args, layer, filters, images, reached, ranking)
 
 
-def _save_filters(args: argparse.Namespace, layer: str, filters, images, reached, ranking: str) -> int:
+def _save_filters(args: argparse.Namespace, layer: str, filters: np.ndarray, images: np.ndarray,
+                  reached: np.ndarray, ranking: str) -> int:
     from ..explain.render import save_filter_grid
 
     labels = [f"filter {f}\nact {a:.2f}" for f, a in zip(filters, reached)]

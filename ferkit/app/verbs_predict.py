@@ -26,7 +26,7 @@ from ..detectors import DETECTOR_CHOICES
 from ..tta import TTA_CHOICES
 from ..vision.rows import COLUMNS
 from .csv_rows import CsvRows, check_same_settings, finished_sources, partial_path
-from .errors import Terminated, UsageError, option_error, refuse_idle, single_model
+from .errors import Terminated, UsageError, option_error, refuse_idle, resolved_model_spec, single_model
 
 if TYPE_CHECKING:
     from ..data.fer2013 import FaceCropper
@@ -80,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_model_options(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the rows as one JSON array on stdout")
-    out.add_argument("--csv", metavar="FILE", help="write the rows to a CSV file (FILE.partial until complete)")
+    out.add_argument("--csv", metavar="FILE", help="write the rows to a CSV file (FILE.partial until complete; "
+                                                   "the options that made them are kept in .FILE.settings.json)")
     p.add_argument("--resume", action="store_true",
                    help="with --csv: keep the rows of the sources an earlier run into FILE finished without an "
                         "error (from FILE or the FILE.partial a killed run left) and run only the others")
@@ -378,7 +379,7 @@ def _not_annotations(items: list, annotate: str | None) -> list:
 def row_settings(args: argparse.Namespace) -> dict[str, object]:
     """The options that decide a source's rows, by flag: rows made with other ones are another model's
     reading (or other frames), which ``--resume`` must not mix into one CSV."""
-    return {"--model": args.model, "--detector": "none" if args.no_detect else args.detector, "--tta": args.tta,
+    return {"--model": resolved_model_spec(args.model), "--detector": "none" if args.no_detect else args.detector, "--tta": args.tta,
             "--backend": args.backend, "--smooth": args.smooth, "--min-face": args.min_face,
             "--detect-size": args.detect_size, "--detect-every": args.detect_every, "--no-align": args.no_align,
             "--every": args.every, "--max-frames": args.max_frames}

@@ -21,3 +21,17 @@ class AugmentConfig:
     erase_p: float = option(0.5, "chance of one erased rectangle per face (random erasing)")
     erase_min: int = option(8, "smallest side of the erased rectangle, pixels")
     erase_max: int = option(20, "largest side of the erased rectangle, pixels")
+
+    def validate(self) -> None:
+        """ValueError naming the first ``--aug-*`` setting out of range."""
+        checks = [
+            (0 <= self.shift < 0.5, "--aug-shift must be in [0, 0.5): a fraction of the face's side"),
+            (0 <= self.rotate <= 180, "--aug-rotate must be in [0, 180] degrees"),
+            (0 <= self.scale < 1, "--aug-scale must be in [0, 1): a fraction of the face's size"),
+            (1 <= self.crop, "--aug-crop must be at least 1"),
+            (0 <= self.erase_p <= 1, "--aug-erase-p must be in [0, 1]"),
+            (1 <= self.erase_min <= self.erase_max, "--aug-erase-min must be at least 1 and at most --aug-erase-max"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)

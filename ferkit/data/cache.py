@@ -24,8 +24,13 @@ from ..atomic import atomic_write
 
 _UNWRITABLE_SAID: set[str] = set()  # cache folders already reported as unwritable in this process
 
-# Bumped whenever what a load produces changes (2: a folder's split wins over a file name's prefix).
-_FORMAT_VERSION = "2"
+
+class CacheWarning(UserWarning):
+    """The cache cannot be written: news about this machine, not a problem of the data being read."""
+
+# Bumped whenever what a load produces changes (2: a folder's split wins over a file name's prefix;
+# 3: CSV emotions as class names, __MACOSX never read, problems worded anew).
+_FORMAT_VERSION = "3"
 
 
 def default_cache_dir() -> Path:
@@ -42,8 +47,10 @@ def save_in_cache(file: Path, write: Callable[[BinaryIO], None]) -> None:
         folder = str(file.parent)
         if folder not in _UNWRITABLE_SAID:
             _UNWRITABLE_SAID.add(folder)
-            warnings.warn(f"cache {folder}: cannot write ({exc.strerror or exc}); going on without it, so the "
-                          "work is done again next time (FERKIT_CACHE_DIR names a writable folder)", stacklevel=2)
+            where = exc.filename if exc.filename and str(exc.filename) != str(file) else folder
+            warnings.warn(f"cache {where}: cannot write ({exc.strerror or exc}); going on without it, so the "
+                          "work is done again next time (set FERKIT_CACHE_DIR to a writable folder)",
+                          CacheWarning, stacklevel=2)
 
 
 # One (path, size, last change in ns) per source file.

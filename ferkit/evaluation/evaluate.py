@@ -66,7 +66,7 @@ class Evaluation:
             if isinstance(calibration.get("face_sample"), dict):
                 return self.faces is not None and \
                     learnt_share(calibration["face_sample"], self.faces) >= LEARNT_SHARE
-            if calibration.get("split") != self.split:
+            if calibration.get("split") not in self.split.split("+"):
                 return False
             if "faces" in calibration:  # a digest of the faces in order (session-18 records)
                 return self.faces is not None and calibration["faces"] == faces_digest(self.faces)
@@ -91,7 +91,7 @@ class Evaluation:
         here = os.path.realpath(self.data) if self.data else ""
         notes = []
         for spec, loaded in zip(self.specs, self.models):
-            if here and self.split in _trained_on(loaded, here):
+            if here and any(part in _trained_on(loaded, here) for part in self.split.split("+")):
                 notes.append(f"{spec} learnt from these {self.split} faces (all but any held-out validation faces)")
             elif self.faces is not None and \
                     (share := learnt_share(loaded.meta.get("face_sample"), self.faces)) >= LEARNT_SHARE:

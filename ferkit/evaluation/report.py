@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomic import atomic_write, atomic_write_text, make_folder
+from ..data.augment_config import AugmentConfig
 from ..data.classes import CLASSES
 from ..data.fer2013 import describe_cropped
 from .evaluate import Evaluation, describe_model
@@ -105,7 +106,8 @@ def plot_class_distribution(path: Path, splits: dict[str, dict[str, int]], title
     _save(fig, path)
 
 
-def plot_augmentations(path: Path, faces: np.ndarray, views: list[np.ndarray], labels: list[int], config) -> None:
+def plot_augmentations(path: Path, faces: np.ndarray, views: list[np.ndarray], labels: list[int],
+                       config: AugmentConfig) -> None:
     """One row per face: the face as stored, then each augmented view the network would be given
     (``views``: one F x C x C array per view, values 0..1)."""
     plt = _pyplot()

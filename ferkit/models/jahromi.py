@@ -8,7 +8,8 @@ connected layer, a BatchNorm next to the dropout) come from the authors' release
 (github.com/mahon94/empathy, ``src/model_7class.py``: ``shallow()``, ``kim()`` and ``vggnet()``)
 and reproduce the paper's figures: 4.74M, 2.44M and 9.41M here.  Table 1 calls the deep network 11
 layers deep; the layer sequence its text gives (and the code, and the 9.4M parameters) has 8
-convolutions and 2 hidden fully connected layers, which is what is built here (its depth column says 8).
+convolutions and 2 hidden fully connected layers, which is what is built here (ferkit's own depth
+column, in ``evaluate --report``, counts 8).
 
 The paper also puts L2 regularisation on the fully connected layers of the deep network (the code
 does so in all three): here that is the training option ``--weight-decay``, which applies to every

@@ -187,6 +187,9 @@ class TrainConfig:
             (("min_epochs",), not self.early_stopping, "without --early-stopping"),
             (("val_fraction",), self.val_split in ("publictest", "none"), f"with --val-split {self.val_split}"),
             (("lr_decay",), self.schedule != "time-decay", f"with --schedule {self.schedule}"),
+            (("schedule",), self.schedule == "time-decay" and not self.lr_decay,
+             "as time-decay without --lr-decay: the rate stays constant"),
+            (("min_epochs",), self.min_epochs >= self.epochs, f"with --epochs {self.epochs}"),
             (("warmup_epochs",), self.schedule in ("constant", "plateau", "time-decay"),
              f"with --schedule {self.schedule}"),
             (("min_lr",), self.schedule in ("constant", "onecycle", "time-decay"), f"with --schedule {self.schedule}"),
@@ -261,17 +264,10 @@ class TrainConfig:
             (self.unfreeze_epoch < self.epochs, f"--unfreeze-epoch {self.unfreeze_epoch} is not before the last epoch "
                                                 f"({self.epochs}): the blocks would never train"),
         ]
-        augment = self.augment
-        checks += [
-            (0 <= augment.shift < 0.5, "--aug-shift must be in [0, 0.5): a fraction of the face's side"),
-            (0 <= augment.rotate <= 180, "--aug-rotate must be in [0, 180] degrees"),
-            (0 <= augment.scale < 1, "--aug-scale must be in [0, 1): a fraction of the face's size"),
-            (0 <= augment.erase_p <= 1, "--aug-erase-p must be in [0, 1]"),
-            (1 <= augment.erase_min <= augment.erase_max, "--aug-erase-min must be at least 1 and at most --aug-erase-max"),
-        ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self.augment.validate()
         self._check_model_builds()
 
     def _check_model_builds(self) -> None:

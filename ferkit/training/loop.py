@@ -47,7 +47,7 @@ from ..models import count_parameters, create_model, model_info
 from ..models.inference import predict_logits
 from ..models.io import ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import HOLDOUT_SEED, TrainConfig, config_differences
+from .config import HOLDOUT_FRACTION, HOLDOUT_SEED, TrainConfig, config_differences
 from .distill import OnlineTeacher, distilled_targets, teacher_fingerprint, teacher_probabilities
 from .ema import ModelEMA
 from .losses import CenterLoss, PenultimateFeatures, soft_cross_entropy
@@ -283,6 +283,9 @@ def _training_data(config: TrainConfig, cropper: FaceCropper | None, state: dict
     if validation == "publictest" and "publictest" in dataset.splits:
         val_faces, val_labels = dataset.splits["publictest"].images, dataset.splits["publictest"].labels
         validated_on = "publictest"
+        if config.val_fraction != HOLDOUT_FRACTION:
+            say(f"note: --val-fraction {config.val_fraction} has no effect: the data has PublicTest faces, which "
+                "validate (--val-split holdout holds out training faces instead)")
     elif validation == "holdout":
         kept, held_out = stratified_holdout(train_labels, config.val_fraction, HOLDOUT_SEED)
         if len(held_out):
@@ -494,7 +497,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         # Checked before the epoch rather than after it, so a resumed run stops where it stopped.
         if config.early_stopping and history and epoch - best_epoch >= config.early_stopping \
                 and epoch >= config.min_epochs:
-            say(f"early stopping: no validation gain for {config.early_stopping} epochs")
+            say(f"early stopping: no validation gain for {epoch - best_epoch} epochs")
             stopped_early = True
             break
         epoch_started = time.time()
