@@ -261,7 +261,7 @@ def predict_command(args: argparse.Namespace) -> int:
     if args.no_detect and args.detector not in ("auto", "none"):  # one of the two would be ignored
         raise UsageError(f"--no-detect and --detector {args.detector} contradict each other: give one")
     if args.no_detect or args.detector == "none":
-        refuse_idle(detection_options_set(args), "a face detector (here every picture is taken as one face)")
+        refuse_idle(detection_options_set(args), "a face detector (without one, every picture is taken as one face)")
     from ..vision.recognizer import EmotionRecognizer
     from ..vision.sources import expand_sources
 
