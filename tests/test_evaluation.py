@@ -248,6 +248,24 @@ def _assert_png(path: Path) -> None:
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
 
 
+def test_a_report_on_several_runs_compares_their_curves(tmp_path, fer_root, tiny_model_file, capsys):
+    """Seed 002 fig. 9: the validation curves of the runs evaluated together, on one pair of axes."""
+    runs = []
+    for n, slope in enumerate((0.04, 0.02)):
+        run = tmp_path / f"run{n}"
+        run.mkdir()
+        shutil.copy(tiny_model_file, run / "best.safetensors")
+        history = [{"epoch": e, "lr": 0.1, "train_loss": 2.0, "train_acc": 0.3, "val_loss": 2.1 - slope * e,
+                    "val_acc": 0.2 + slope * e, "seconds": 1.0} for e in range(1, 6)]
+        (run / "history.json").write_text(json.dumps(history))
+        runs.append(str(run))
+    out = tmp_path / "report"
+    code, _, err = run_cli(capsys, "evaluate", "--data", fer_root, "--model", "+".join(runs), "--report", out)
+    assert code == 0, err
+    _assert_png(out / "training_curves_compared.png")
+    assert "(training_curves_compared.png)" in (out / "report.md").read_text()
+
+
 def test_report_files(tmp_path, fer_root, tiny_model_file, capsys):
     # A run directory: the report adds its training curves from history.json.
     run = tmp_path / "run"
@@ -269,6 +287,7 @@ def test_report_files(tmp_path, fer_root, tiny_model_file, capsys):
     params = sum(p.numel() for p in load_model_file(tiny_model_file).model.parameters())
     assert f"{params:,}" in text
     assert "| 3 |" in text  # depth: three convolution layers
+    assert not (out / "training_curves_compared.png").exists()  # one run: nothing to compare
     # predictions.csv: one row per face, its probabilities and predicted class agree with the JSON's accuracy
     import pandas as pd
 

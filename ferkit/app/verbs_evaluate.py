@@ -152,6 +152,7 @@ def _write_report(out: Path, result, specs: list[str]) -> Path:
         for stale in out.glob("training_curves*.png"):
             stale.unlink()
     extra = []
+    histories: dict[str, list[dict]] = {}
     for i, (spec, loaded) in enumerate(zip(specs, result.models)):
         run = run_directory(spec, loaded)
         if run is None:
@@ -159,7 +160,25 @@ def _write_report(out: Path, result, specs: list[str]) -> Path:
         name = "training_curves.png" if len(specs) == 1 else f"training_curves_{i + 1}.png"
         if _plot_run_curves(run, out / name):
             extra.append((f"Training curves ({run})", name))
+        history = _read_history(run)
+        if history:
+            histories[f"{i + 1}: {run.name}"] = history
+    if len(histories) > 1:  # the runs side by side, as seed 002 fig. 9 compares its configurations
+        from ..training.report import plot_runs_compared
+
+        plot_runs_compared(out / "training_curves_compared.png", histories)
+        extra.insert(0, ("Validation curves of the runs compared", "training_curves_compared.png"))
     return write_report(out, result, extra)
+
+
+def _read_history(run: Path) -> list[dict]:
+    """A run's history.json, or nothing when it cannot be read (its curves.png is then all there is)."""
+    try:
+        history = json.loads((run / "history.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return history if isinstance(history, list) and all(isinstance(r, dict) and "epoch" in r for r in history) \
+        else []
 
 
 def _plot_run_curves(run: Path, target: Path) -> bool:
