@@ -2,6 +2,8 @@
 the ``explain`` / ``visualize-filters`` verbs."""
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -101,6 +103,24 @@ def test_guided_backprop_is_zero_outside_the_region(rows, cols):
     outside[rows, cols] = False
     assert np.abs(maps[:, outside]).max() == 0
     assert np.abs(maps[:, ~outside]).max() > 0
+
+
+def test_guided_backprop_from_a_layer_traces_its_strongest_filter():
+    """Seed 001 fig. 4: guided backpropagation from a layer's strongest unit in each face, not a class."""
+    model = tiny_model()
+    x = face_batch()
+    captured = []
+    handle = model.features[4].register_forward_hook(lambda m, i, o: captured.append(o.detach()))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    strongest = (captured[0].flatten(1).argmax(1) // captured[0][0, 0].numel()).numpy()  # the strongest unit's filter
+    result = guided_backprop(model, x, layer="features.4")
+    assert result.layer == "features.4" and result.filters.tolist() == strongest.tolist()
+    assert result.maps.shape == (4, 48, 48) and np.isfinite(result.maps).all() and np.abs(result.maps).max() > 0
+    assert not np.allclose(result.maps, guided_backprop(model, x).maps)  # not the class score's map
+    with pytest.raises(ValueError, match="does not produce N x C x H x W"):
+        guided_backprop(model, x, layer="classifier")
 
 
 def test_explain_faces_places_the_map_where_the_view_lies_on_the_face():
@@ -325,7 +345,7 @@ def test_explain_cli_bad_input(tmp_path, tiny_model_file, capsys):
     cases = [
         (["--class", "bored"], "bored"),
         (["--layer", "features.99"], "features.99"),
-        (["--method", "guided-backprop", "--layer", "features.0"], "drop --layer"),
+        (["--method", "guided-backprop", "--layer", "features.0", "--class", "sad"], "drop --class"),
         (["--model", f"{tiny_model_file}+{tiny_model_file}"], "one model, not an ensemble"),
         (["--out", str(tmp_path / "x.gif")], "x.gif: cannot write a .gif picture"),
         (["--detector", "none", "--detect-size", "320"], "--detect-size acts only with a face detector"),
@@ -334,6 +354,10 @@ def test_explain_cli_bad_input(tmp_path, tiny_model_file, capsys):
         code = main(["explain", face, "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png"), *extra])
         _, err = capsys.readouterr()
         assert code == 2 and message in err and err.count("\n") == 1, err
+    code = main(["explain", face, "--model", str(tiny_model_file), "--method", "guided-backprop", "--layer",
+                 "features.0", "--out", str(tmp_path / "layer.png")])
+    stdout, err = capsys.readouterr()
+    assert code == 0 and re.search(r"explaining filter \d+ of layer features.0, where it is strongest", stdout), err
     # A name that is a word of the message ("no", "image") is still said (it once was not).
     for name in ("no", "image"):
         code = main(["explain", str(tmp_path / name), "--model", str(tiny_model_file), "--out", str(tmp_path / "x.png")])

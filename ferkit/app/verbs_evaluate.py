@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image")
     p.add_argument("--method", choices=METHOD_CHOICES, default="gradcam")
     p.add_argument("--layer", help="layer for Grad-CAM (default: the activation after the last convolution, "
-                                   "batch norm and ReLU applied)")
+                                   "batch norm and ReLU applied); with guided-backprop, the layer whose strongest "
+                                   "activation in the face is traced back to the input (seed 001 fig. 4)")
     p.add_argument("--class", dest="target", metavar="NAME", help="class to explain (default: the predicted one)")
     p.add_argument("--face", type=int, default=None, metavar="N",
                    help="in a photo, explain face N, counted from 0 left to right as predict's face column; "
@@ -361,8 +362,9 @@ def explain_command(args: argparse.Namespace) -> int:
     # Show what the network saw: its centre view of the face, and the map over it.
     x, y, w, h = result.view
     layer = f", layer {result.layer}" if result.layer else ""
-    title = (f"{Path(args.image).name}: predicted {loaded.classes[predicted]} ({probs[predicted]:.0%}); "
-             f"explaining {loaded.classes[explained]} ({probs[explained]:.0%}){layer}")
+    explaining = (f"filter {int(result.filters[0])} of layer {result.layer}, where it is strongest in this face"
+                  if result.filters is not None else f"{loaded.classes[explained]} ({probs[explained]:.0%}){layer}")
+    title = f"{Path(args.image).name}: predicted {loaded.classes[predicted]} ({probs[predicted]:.0%}); explaining {explaining}"
     save_explanation(args.out, result.faces[0][y:y + h, x:x + w], args.method, result.maps[0][y:y + h, x:x + w], title)
     print(f"{note}; {title} -> {args.out}")
     if args.method != "guided-backprop" and not result.maps[0].any():  # Grad-CAM's ReLU left nothing

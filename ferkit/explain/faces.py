@@ -33,7 +33,8 @@ class FaceExplanation:
     probs: np.ndarray  # N x C probabilities as ``predict`` gives them (test-time views, temperature)
     classes: list[str]
     method: str
-    layer: str = ""  # the layer a Grad-CAM map comes from ("" for guided backpropagation)
+    layer: str = ""  # the layer a map comes from ("" for guided backpropagation from the class score)
+    filters: np.ndarray | None = None  # guided backpropagation from a layer: the filter explained, per face
 
 
 def class_of(classes: list[str] | tuple[str, ...], name: str) -> int:
@@ -60,6 +61,9 @@ def explain_faces(model: LoadedModel | str | Path | None, faces: np.ndarray, met
     the centre view, the one view a single gradient map can show.
     """
     check_method(method)  # said before loading anything, even for no faces
+    if method == "guided-backprop" and layer is not None and target is not None:
+        raise ValueError("guided-backprop from a --layer explains that layer's strongest activation in the face, "
+                         "not a class: drop --class")
     if isinstance(model, (str, Path)) and "+" in str(model) and not Path(model).exists():
         raise ValueError(f"{model}: explain_faces works on one model, not an ensemble")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
@@ -80,4 +84,5 @@ def explain_faces(model: LoadedModel | str | Path | None, faces: np.ndarray, met
     maps[:, offset:offset + size, offset:offset + size] = result.maps
     return FaceExplanation(faces=np.ascontiguousarray(loaded.normalizer.prepare(crops)), maps=maps,
                            view=(offset, offset, size, size), predicted=predicted, targets=result.targets,
-                           probs=probs, classes=list(loaded.classes), method=method, layer=result.layer)
+                           probs=probs, classes=list(loaded.classes), method=method, layer=result.layer,
+                           filters=result.filters)

@@ -43,6 +43,7 @@ class Explanation:
     targets: np.ndarray  # N class indices explained
     probs: np.ndarray  # N x C softmax of the logits of the view explained (temperature 1, no TTA)
     layer: str = ""
+    filters: np.ndarray | None = None  # guided backpropagation from a layer: the filter explained, per face
 
 
 def _targets(logits: torch.Tensor, target: int | torch.Tensor | np.ndarray | None) -> torch.Tensor:
@@ -124,16 +125,33 @@ def _guided_copy(model: nn.Module) -> nn.Module:
     return net
 
 
-def guided_backprop(model: nn.Module, x: torch.Tensor, target: int | None = None) -> Explanation:
+def guided_backprop(model: nn.Module, x: torch.Tensor, target: int | None = None,
+                    layer: str | None = None) -> Explanation:
     """Guided-backpropagation gradients of the class score w.r.t. the input (signed, summed
-    over input channels), N x S x S."""
+    over input channels), N x S x S.  With ``layer``, of that layer's strongest activation in each
+    face instead, one unit at one place, as Springenberg et al. reconstruct a layer (``filters``
+    names its filter): what the layer picks out of this face, an edge early on, parts of the face
+    deeper in (seed 001 fig. 4 shows layers so).  (The sum of a filter's map would not do: through
+    a convolution it back-projects to the same kernel everywhere.)"""
+    from .filters import layer_activations  # (filters imports nothing of this module)
+
     net = _guided_copy(model)
     inputs = x.detach().float().clone().requires_grad_(True)
+    filters, name = None, ""
     with torch.enable_grad():
         logits = net(inputs)
         targets = _targets(logits, target)
-        (gradient,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), inputs)
-    return Explanation(gradient.sum(1).numpy(), targets.numpy(), torch.softmax(logits.detach(), 1).numpy())
+        if layer is None:
+            objective = logits.gather(1, targets[:, None]).sum()
+        else:
+            name, module = resolve_layer(net, layer)
+            activations = layer_activations(net, module, inputs, name).flatten(2)  # N x C x (H W)
+            strongest = activations.detach().flatten(1).argmax(1)  # the strongest unit, filter and place
+            objective = activations.flatten(1).gather(1, strongest[:, None]).sum()
+            filters = (strongest // activations.shape[2]).numpy()
+        (gradient,) = torch.autograd.grad(objective, inputs)
+    return Explanation(gradient.sum(1).numpy(), targets.numpy(), torch.softmax(logits.detach(), 1).numpy(), name,
+                       filters)
 
 
 def guided_grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
@@ -157,8 +175,4 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam", target: 
     """The ``method`` map (``gradcam``, ``guided-backprop`` or ``guided-gradcam``) for a normalised
     batch; ``explain_faces`` does the same from face crops and a model name."""
     check_method(method)
-    if method == "guided-backprop":
-        if layer is not None:
-            raise ValueError("guided-backprop explains the input, not a layer: drop --layer")
-        return guided_backprop(model, x, target)
     return METHODS[method](model, x, target, layer)
