@@ -461,6 +461,26 @@ def test_own_folder_of_classes_trains_with_a_held_out_tenth(tmp_path, capsys):
     assert np.array_equal(again[1], held)
 
 
+def test_the_best_epoch_follows_the_monitored_figure(tmp_path):
+    """--monitor loss (seed 000's code watches the validation loss): the best epoch is the lowest loss,
+    which here is not the highest accuracy's epoch."""
+    faces, labels = synthetic_faces(70, seed=1)
+    write_class_folders(tmp_path / "fer" / "train", faces, labels, "Training")
+    faces, labels = synthetic_faces(28, seed=2)
+    write_class_folders(tmp_path / "fer" / "test", faces[:14], labels[:14], "PublicTest")
+    chosen = {}
+    for monitor in ("accuracy", "loss"):
+        out = tmp_path / monitor
+        summary, _ = run(quick_config(tmp_path / "fer", out, epochs=6, monitor=monitor))
+        history = json.loads((out / "history.json").read_text())
+        figure = [r["val_acc"] for r in history] if monitor == "accuracy" else [-r["val_loss"] for r in history]
+        assert summary["best_epoch"] == 1 + int(np.argmax(figure)) and summary["monitor"] == monitor
+        assert summary["best_val_acc"] == history[summary["best_epoch"] - 1]["val_acc"]
+        assert load_model_file(out / "best.safetensors").meta["epoch"] == summary["best_epoch"]
+        chosen[monitor] = summary["best_epoch"]
+    assert chosen["accuracy"] != chosen["loss"], chosen
+
+
 def test_plateau_halving_and_early_stopping_in_a_run_and_after_resume(fer_root, tmp_path):
     # A rate so small the model (no batch norm) cannot change its predictions: validation
     # accuracy stays flat, so the plateau rule halves the rate and early stopping ends the run.

@@ -51,6 +51,7 @@ def compact_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
     half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     small = {k: v for k, v in state.items() if k not in ("model", "ema", "optimizer")}
     # Early stopping counts from the resume point, and the first resumed epoch writes best.safetensors.
+    # (best_score -1.0 reads as "none chosen yet" in every ferkit since: the loop resets it.)
     small.update(model=half, optimizer=None, compact=True, best_score=-1.0, best_epoch=int(state["epoch"]))
     if "ema" in state:
         small["ema"] = half  # the same tensors: torch.save stores them once

@@ -21,6 +21,8 @@ from ..options import option
 # none: no validation, the last epoch is kept.
 VALIDATION_SPLITS = ("auto", "publictest", "holdout", "none")
 HOLDOUT_FRACTION = 0.1
+# What chooses the best epoch: the validation accuracy, or the validation loss (lower is better).
+MONITORS = ("accuracy", "loss")
 # The held-out faces do not follow --seed: every run on the same data (one started from another's
 # weights, or distilled from it, included) is validated on the same faces, none of which it trained on.
 HOLDOUT_SEED = 0
@@ -39,7 +41,8 @@ def option_choices() -> dict[str, tuple[str, ...]]:
 
     return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "balance": BALANCING,
             "normalize": ("global", "pixel"), "precision": ("auto", "bf16", "fp32"),
-            "distill_mode": ("clean", "online"), "detector": DETECTOR_CHOICES, "val_split": VALIDATION_SPLITS}
+            "distill_mode": ("clean", "online"), "detector": DETECTOR_CHOICES, "val_split": VALIDATION_SPLITS,
+            "monitor": MONITORS}
 
 
 
@@ -97,6 +100,8 @@ class TrainConfig:
     lr_decay: float = option(0.0, "time-decay: the rate is lr / (1 + this x step), Keras' legacy decay (seed 004: 1e-6)")
     early_stopping: int = option(0, "stop after this many epochs without validation gain (0 = never)")
     min_epochs: int = option(0, "early stopping never stops a run before this many epochs (seed 000: 60)")
+    monitor: str = option("accuracy", "what picks the best epoch and drives --early-stopping and the plateau "
+                                      "schedule: validation accuracy, or validation loss (seed 000's code)")
     grad_clip: float = option(0.0, "max gradient norm (0 = off)")
     # loss
     label_smoothing: float = option(0.1, "share of each target spread evenly over the classes")
@@ -183,7 +188,7 @@ class TrainConfig:
             (("center_lr",), not self.center_loss, "without --center-loss"),
             (("unfreeze_lr_factor",), not self.unfreeze_epoch, "without --unfreeze-epoch"),
             (("momentum", "nesterov"), self.optimizer != "sgd", f"with --optimizer {self.optimizer}"),
-            (("early_stopping", "limit_val"), self.val_split == "none", "with --val-split none"),
+            (("early_stopping", "limit_val", "monitor"), self.val_split == "none", "with --val-split none"),
             (("min_epochs",), not self.early_stopping, "without --early-stopping"),
             (("val_fraction",), self.val_split in ("publictest", "none"), f"with --val-split {self.val_split}"),
             (("lr_decay",), self.schedule != "time-decay", f"with --schedule {self.schedule}"),

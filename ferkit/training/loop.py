@@ -451,7 +451,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         say(f"warm-up cut to a third of the run ({warmup_steps / steps_per_epoch:.2f} of --warmup-epochs "
             f"{config.warmup_epochs:g}), so that the rate anneals")
 
-    start_epoch, step, best_score, best_epoch, history = 0, 0, -1.0, -1, []
+    # The best score so far (higher is better: accuracy, or minus the loss); -inf until an epoch is scored.
+    start_epoch, step, best_score, best_epoch, history = 0, 0, -math.inf, -1, []
     if state is not None:
         try:
             model.load_state_dict(state["model"])  # float16 weights of a compact checkpoint load as float32
@@ -465,6 +466,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             normalizer = Normalizer.from_state_dict(state["normalizer"])
             start_epoch, step = int(state["epoch"]), int(state["step"])
             best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
+            if state.get("compact") or (best_score == -1.0 and config.monitor == "accuracy"):
+                best_score = -math.inf  # -1.0: "none chosen yet" in checkpoints written before the loss could watch
             history = json.loads(state["history"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{last_path}: does not fit this run ({first_line(exc)})") from None
@@ -617,7 +620,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             row["val_loss"], row["val_acc"] = float(figures[0]), float(figures[1])
         row["seconds"] = time.time() - epoch_started
         history.append(row)
-        score = row["val_acc"] if row["val_acc"] is not None else float(epoch)
+        if row["val_acc"] is None:
+            score = float(epoch)  # no validation: the last epoch is the one kept
+        else:
+            score = row["val_acc"] if config.monitor == "accuracy" else -row["val_loss"]
         if config.schedule == "plateau":
             plateau.step(score)
         improved = score > best_score
@@ -658,17 +664,18 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
 
     # ---------------------------------------------------------------- summary
     scored = [row for row in history if row.get("val_acc") is not None]
-    if best_score < 0 and scored:
+    if not math.isfinite(best_score) and scored:
         # A finished run carried as a compact checkpoint chose no best epoch here: its history says which
         # it was (its weights are not in this folder unless carry_run --keep-best kept them).
-        best_row = max(scored, key=lambda row: row["val_acc"])
-        best_epoch, best_score = int(best_row["epoch"]), float(best_row["val_acc"])
+        best_row = max(scored, key=lambda row: row["val_acc"] if config.monitor == "accuracy" else -row["val_loss"])
+        best_epoch = int(best_row["epoch"])
         if is_main and not (out / "best.safetensors").exists():
             say(f"{out}: the best epoch ({best_epoch}) was chosen before this run was carried; its weights are not in "
                 "this folder (best_carried.safetensors, when carried with --keep-best)")
     summary = {"run": str(out), "model": config.model, "parameters": count_parameters(model),
                "epochs_run": len(history), "best_epoch": best_epoch,
-               "best_val_acc": best_score if val_faces is not None else None, "validation": data.validated_on,
+               "best_val_acc": next((r["val_acc"] for r in scored if r["epoch"] == best_epoch), None),
+               "monitor": config.monitor, "validation": data.validated_on,
                "stopped_early": stopped_early, "processes": world,
                "train_seconds": sum(r["seconds"] for r in history)}
     if is_main:
