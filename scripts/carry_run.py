@@ -81,8 +81,17 @@ def best_so_far(run: Path, dest: Path, config: dict):
             loaded.append(load_model_file(path))
         except ModelFileError as exc:
             raise CheckpointError(str(exc)) from None
-    # (val_acc is null for a run without validation: every candidate then counts alike)
-    return max(loaded, key=lambda m: -1.0 if m.meta.get("val_acc") is None else float(m.meta["val_acc"]))
+    return max(loaded, key=_score)
+
+
+def _score(model) -> float:
+    """What the run chose its best epoch by (``--monitor``): the validation accuracy, or minus the loss;
+    null for a run without validation, where every candidate then counts alike."""
+    key = "val_loss" if model.meta.get("monitor") == "loss" else "val_acc"
+    value = model.meta.get(key)
+    if value is None:
+        return -float("inf")
+    return -float(value) if key == "val_loss" else float(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -788,7 +788,7 @@ def test_data_caveat_follows_the_model_files_record(tmp_path):
     assert caveat(shipped, tmp_path / "ds", "publictest") == ""
     assert caveat(other, tmp_path / "ds", "training") == ""
     # Splits scored together: any learnt part is said.
-    assert "learnt from these training+publictest faces" in caveat(shipped, tmp_path / "ds", "training+publictest")
+    assert "learnt from these training faces" in caveat(shipped, tmp_path / "ds", "training+publictest")
     assert caveat(shipped, tmp_path / "ds", "publictest+privatetest") == ""
 
 

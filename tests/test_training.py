@@ -820,6 +820,25 @@ runpy.run_module("ferkit", run_name="__main__", alter_sys=True)
 """
 
 
+def test_a_compact_checkpoint_under_monitor_loss_chooses_among_the_resumed_epochs(fer_root, tmp_path):
+    """A compact checkpoint's best_score -1.0 would beat every minus-loss (about -1.9): nothing would improve."""
+    from ferkit.training.checkpoint import compact_checkpoint, save_checkpoint
+    from ferkit.training.config import config_differences
+
+    config = quick_config(fer_root, tmp_path / "run", epochs=3, monitor="loss")
+    run(config)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    state.update(epoch=2, step=state["step"] // 3 * 2, history=json.dumps(json.loads(state["history"])[:2]))
+    save_checkpoint(tmp_path / "run" / "last.pt", compact_checkpoint(state))
+    (tmp_path / "run" / "best.safetensors").unlink()
+    summary, _ = run(config, resume=True)
+    assert summary["best_epoch"] == 3 and load_model_file(tmp_path / "run" / "best.safetensors").meta["epoch"] == 3
+    # A checkpoint from before --monitor existed resumes as accuracy, its default.
+    older = {k: v for k, v in config.to_dict().items() if k != "monitor"}
+    assert config_differences(older, config.replace(monitor="accuracy").to_dict()) == []
+    assert config_differences(older, config.to_dict()) == ["monitor 'accuracy' -> 'loss'"]
+
+
 def test_a_carried_compact_checkpoint_resumes_the_run_elsewhere(fer_root, tmp_path):
     """scripts/carry_run.py: a run cut off after epoch 2 of 3 travels as float16 averaged weights
     without momentum, and finishes from there in another folder."""

@@ -50,6 +50,10 @@ def check_same_settings(path: str | os.PathLike, settings: dict[str, object]) ->
         return
     if not isinstance(earlier, dict):
         return
+    if isinstance(earlier.get("--model"), str):  # written by a ferkit that kept the path as typed
+        from .errors import resolved_model_spec
+
+        earlier["--model"] = resolved_model_spec(earlier["--model"])
     changed = [f"{flag} {_shown(settings[flag])} (its rows: {_shown(earlier[flag])})" for flag in settings
                if flag in earlier and earlier[flag] != settings[flag]]
     if changed:

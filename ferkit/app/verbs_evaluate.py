@@ -162,13 +162,16 @@ def _write_report(out: Path, result, specs: list[str]) -> Path:
         if _plot_run_curves(run, out / name):
             extra.append((f"Training curves ({run})", name))
         history = _read_history(run)
-        if history:
+        if any(row.get("val_acc") is not None for row in history):
             histories[f"{i + 1}: {run.name}"] = history
     if len(histories) > 1:  # the runs side by side, as seed 002 fig. 9 compares its configurations
         from ..training.report import plot_runs_compared
 
-        plot_runs_compared(out / "training_curves_compared.png", histories)
-        extra.insert(0, ("Validation curves of the runs compared", "training_curves_compared.png"))
+        try:
+            plot_runs_compared(out / "training_curves_compared.png", histories)
+            extra.insert(0, ("Validation curves of the runs compared", "training_curves_compared.png"))
+        except (KeyError, TypeError, ValueError) as exc:  # a history with odd rows: the report goes on
+            print(f"ferkit: warning: cannot compare the runs' curves ({exc})", file=sys.stderr)
     return write_report(out, result, extra)
 
 

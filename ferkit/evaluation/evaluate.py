@@ -91,8 +91,10 @@ class Evaluation:
         here = os.path.realpath(self.data) if self.data else ""
         notes = []
         for spec, loaded in zip(self.specs, self.models):
-            if here and any(part in _trained_on(loaded, here) for part in self.split.split("+")):
-                notes.append(f"{spec} learnt from these {self.split} faces (all but any held-out validation faces)")
+            learnt = [part for part in self.split.split("+") if here and part in _trained_on(loaded, here)]
+            if learnt:
+                notes.append(f"{spec} learnt from these {'+'.join(learnt)} faces (all but any held-out validation "
+                             "faces)")
             elif self.faces is not None and \
                     (share := learnt_share(loaded.meta.get("face_sample"), self.faces)) >= LEARNT_SHARE:
                 notes.append(f"{spec} learnt from about {share:.0%} of these {self.split} faces (found by their "

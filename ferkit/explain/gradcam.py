@@ -131,8 +131,9 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target: int | None = None
     over input channels), N x S x S.  With ``layer``, of that layer's strongest activation in each
     face instead, one unit at one place, as Springenberg et al. reconstruct a layer (``filters``
     names its filter): what the layer picks out of this face, an edge early on, parts of the face
-    deeper in (seed 001 fig. 4 shows layers so).  (The sum of a filter's map would not do: through
-    a convolution it back-projects to the same kernel everywhere.)"""
+    deeper in (seed 001 fig. 4 shows layers so); ``targets`` then only names the class reported.
+    (The sum of a filter's map would not do: through a convolution it back-projects to the same
+    kernel everywhere.)"""
     from .filters import layer_activations  # (filters imports nothing of this module)
 
     net = _guided_copy(model)

@@ -3,7 +3,7 @@
 A run directory holds:
     config.json      the TrainConfig (plain data) the run was started with
     last.pt          everything needed to resume (weights, optimiser, EMA, schedule, history)
-    best.safetensors the best model so far by validation (PublicTest) accuracy, ready to use
+    best.safetensors the best model so far by validation (PublicTest) accuracy, or loss (--monitor), ready to use
     history.csv/json per-epoch figures;  curves.png  accuracy and loss, train vs validation
                      (redrawn at most every 30 s, since drawing takes ~0.5 s, and at the end)
     summary.json     the final figures (written when the run ends)
@@ -283,7 +283,7 @@ def _training_data(config: TrainConfig, cropper: FaceCropper | None, state: dict
     if validation == "publictest" and "publictest" in dataset.splits:
         val_faces, val_labels = dataset.splits["publictest"].images, dataset.splits["publictest"].labels
         validated_on = "publictest"
-        if config.val_fraction != HOLDOUT_FRACTION:
+        if config.val_fraction != HOLDOUT_FRACTION and config.val_split == "auto":  # (publictest: the config says)
             say(f"note: --val-fraction {config.val_fraction} has no effect: the data has PublicTest faces, which "
                 "validate (--val-split holdout holds out training faces instead)")
     elif validation == "holdout":
@@ -633,7 +633,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             if improved:
                 save_model_file(out / "best.safetensors", eval_model, name=config.model, options=config.model_options,
                                 normalizer=normalizer,
-                                meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "run": str(out), **data.provenance})
+                                meta={"epoch": epoch + 1, "val_acc": row["val_acc"], "val_loss": row["val_loss"],
+                                      "monitor": config.monitor, "run": str(out), **data.provenance})
             checkpoint = {
                 "config": config.to_dict(),
                 "train_fingerprint": data.fingerprint,
@@ -659,6 +660,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
                 plot_curves(out / "curves.png", history)
                 plotted_at = time.time()
             val_text = "n/a" if row["val_acc"] is None else f"{row['val_acc']:.4f}"
+            if row["val_acc"] is not None and config.monitor == "loss":  # the figure that marks *best*
+                val_text += f"  val loss {row['val_loss']:.4f}"
             say(f"epoch {epoch + 1}/{config.epochs}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
                 f"val acc {val_text}  lr {lr:.5f}  {row['seconds']:.0f}s{'  *best*' if improved else ''}")
 
