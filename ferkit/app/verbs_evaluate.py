@@ -159,9 +159,9 @@ def _write_report(out: Path, result, specs: list[str]) -> Path:
         if run is None:
             continue
         name = "training_curves.png" if len(specs) == 1 else f"training_curves_{i + 1}.png"
-        if _plot_run_curves(run, out / name):
-            extra.append((f"Training curves ({run})", name))
         history = _read_history(run)
+        if _plot_run_curves(run, history, out / name):
+            extra.append((f"Training curves ({run})", name))
         if any(row.get("val_acc") is not None for row in history):
             histories[f"{i + 1}: {run.name}"] = history
     if len(histories) > 1:  # the runs side by side, as seed 002 fig. 9 compares its configurations
@@ -176,22 +176,26 @@ def _write_report(out: Path, result, specs: list[str]) -> Path:
 
 
 def _read_history(run: Path) -> list[dict]:
-    """A run's history.json, or nothing when it cannot be read (its curves.png is then all there is)."""
+    """A run's history.json, read afresh (the run may still be training), or nothing when it cannot be
+    read (its curves.png is then all there is)."""
     try:
         history = json.loads((run / "history.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:
+        if (run / "history.json").exists():
+            print(f"ferkit: warning: {run / 'history.json'}: cannot read ({exc})", file=sys.stderr)
         return []
-    return history if isinstance(history, list) and all(isinstance(r, dict) and "epoch" in r for r in history) \
-        else []
+    if isinstance(history, list) and all(isinstance(r, dict) and "epoch" in r for r in history):
+        return history
+    print(f"ferkit: warning: {run / 'history.json'}: not a list of epochs; not plotted", file=sys.stderr)
+    return []
 
 
-def _plot_run_curves(run: Path, target: Path) -> bool:
-    """Plot the run's history.json afresh (the run may still be training); fall back to its curves.png."""
+def _plot_run_curves(run: Path, history: list[dict], target: Path) -> bool:
+    """Plot the run's history; fall back to its curves.png."""
     from ..atomic import atomic_write_bytes
     from ..training.report import plot_curves
 
     try:
-        history = json.loads((run / "history.json").read_text())
         if history:
             plot_curves(target, history)
             return True
