@@ -21,7 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ferkit.models import count_parameters, create_model, model_names
+from ferkit.models import count_parameters, create_model, model_info, model_names
 
 
 def time_steps(name: str, *, batch: int, bf16: bool, compile_model: bool, warmup: int, steps: int,
@@ -29,7 +29,7 @@ def time_steps(name: str, *, batch: int, bf16: bool, compile_model: bool, warmup
     """Images per second of training steps: at least ``steps`` steps and ``seconds`` seconds."""
     torch.manual_seed(0)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = create_model(name).train().to(memory_format=memory_format)
+    model = create_model(name, **model_info(name).example_options).train().to(memory_format=memory_format)
     size = model.input_size
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     step_model = torch.compile(model) if compile_model else model
@@ -87,7 +87,7 @@ def main() -> None:
     errors: list[str] = []
     for name in names:
         with torch.device("meta"):
-            probe = create_model(name)
+            probe = create_model(name, **model_info(name).example_options)
         cells = []
         for precision, compiled in columns:
             try:

@@ -40,7 +40,7 @@ def meta_model(name: str, **options) -> torch.nn.Module:
 @pytest.mark.parametrize("name", model_names())
 def test_every_model_runs_forward_and_backward_through_all_its_parameters(name):
     torch.manual_seed(0)
-    model = create_model(name)
+    model = create_model(name, **model_info(name).example_options)
     size = model.input_size
     assert size == model_info(name).input_size
     x = torch.randn(2, 1, size, size)

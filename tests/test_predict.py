@@ -933,6 +933,15 @@ def test_resume_with_other_options_is_refused_not_mixed(capsys, tiny_model_file,
     status, _, err = run(capsys, *common, photo, second, "--model", tiny_model_file.name, "--resume")
     assert status == 0 and "1 of 2 source(s) finished earlier" in err, err
     assert [r["source"] for r in _csv_rows(rows)] == [str(photo)] * 2 + [str(second)] * 2
+    # torch and onnx (auto) give the same float32 numbers: a resume may name the other.
+    status, _, err = run(capsys, *common, photo, second, "--model", tiny_model_file.name, "--backend", "torch", "--resume")
+    assert status == 0 and "2 of 2 source(s) finished earlier" in err, err
+    # The same path holding other weights (the file retrained or replaced) is another model.
+    tiny_model_file.write_bytes(varied_model_file.read_bytes())
+    before = rows.read_text()
+    status, _, err = run(capsys, *common, photo, second, "--model", tiny_model_file.name, "--resume")
+    assert status == 2 and "other options: the model's weights (the file at that path was retrained" in err, err
+    assert rows.read_text() == before
 
 
 def test_detector_none_is_no_detect(capsys, tiny_model_file, photo):

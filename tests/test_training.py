@@ -1543,8 +1543,11 @@ def test_every_paper_recipe_is_a_valid_training_config(monkeypatch):
     monkeypatch.setattr(ferkit.training, "train", lambda config, **kw: seen.append(config) or {})
     for command in commands:
         assert main(shlex.split(command)[1:]) == 0, command
+        if seen[-1].fuse:  # its members are the runs of the two rows before: train reads their architectures
+            assert (seen[-1].model, seen[-1].freeze) == ("fusion", -1) and seen[-1].fuse.endswith("runs/resnet50")
+            continue
         seen[-1].validate()
     assert {config.model for config in seen} >= {"shallow", "medium", "deep", "sepconv", "resnet50", "cnn1", "cnn2",
-                                                  "vgg11", "vgg16", "cnn5", "efficientnet_b1"}
+                                                  "vgg11", "vgg16", "cnn5", "efficientnet_b1", "fusion"}
     shallow = next(config for config in seen if config.model == "shallow")
     assert (shallow.schedule, shallow.min_lr, shallow.batch_size) == ("plateau", 1e-4, 128)

@@ -210,8 +210,9 @@ def train_command(args: argparse.Namespace) -> int:
     # Teachers and starting weights too, when they are files or run folders (shipped names stay names).
     if given.get("pretrained") and Path(given["pretrained"]).exists():
         given["pretrained"] = str(Path(given["pretrained"]).resolve())
-    if given.get("distill"):
-        given["distill"] = resolved_model_spec(given["distill"])
+    for spec in ("distill", "fuse"):
+        if given.get(spec):
+            given[spec] = resolved_model_spec(given[spec])
     augment = {k[4:]: v for k, v in vars(args).items() if k.startswith("aug_") and v is not None}
     options = {}
     for item in args.model_option:
@@ -249,6 +250,9 @@ def train_command(args: argparse.Namespace) -> int:
         if "data" not in given:
             raise UsageError("train needs --data PATH (or --resume RUNDIR)")
         given.setdefault("detector", "auto")  # photos are read as evaluate reads them: their faces
+        if given.get("fuse"):  # seed 001's fusion: a new classifier over the members' features, they stay as trained
+            given.setdefault("model", "fusion")
+            given.setdefault("freeze", -1)
         config = TrainConfig(**given, model_options=options, augment=AugmentConfig(**augment))
         try:
             input_size = config.input_size()

@@ -54,11 +54,25 @@ def check_same_settings(path: str | os.PathLike, settings: dict[str, object]) ->
         from .errors import resolved_model_spec
 
         earlier["--model"] = resolved_model_spec(earlier["--model"])
-    changed = [f"{flag} {_shown(settings[flag])} (its rows: {_shown(earlier[flag])})" for flag in settings
-               if flag in earlier and earlier[flag] != settings[flag]]
+    changed = [_difference(flag, settings[flag], earlier[flag]) for flag in settings
+               if flag in earlier and _same_numbers(flag, earlier[flag]) != _same_numbers(flag, settings[flag])]
     if changed:
         raise UsageError(f"--resume: {path} was written with other options: {'; '.join(changed)}. Give the same "
                          "options, or write these rows to another --csv FILE")
+
+
+def _same_numbers(flag: str, value: object) -> object:
+    """What a setting's value means for the rows: the float32 backends (auto, onnx, torch) give the same
+    numbers, int8 others."""
+    if flag == "--backend":
+        return "int8" if value == "int8" else "float32"
+    return value
+
+
+def _difference(flag: str, now: object, then: object) -> str:
+    if flag == "weights":  # digests of the model files
+        return "the model's weights (the file at that path was retrained or replaced since its rows were written)"
+    return f"{flag} {_shown(now)} (its rows: {_shown(then)})"
 
 
 def _shown(value: object) -> str:

@@ -376,10 +376,15 @@ def _not_annotations(items: list, annotate: str | None) -> list:
     return [i for i in items if i not in ours]
 
 
+WEIGHTS = "weights"  # the models' weights, by digest: a file retrained at the same path gives other rows
+
+
 def row_settings(args: argparse.Namespace) -> dict[str, object]:
     """The options that decide a source's rows, by flag: rows made with other ones are another model's
     reading (or other frames), which ``--resume`` must not mix into one CSV."""
-    return {"--model": resolved_model_spec(args.model), "--detector": "none" if args.no_detect else args.detector, "--tta": args.tta,
+    from ..models.hub import weights_digest
+
+    return {"--model": resolved_model_spec(args.model), WEIGHTS: weights_digest(args.model), "--detector": "none" if args.no_detect else args.detector, "--tta": args.tta,
             "--backend": args.backend, "--smooth": args.smooth, "--min-face": args.min_face,
             "--detect-size": args.detect_size, "--detect-every": args.detect_every, "--no-align": args.no_align,
             "--every": args.every, "--max-frames": args.max_frames}

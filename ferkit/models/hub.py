@@ -155,6 +155,15 @@ def member_digests(members: Sequence[str]) -> dict[str, str]:
     return {m: _computation_digest(shipped_path(m)) if shipped_path(m).is_file() else "" for m in members}
 
 
+def weights_digest(spec: str | Path | Sequence[str | Path]) -> str:
+    """A short digest of what the model(s) ``spec`` names compute with, to notice a file retrained or replaced
+    at the same path; empty when one cannot be read (loading it then says why)."""
+    try:
+        return "+".join(_computation_digest(model_path(member))[:16] for member in ensemble_members(spec))
+    except (ModelFileError, OSError, TypeError):
+        return ""
+
+
 def _computation_digest(path: Path) -> str:
     header, tensors = read_model_file(path)
     digest = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "meta"}, sort_keys=True).encode())

@@ -6,7 +6,7 @@ and return ``N x num_classes`` logits.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -24,18 +24,22 @@ class ModelInfo:
     # bf16 autocast speeds it up on CPUs with native bf16; False where it was measured to slow it down
     # (train's --precision auto then keeps fp32).
     bf16: bool = True
+    # Options that build a representative network, for models that cannot be built without some
+    # (a fusion needs its members): what ``list_models`` counts.
+    example_options: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
 def register_model(name: str, *, input_size: int, source: str, paper_params: int | None = None,
-                   description: str = "", bf16: bool = True) -> Callable:
+                   description: str = "", bf16: bool = True, example_options: dict | None = None) -> Callable:
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelInfo(name, builder, input_size, source, paper_params,
-                                    description or (builder.__doc__ or "").strip().splitlines()[0], bf16)
+                                    description or (builder.__doc__ or "").strip().splitlines()[0], bf16,
+                                    dict(example_options or {}))
         return builder
 
     return wrap
@@ -55,7 +59,8 @@ def create_model(name: str, num_classes: int = 7, **options) -> nn.Module:
     """Build a registered model; ``options`` go to its builder (e.g. ``width``, ``dropout``)."""
     info = model_info(name)
     model = info.builder(num_classes=num_classes, **options)
-    model.input_size = options.get("input_size", info.input_size)
+    # A builder may know its size better than the registry (a fusion takes its members' size).
+    model.input_size = options.get("input_size", getattr(model, "input_size", info.input_size))
     return model
 
 
@@ -69,12 +74,12 @@ def list_models() -> list[dict]:
     for name in model_names():
         info = _REGISTRY[name]
         with torch.device("meta"):  # shapes only: no memory or init time for 100M-parameter VGGs
-            model = create_model(name)
+            model = create_model(name, **info.example_options)
         rows.append({
             "name": name,
             "params": count_parameters(model),
             "paper_params": info.paper_params,
-            "input_size": info.input_size,
+            "input_size": int(model.input_size),
             "source": info.source,
             "description": info.description,
         })

@@ -116,6 +116,9 @@ class TrainConfig:
     distill_temperature: float = option(1.0, "softens the teacher's probabilities (Hinton et al. 2015)")
     distill_mode: str = option("clean", "clean: the teacher sees each clean face once; online: every augmented batch")
     distill_int8: bool = option(False, "an online teacher runs its int8 graph: faster, 0.2-2% of its answers differ")
+    fuse: str = option("", "seed 001's fusion: trained models (a+b: shipped names, run folders or model files) whose "
+                           "features, their classifiers dropped, one new classifier learns to join (--model fusion; "
+                           "train sets it and --freeze -1, which trains that classifier alone)")
     # data
     normalize: str = option("global", "global: one mean and std; pixel: a mean and std per pixel (seed 000)")
     equalize: bool = option(False, "histogram-equalise every face first")
@@ -150,7 +153,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # Paths given as Path objects are kept as text: the config is saved as JSON beside the run.
-        for name in ("data", "out", "pretrained", "distill"):
+        for name in ("data", "out", "pretrained", "distill", "fuse"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 setattr(self, name, os.fspath(value))
@@ -219,6 +222,13 @@ class TrainConfig:
                 setattr(owner, item.name,
                         _check_type(f"--{prefix}{item.name.replace('_', '-')}", getattr(owner, item.name), item))
         model_info(self.model)  # unknown names list the registered models
+        if bool(self.fuse) != (self.model == "fusion"):
+            raise ValueError(f"--fuse builds the fusion model (--model fusion), not {self.model}" if self.fuse else
+                             "--model fusion needs --fuse A+B: the trained models whose features it joins")
+        if self.fuse and (self.normalize != "global" or "members" not in self.model_options):
+            raise ValueError("--fuse needs --normalize global (each member gets its own normalisation by a scale "
+                             "and shift)" if self.normalize != "global" else
+                             "--fuse: the members' architectures are missing from the model options")
         # NaN passes every range check below (all comparisons are false) and trains NaN weights.
         for owner, prefix in ((self, ""), (self.augment, "aug-")):
             for item in fields(owner):

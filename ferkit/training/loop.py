@@ -45,7 +45,9 @@ from ..data.overlap import training_sample
 from ..data.preprocess import Normalizer
 from ..models import count_parameters, create_model, model_info
 from ..models.inference import predict_logits
-from ..models.io import ModelFileError, load_pretrained, save_model_file
+from ..models.fusion import fusion_options
+from ..models.hub import ensemble_members, load_model
+from ..models.io import LoadedModel, ModelFileError, load_pretrained, save_model_file
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import HOLDOUT_FRACTION, HOLDOUT_SEED, TrainConfig, config_differences
 from .distill import OnlineTeacher, distilled_targets, teacher_fingerprint, teacher_probabilities
@@ -167,6 +169,9 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
     more than once should set up the group itself: a second group on torchrun's store can race
     with the first one's stale keys.
     """
+    if config.fuse and "members" not in config.model_options:  # a new fusion: its members' architectures
+        config = config.replace(model_options={**fusion_options(_fusion_members(config)),
+                                               **config.model_options})
     try:
         config.validate()
     except ValueError as exc:
@@ -191,6 +196,14 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
             lock.release()
         if own_group:
             dist.destroy_process_group()
+
+
+def _fusion_members(config: TrainConfig) -> list[LoadedModel]:
+    """The trained models ``--fuse`` names, read (once: ``load_model`` caches files)."""
+    try:
+        return [load_model(member) for member in ensemble_members(config.fuse)]
+    except ModelFileError as exc:
+        raise TrainingError(f"--fuse: {exc}") from None
 
 
 def _lock_run(lock: FolderLock | None, out: Path) -> None:
@@ -410,6 +423,13 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         except ModelFileError as exc:
             raise TrainingError(f"--distill: {exc}") from None
         say(f"distilling from {config.distill} on every augmented batch ({online_teacher.engine})")
+    if config.fuse and state is None:
+        try:
+            model.load_members(_fusion_members(config), normalizer)
+        except ValueError as exc:
+            raise TrainingError(f"--fuse: {exc}") from None
+        say(f"fusing {config.fuse}: {model.head[-1].in_features} features, "
+            f"{'the members frozen' if config.freeze else 'the members training too (--freeze 0)'}")
     if config.pretrained and state is None:
         fresh = load_pretrained(model, config.pretrained, head_prefixes=head_prefixes(model))
         say(f"pretrained weights from {config.pretrained}; new: {', '.join(fresh) or 'none'}")
