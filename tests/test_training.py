@@ -1541,6 +1541,14 @@ def test_every_paper_recipe_is_a_valid_training_config(monkeypatch):
     assert len(commands) >= 11
     seen = []
     monkeypatch.setattr(ferkit.training, "train", lambda config, **kw: seen.append(config) or {})
+    import ferkit.training.superres as superres
+
+    generators = []
+    monkeypatch.setattr(superres, "train_superres", lambda config, **kw: generators.append(config) or {})
+    for command in re.findall(r"`(ferkit superres [^`]+)`", page):  # seed 001's SRGAN, before its ResNet-50
+        assert main(shlex.split(command)[1:]) == 0, command
+        generators[-1].validate()
+    assert [(g.epochs, g.mse_epochs, g.out) for g in generators] == [(10, 3, "runs/srgan")]
     for command in commands:
         assert main(shlex.split(command)[1:]) == 0, command
         if seen[-1].fuse:  # its members are the runs of the two rows before: train reads their architectures

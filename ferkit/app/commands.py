@@ -208,8 +208,9 @@ def train_command(args: argparse.Namespace) -> int:
     if "data" in given:  # absolute, so the run resumes from any working directory
         given["data"] = str(Path(given["data"]).resolve())
     # Teachers and starting weights too, when they are files or run folders (shipped names stay names).
-    if given.get("pretrained") and Path(given["pretrained"]).exists():
-        given["pretrained"] = str(Path(given["pretrained"]).resolve())
+    for path in ("pretrained", "superres"):
+        if given.get(path) and Path(given[path]).exists():
+            given[path] = str(Path(given[path]).resolve())
     for spec in ("distill", "fuse"):
         if given.get(spec):
             given[spec] = resolved_model_spec(given[spec])
@@ -264,4 +265,31 @@ def train_command(args: argparse.Namespace) -> int:
     summary = train(config, resume=bool(args.resume), cropper=dataset_cropper(config.detector))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not one per process
         print(json.dumps(summary))
+    return 0
+
+
+def superres_command(args: argparse.Namespace) -> int:
+    """``ferkit superres``: train (or resume) an SRGAN generator; prints its summary as JSON."""
+    import dataclasses
+
+    from ..training.superres import SuperResConfig, train_superres
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SuperResConfig)
+             if getattr(args, f.name) is not None}
+    if "data" in given:
+        given["data"] = str(Path(given["data"]).resolve())
+    if args.resume:
+        config_path = Path(args.resume) / "config.json"
+        if not config_path.is_file():
+            raise UsageError(f"{args.resume}: no run to resume (no config.json)")
+        try:
+            saved = json.loads(config_path.read_text())
+            config = SuperResConfig(**{**saved, **given, "out": str(args.resume)})
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{config_path}: not a superres configuration ({exc})") from None
+    else:
+        if "data" not in given:
+            raise UsageError("superres needs --data PATH (or --resume RUNDIR)")
+        config = SuperResConfig(**given)
+    print(json.dumps(train_superres(config, resume=bool(args.resume))))
     return 0

@@ -12,13 +12,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .superres import ESPCN
+from .superres import ESPCN, SRGenerator
 
-UPSCALE_CHOICES = (None, "bilinear", "espcn")
+UPSCALE_CHOICES = (None, "bilinear", "espcn", "srgan")
 
 
 class InputAdapter(nn.Module):
-    """Optional upscaling (bilinear, or a learnable ESPCN 2x), then gray -> 3 identical channels.
+    """Optional upscaling (bilinear, a learnable ESPCN 2x, or SRGAN's generator 2x), then gray -> 3 identical
+    channels.
 
     ``size`` resizes to a fixed side (e.g. 224, as seed 004) instead of multiplying by ``scale``.
     Repeating the channel is equivalent to summing an ImageNet first-layer kernel over RGB, so
@@ -30,12 +31,13 @@ class InputAdapter(nn.Module):
         if upscale in ("none", ""):  # as spelled on the command line (``--model-option upscale=none``)
             upscale = None
         if upscale not in UPSCALE_CHOICES:
-            raise ValueError(f"unknown upscale {upscale!r}: choose none, bilinear or espcn")
-        if upscale == "espcn" and (scale != 2 or size is not None):
-            raise ValueError("upscale='espcn' is a fixed 2x module: use scale=2 and no size")
+            raise ValueError(f"unknown upscale {upscale!r}: choose none, bilinear, espcn or srgan")
+        if upscale in ("espcn", "srgan") and (scale != 2 or size is not None):
+            raise ValueError(f"upscale={upscale!r} is a fixed 2x module: use scale=2 and no size")
         self.upscale, self.scale, self.size = upscale, int(scale), size
-        # Only the learnable variant owns weights (keys ``sr.*``); the others add no state.
-        self.sr = ESPCN(1, 2) if upscale == "espcn" else None
+        # Only the learnable variants own weights (keys ``sr.*``); the others add no state.  An SRGAN generator
+        # trained by ``ferkit superres`` is loaded here by ``train --superres``.
+        self.sr = ESPCN(1, 2) if upscale == "espcn" else SRGenerator() if upscale == "srgan" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.sr is not None:

@@ -132,6 +132,9 @@ class TrainConfig:
     # transfer learning (seed 004): train the head on a frozen backbone, then fine-tune all at a lower rate
     pretrained: str = option("", "start from these weights: a local safetensors or torch state dict (ImageNet "
                                  "weights for transfer), or a run's best.safetensors")
+    superres: str = option("", "seed 001's SRGAN: a generator trained by ferkit superres (its run folder or "
+                               "generator.safetensors), frozen in front of a network built with --model-option "
+                               "upscale=srgan")
     freeze: int = option(0, "freeze the first N blocks; negative counts from the end (-1 = all but the head)")
     unfreeze_epoch: int = option(0, "epoch (0-based) from which frozen blocks train too (0 = never)")
     unfreeze_lr_factor: float = option(0.1, "the rate is multiplied by this once unfrozen")
@@ -153,7 +156,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # Paths given as Path objects are kept as text: the config is saved as JSON beside the run.
-        for name in ("data", "out", "pretrained", "distill", "fuse"):
+        for name in ("data", "out", "pretrained", "distill", "fuse", "superres"):
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 setattr(self, name, os.fspath(value))
@@ -225,6 +228,12 @@ class TrainConfig:
         if bool(self.fuse) != (self.model == "fusion"):
             raise ValueError(f"--fuse builds the fusion model (--model fusion), not {self.model}" if self.fuse else
                              "--model fusion needs --fuse A+B: the trained models whose features it joins")
+        if self.superres and self.model_options.get("upscale") != "srgan":
+            raise ValueError(f"--superres needs --model-option upscale=srgan (a network with SRGAN's generator in "
+                             f"front; resnet50 as seed 001), not {'upscale=' + str(self.model_options['upscale']) if 'upscale' in self.model_options else 'without it'}")
+        if self.superres and self.normalize != "global":
+            raise ValueError("--superres needs --normalize global (the generator gets its own normalisation by a "
+                             "scale and shift)")
         if self.fuse and (self.normalize != "global" or "members" not in self.model_options):
             raise ValueError("--fuse needs --normalize global (each member gets its own normalisation by a scale "
                              "and shift)" if self.normalize != "global" else

@@ -48,6 +48,7 @@ from ..models.inference import predict_logits
 from ..models.fusion import fusion_options
 from ..models.hub import ensemble_members, load_model
 from ..models.io import LoadedModel, ModelFileError, load_pretrained, save_model_file
+from ..models.superres import SRGenerator, attach_generator
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import HOLDOUT_FRACTION, HOLDOUT_SEED, TrainConfig, config_differences
 from .distill import OnlineTeacher, distilled_targets, teacher_fingerprint, teacher_probabilities
@@ -204,6 +205,23 @@ def _fusion_members(config: TrainConfig) -> list[LoadedModel]:
         return [load_model(member) for member in ensemble_members(config.fuse)]
     except ModelFileError as exc:
         raise TrainingError(f"--fuse: {exc}") from None
+
+
+def _attach_superres(model: nn.Module, config: TrainConfig, normalizer: Normalizer, new_run: bool, say: Log) -> None:
+    """``--superres``: the trained SRGAN generator in front of the network (loaded for a new run; a resumed run
+    has it in its checkpoint), frozen: seed 001 enlarges the faces with it before training."""
+    generator = getattr(getattr(model, "input_adapter", None), "sr", None)
+    if not isinstance(generator, SRGenerator):
+        raise TrainingError(f"--superres: {config.model} has no SRGAN generator in front (--model-option upscale=srgan "
+                            "on resnet50, resnet18, the vgg or efficientnet models)")
+    if new_run:
+        try:
+            header = attach_generator(generator, config.superres, normalizer)
+        except ValueError as exc:
+            raise TrainingError(f"--superres: {exc}") from None
+        psnr = header.get("meta", {}).get("psnr")
+        say(f"super-resolution by {config.superres} (frozen; 24 -> 48 px PSNR {psnr} dB on held-out faces)")
+    generator.requires_grad_(False)
 
 
 def _lock_run(lock: FolderLock | None, out: Path) -> None:
@@ -430,6 +448,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             raise TrainingError(f"--fuse: {exc}") from None
         say(f"fusing {config.fuse}: {model.head[-1].in_features} features, "
             f"{'the members frozen' if config.freeze else 'the members training too (--freeze 0)'}")
+    if config.superres:
+        _attach_superres(model, config, normalizer, state is None, say)
     if config.pretrained and state is None:
         fresh = load_pretrained(model, config.pretrained, head_prefixes=head_prefixes(model))
         say(f"pretrained weights from {config.pretrained}; new: {', '.join(fresh) or 'none'}")
