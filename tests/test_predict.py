@@ -942,6 +942,10 @@ def test_resume_with_other_options_is_refused_not_mixed(capsys, tiny_model_file,
     status, _, err = run(capsys, *common, photo, second, "--model", tiny_model_file.name, "--resume")
     assert status == 2 and "other options: the model's weights (the file at that path was retrained" in err, err
     assert rows.read_text() == before
+    # A model that cannot be read is said as such, not as weights that changed.
+    tiny_model_file.unlink()
+    status, _, err = run(capsys, *common, photo, second, "--model", tiny_model_file.name, "--resume")
+    assert status != 0 and "no such model" in err and "retrained" not in err, err
 
 
 def test_detector_none_is_no_detect(capsys, tiny_model_file, photo):

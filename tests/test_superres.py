@@ -82,9 +82,17 @@ def test_train_superres_puts_the_generator_frozen_in_front(fer_root, tmp_path, c
                  "--superres", str(sr), "--out", str(out), "--epochs", "2", "--batch-size", "8", "--threads", "1",
                  "--limit-train", "16"]) == 0
     assert "super-resolution by" in capsys.readouterr().err
+    # Without --superres the generator learns with the network, which is said.
+    assert main(["train", "--data", str(fer_root), "--model", "resnet18", "--model-option", "upscale=srgan",
+                 "--out", str(tmp_path / "c"), "--epochs", "1", "--batch-size", "8", "--threads", "1",
+                 "--limit-train", "16"]) == 0
+    assert "upscale=srgan without --superres: the generator starts as bilinear" in capsys.readouterr().err
     state = load_checkpoint(out / "last.pt")["model"]
     for key, value in load_generator(sr)[0].items():  # unchanged by two epochs of training: frozen
         assert torch.equal(state[f"input_adapter.sr.{key}"], value), key
+    # Its int8 graph quantises (onnxruntime's symbolic shape inference gives up on the pixel shuffle).
+    assert main(["export", "--model", str(out), "--int8", "--data", str(fer_root)]) == 0
+    assert main(["evaluate", "--model", str(out), "--data", str(fer_root), "--backend", "int8", "--tta", "none"]) == 0
     # The run normalised its 16 faces, the generator was trained on all 70: the scale and shift map one to the other.
     run, own = load_model_file(out / "best.safetensors").normalizer, load_generator(sr)[1]
     assert float(state["input_adapter.sr.in_scale"]) == pytest.approx(float(run.std / own.std))
@@ -97,14 +105,29 @@ def test_superres_mistakes_are_one_line_errors(fer_root, tmp_path, capsys, tiny_
         (["train", "--data", str(fer_root), "--model", "resnet18", "--superres", str(tmp_path)],
          "--superres needs --model-option upscale=srgan"),
         (["train", "--data", str(fer_root), "--model", "resnet18", "--model-option", "upscale=srgan", "--superres",
-          str(tmp_path / "none.safetensors")], "none.safetensors: no such generator file"),
+          str(tmp_path / "none.safetensors")], "none.safetensors: no such file or run folder"),
         (["train", "--data", str(fer_root), "--model", "resnet18", "--model-option", "upscale=srgan", "--superres",
           str(tiny_model_file)], "tiny.safetensors: not a ferkit superres generator"),
-        (["superres", "--data", str(fer_root), "--epochs", "2", "--mse-epochs", "3"], "--mse-epochs 3: from 0 to"),
+        (["superres", "--data", str(fer_root), "--mse-epochs", "-1"], "--mse-epochs -1: must not be negative"),
         (["superres", "--epochs", "2"], "superres needs --data PATH"),
     ]
+    broken = tmp_path / "broken.safetensors"  # a generator whose normalisation divides by zero
+    save_generator(broken, SRGenerator(), Normalizer(torch.full((1, 1), 0.5), torch.zeros(1, 1)), {})
+    cases.append((["train", "--data", str(fer_root), "--model", "resnet18", "--model-option", "upscale=srgan",
+                   "--superres", str(broken)], "broken.safetensors: bad normalisation in the generator file"))
     for argv, expected in cases:
         code = main([*argv, "--out", str(tmp_path / "out")])
         err = capsys.readouterr().err.strip()
         assert code != 0 and expected in err and len(err.splitlines()) == 1, (argv, err)
         assert not (tmp_path / "out" / "last.pt").exists()
+
+
+def test_a_superres_run_stays_out_of_its_data_and_in_its_folder(fer_root, tmp_path, capsys):
+    """Its files inside the dataset would be read as pictures of it; --resume never moves a run."""
+    assert main(["superres", "--data", str(fer_root), "--out", str(fer_root / "train" / "sr"), "--epochs", "1"]) == 2
+    assert "inside the dataset" in capsys.readouterr().err
+    run = tmp_path / "sr"
+    assert main(["superres", "--data", str(fer_root), "--out", str(run), "--epochs", "1", "--batch-size", "8",
+                 "--threads", "1"]) == 0
+    assert main(["superres", "--resume", str(run), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "--out cannot be used with --resume" in capsys.readouterr().err

@@ -197,6 +197,7 @@ def train_command(args: argparse.Namespace) -> int:
     from ..data.augment_config import AugmentConfig
     from ..training import TrainConfig, train
     from ..training.config import RESUMABLE_CHANGES, config_differences
+    from ..training.loop import with_fusion_members
 
     if os.environ.get("RANK", "0") != "0":
         # Under torchrun every process reads the same data and would repeat its warnings; the first says
@@ -254,7 +255,7 @@ def train_command(args: argparse.Namespace) -> int:
         if given.get("fuse"):  # seed 001's fusion: a new classifier over the members' features, they stay as trained
             given.setdefault("model", "fusion")
             given.setdefault("freeze", -1)
-        config = TrainConfig(**given, model_options=options, augment=AugmentConfig(**augment))
+        config = with_fusion_members(TrainConfig(**given, model_options=options, augment=AugmentConfig(**augment)))
         try:
             input_size = config.input_size()
         except (ValueError, TypeError):  # an unknown model: train's own check names the choices
@@ -282,6 +283,8 @@ def superres_command(args: argparse.Namespace) -> int:
         config_path = Path(args.resume) / "config.json"
         if not config_path.is_file():
             raise UsageError(f"{args.resume}: no run to resume (no config.json)")
+        if "out" in given and Path(given["out"]).resolve() != Path(args.resume).resolve():
+            raise UsageError("--out cannot be used with --resume: a resumed run stays in its own directory")
         try:
             saved = json.loads(config_path.read_text())
             config = SuperResConfig(**{**saved, **given, "out": str(args.resume)})

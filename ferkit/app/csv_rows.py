@@ -55,18 +55,21 @@ def check_same_settings(path: str | os.PathLike, settings: dict[str, object]) ->
 
         earlier["--model"] = resolved_model_spec(earlier["--model"])
     changed = [_difference(flag, settings[flag], earlier[flag]) for flag in settings
-               if flag in earlier and _same_numbers(flag, earlier[flag]) != _same_numbers(flag, settings[flag])]
+               if flag in earlier and _differs(flag, earlier[flag], settings[flag])]
     if changed:
         raise UsageError(f"--resume: {path} was written with other options: {'; '.join(changed)}. Give the same "
                          "options, or write these rows to another --csv FILE")
 
 
-def _same_numbers(flag: str, value: object) -> object:
-    """What a setting's value means for the rows: the float32 backends (auto, onnx, torch) give the same
-    numbers, int8 others."""
+def _differs(flag: str, then: object, now: object) -> bool:
+    """Whether a setting gives other rows: the float32 backends (auto, onnx, torch) give the same numbers up to
+    float rounding, int8 others; a weights digest that could not be taken (an unreadable model, which loading
+    it then names) is no evidence of a change."""
     if flag == "--backend":
-        return "int8" if value == "int8" else "float32"
-    return value
+        return (then == "int8") != (now == "int8")
+    if flag == "weights" and not (then and now):
+        return False
+    return then != now
 
 
 def _difference(flag: str, now: object, then: object) -> str:

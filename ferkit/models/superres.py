@@ -71,7 +71,7 @@ class SRGenerator(nn.Module):
     """SRGAN's generator (SRResNet), ``N x 1 x H x W`` -> ``N x 1 x 2H x 2W``: a 9x9 convolution, residual
     blocks with a skip over them all, one sub-pixel 2x step and a 9x9 convolution back to one channel.
 
-    Ledig et al. use 16 blocks of 64 maps; the default here is 8 of 32 (a ninth of the work), which the
+    Ledig et al. use 16 blocks of 64 maps; the default here is 8 of 32 (about a seventh of the work), which the
     ResNet-50 behind it can afford on a CPU.  ``in_scale``/``in_shift`` (buffers) map the classifier's
     normalisation of a face to the one the generator was trained with, and back on the way out."""
 
@@ -150,11 +150,16 @@ def load_generator(path: str | Path) -> tuple[dict[str, torch.Tensor], Normalize
     if not isinstance(header, dict) or header.get("format") != GENERATOR_FORMAT:
         raise ValueError(f"{path}: not a ferkit superres generator (a file of format "
                          f"{header.get('format') if isinstance(header, dict) else None!r})")
+    if not isinstance(header.get("meta", {}), dict):
+        raise ValueError(f"{path}: bad generator header (meta must be an object)")
     try:
         normalizer = Normalizer.from_state_dict({k[len("normalizer."):]: v for k, v in tensors.items()
                                                  if k.startswith("normalizer.")})
     except KeyError:
         raise ValueError(f"{path}: a generator file without its normalisation") from None
+    if not (torch.isfinite(normalizer.mean).all() and torch.isfinite(normalizer.std).all()
+            and (normalizer.std > 0).all()):
+        raise ValueError(f"{path}: bad normalisation in the generator file (a finite mean and a std above 0)")
     weights = {k[len("generator."):]: v.float() for k, v in tensors.items() if k.startswith("generator.")}
     return weights, normalizer, header
 
@@ -168,6 +173,9 @@ def attach_generator(generator: SRGenerator, path: str | Path, normalizer: Norma
                          f"upscale='srgan' takes {generator.blocks} of {generator.channels}")
     if own.mean.numel() != 1 or normalizer.mean.numel() != 1:
         raise ValueError(f"{path}: the generator and the run need global normalisation (--normalize global)")
+    if own.equalize != normalizer.equalize:
+        raise ValueError(f"{path}: the generator learnt faces {'with' if own.equalize else 'without'} histogram "
+                         f"equalisation, the run {'has' if normalizer.equalize else 'has not'} it (--equalize)")
     try:
         generator.load_state_dict({**weights, "in_scale": generator.in_scale, "in_shift": generator.in_shift})
     except RuntimeError as exc:

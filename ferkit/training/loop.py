@@ -170,9 +170,7 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
     more than once should set up the group itself: a second group on torchrun's store can race
     with the first one's stale keys.
     """
-    if config.fuse and "members" not in config.model_options:  # a new fusion: its members' architectures
-        config = config.replace(model_options={**fusion_options(_fusion_members(config)),
-                                               **config.model_options})
+    config = with_fusion_members(config)
     try:
         config.validate()
     except ValueError as exc:
@@ -199,6 +197,14 @@ def train(config: TrainConfig, *, resume: bool = False, log: Log | None = None,
             dist.destroy_process_group()
 
 
+def with_fusion_members(config: TrainConfig) -> TrainConfig:
+    """A new fusion's configuration with its members' architectures, read from their files, among the model
+    options (its input size is theirs); any other configuration as it is."""
+    if not config.fuse or "members" in config.model_options:
+        return config
+    return config.replace(model_options={**fusion_options(_fusion_members(config)), **config.model_options})
+
+
 def _fusion_members(config: TrainConfig) -> list[LoadedModel]:
     """The trained models ``--fuse`` names, read (once: ``load_model`` caches files)."""
     try:
@@ -209,8 +215,14 @@ def _fusion_members(config: TrainConfig) -> list[LoadedModel]:
 
 def _attach_superres(model: nn.Module, config: TrainConfig, normalizer: Normalizer, new_run: bool, say: Log) -> None:
     """``--superres``: the trained SRGAN generator in front of the network (loaded for a new run; a resumed run
-    has it in its checkpoint), frozen: seed 001 enlarges the faces with it before training."""
+    has it in its checkpoint), frozen: seed 001 enlarges the faces with it before training.  Without it, an
+    ``upscale="srgan"`` generator learns with the network, which is said."""
     generator = getattr(getattr(model, "input_adapter", None), "sr", None)
+    if not config.superres:
+        if new_run and not config.pretrained:
+            say("note: upscale=srgan without --superres: the generator starts as bilinear upsampling and learns with "
+                "the network, not adversarially (ferkit superres trains it as SRGAN does)")
+        return
     if not isinstance(generator, SRGenerator):
         raise TrainingError(f"--superres: {config.model} has no SRGAN generator in front (--model-option upscale=srgan "
                             "on resnet50, resnet18, the vgg or efficientnet models)")
@@ -410,6 +422,8 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
         raise TrainingError(f"--out {out}: inside the dataset {config.data}; write the run elsewhere")
     if config.pretrained and state is None and not Path(config.pretrained).exists():
         raise TrainingError(f"--pretrained {config.pretrained}: no such file")
+    if config.superres and state is None and not Path(config.superres).exists():
+        raise TrainingError(f"--superres {config.superres}: no such file or run folder")
     if resume and is_main:
         stale = remove_stale_temps(out, RUN_FILES)
         if stale:
@@ -448,7 +462,7 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             raise TrainingError(f"--fuse: {exc}") from None
         say(f"fusing {config.fuse}: {model.head[-1].in_features} features, "
             f"{'the members frozen' if config.freeze else 'the members training too (--freeze 0)'}")
-    if config.superres:
+    if config.superres or isinstance(getattr(getattr(model, "input_adapter", None), "sr", None), SRGenerator):
         _attach_superres(model, config, normalizer, state is None, say)
     if config.pretrained and state is None:
         fresh = load_pretrained(model, config.pretrained, head_prefixes=head_prefixes(model))

@@ -37,12 +37,12 @@ from ..data.preprocess import Normalizer
 from ..models.superres import SRDiscriminator, SRGenerator, save_generator
 from ..options import option
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import _check_type
-from .loop import TrainingError
+from ..data.balance import stratified_holdout
+from .config import HOLDOUT_FRACTION, HOLDOUT_SEED, _check_type
+from .loop import TrainingError, data_fingerprint
 
 Log = Callable[[str], None]
 RUN_FILES = ("config.json", "last.pt", "generator.safetensors", "history.json", "samples.png")
-HOLDOUT_SHARE = 0.05  # of the training faces, when the data has no PublicTest split
 
 
 @dataclass
@@ -53,7 +53,8 @@ class SuperResConfig:
                            "are used)")
     out: str = option("runs/superres", "run folder: config.json, last.pt, generator.safetensors, history, samples")
     epochs: int = option(10, "passes over the training faces")
-    mse_epochs: int = option(3, "first epochs on the pixel loss alone (SRResNet), before the adversarial ones")
+    mse_epochs: int = option(3, "first epochs on the pixel loss alone (SRResNet), before the adversarial ones (all "
+                                "of a shorter run)")
     batch_size: int = option(32, "faces per step")
     lr: float = option(1e-4, "Adam rate of both networks (Ledig et al.: 1e-4)")
     adversarial: float = option(1e-3, "weight of the adversarial loss beside the pixel loss (Ledig et al.: 1e-3)")
@@ -70,7 +71,7 @@ class SuperResConfig:
             (bool(str(self.data).strip()), "superres needs --data PATH"),
             (bool(str(self.out).strip()), "--out must name a run folder"),
             (self.epochs >= 1 and self.batch_size >= 2, "--epochs must be at least 1 and --batch-size at least 2"),
-            (0 <= self.mse_epochs <= self.epochs, f"--mse-epochs {self.mse_epochs}: from 0 to --epochs ({self.epochs})"),
+            (self.mse_epochs >= 0, f"--mse-epochs {self.mse_epochs}: must not be negative"),
             (0 < self.lr <= 1 and math.isfinite(self.lr), f"--lr {self.lr}: must be positive (and at most 1)"),
             (0 <= self.adversarial < 1e3 and math.isfinite(self.adversarial), f"--adversarial {self.adversarial}: "
                                                                              "must not be negative"),
@@ -142,10 +143,10 @@ def _faces(config: SuperResConfig, say: Log) -> tuple[np.ndarray, np.ndarray, st
     train = np.concatenate([dataset.splits[name].images for name in trained_on])
     if "publictest" in dataset.splits:
         held, held_name = dataset.splits["publictest"].images, "publictest"
-    else:  # a fixed share of the training faces, never trained on
-        order = np.random.default_rng(0).permutation(len(train))
-        cut = max(1, int(len(train) * HOLDOUT_SHARE))
-        held, train, held_name = train[order[:cut]], train[np.sort(order[cut:])], "holdout"
+    else:  # the faces ``train`` holds out to validate on (its holdout): a generator put in front never saw them
+        labels = np.concatenate([dataset.splits[name].labels for name in trained_on])
+        kept, held_out = stratified_holdout(labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
+        held, train, held_name = train[held_out], train[kept], "holdout"
     if config.limit_train and config.limit_train < len(train):
         train = train[np.sort(np.random.default_rng(config.seed).choice(len(train), config.limit_train, False))]
     if config.limit_val and config.limit_val < len(held):
@@ -172,7 +173,14 @@ def _train(config: SuperResConfig, out: Path, resume: bool, say: Log, lock: Fold
         raise TrainingError(f"{out}: a run already exists here; use --resume {out} or another --out")
     check_folder_path(out)
 
+    data_root = Path(config.data).expanduser().resolve()
+    if data_root.is_dir() and (out.resolve() == data_root or data_root in out.resolve().parents):
+        raise TrainingError(f"--out {out}: inside the dataset {config.data}; write the run elsewhere")
     train_faces, held_faces, held_name = _faces(config, say)
+    fingerprint = data_fingerprint(train_faces, np.zeros(len(train_faces)))
+    if state is not None and state.get("fingerprint") != fingerprint:
+        raise TrainingError(f"{config.data}: not the faces this run started with (its training faces differ); "
+                            "resume it on its own data")
     normalizer = Normalizer.fit(train_faces, "global")
     torch.manual_seed(config.seed)
     generator, discriminator = SRGenerator(), SRDiscriminator()
@@ -243,6 +251,7 @@ def _train(config: SuperResConfig, out: Path, resume: bool, say: Log, lock: Fold
                 "mse_epochs": config.mse_epochs, "adversarial": config.adversarial}
         save_generator(out / "generator.safetensors", generator, normalizer, meta)
         save_checkpoint(last_path, {"config": _plain(config), "epoch": epoch + 1, "history": history,
+                                    "fingerprint": fingerprint,
                                     "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
                                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                                     "normalizer": normalizer.state_dict()})
