@@ -178,6 +178,7 @@ def test_fuse_options_that_cannot_work_are_one_line_errors(members, tmp_path, ca
         (["--fuse", f"{a}+{b}", "--model", "tiny"], "--fuse builds the fusion model (--model fusion), not tiny"),
         (["--model", "fusion"], "--model fusion needs --fuse A+B"),
         (["--fuse", str(a)], "a fusion needs at least two member networks"),
+        (["--fuse", f"{a}+{a / 'best.safetensors'}"], "best.safetensors is named twice; fuse different models"),
         (["--fuse", f"{a}+{tmp_path / 'nothing'}"], f"--fuse: {tmp_path / 'nothing'}: no such model"),
         (["--fuse", f"{a}+{b}", "--normalize", "pixel"], "--fuse needs --normalize global"),
         (["--fuse", f"{a}+{b}", "--aug-crop", "44"], "--aug-crop 44: fusion takes 48x48 faces"),

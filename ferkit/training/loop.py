@@ -208,9 +208,14 @@ def with_fusion_members(config: TrainConfig) -> TrainConfig:
 def _fusion_members(config: TrainConfig) -> list[LoadedModel]:
     """The trained models ``--fuse`` names, read (once: ``load_model`` caches files)."""
     try:
-        return [load_model(member) for member in ensemble_members(config.fuse)]
+        members = [load_model(member) for member in ensemble_members(config.fuse)]
     except ModelFileError as exc:
         raise TrainingError(f"--fuse: {exc}") from None
+    files = [str(Path(member.path).resolve()) for member in members]
+    twice = next((path for path in files if files.count(path) > 1), None)
+    if twice:  # its features twice side by side tell the new classifier nothing more
+        raise TrainingError(f"--fuse {config.fuse}: {twice} is named twice; fuse different models")
+    return members
 
 
 def _attach_superres(model: nn.Module, config: TrainConfig, normalizer: Normalizer, new_run: bool, say: Log) -> None:
