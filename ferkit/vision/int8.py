@@ -63,11 +63,11 @@ def quantize_int8(loaded: LoadedModel, calibration_faces: np.ndarray, path: str 
     with tempfile.TemporaryDirectory() as tmp:
         float_graph, prepared, int8_graph = (Path(tmp) / n for n in ("model.onnx", "prepared.onnx", "int8.onnx"))
         export_onnx(loaded, float_graph)
-        try:
-            quant_pre_process(str(float_graph), str(prepared))
-        except Exception:  # noqa: BLE001 - onnxruntime's symbolic shape inference gives up on some graphs (the
-            # super-resolution modules' pixel shuffle): its plain shape inference is enough to quantise them
-            quant_pre_process(str(float_graph), str(prepared), skip_symbolic_shape=True)
+        # onnxruntime's symbolic shape inference gives up on the super-resolution modules' pixel shuffle
+        # (DepthToSpace), and then leaves a copy of the graph in the working folder; the plain ONNX shape
+        # inference is enough to quantise those graphs.
+        pixel_shuffle = any(node.op_type == "DepthToSpace" for node in onnx.load(str(float_graph)).graph.node)
+        quant_pre_process(str(float_graph), str(prepared), skip_symbolic_shape=pixel_shuffle)
         quantize_static(str(prepared), str(int8_graph), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         proto = onnx.load(str(int8_graph))
