@@ -223,14 +223,16 @@ def _attach_superres(model: nn.Module, config: TrainConfig, normalizer: Normaliz
     has it in its checkpoint), frozen: seed 001 enlarges the faces with it before training.  Without it, an
     ``upscale="srgan"`` generator learns with the network, which is said."""
     generator = getattr(getattr(model, "input_adapter", None), "sr", None)
+    if not isinstance(generator, SRGenerator):
+        if config.superres:
+            raise TrainingError(f"--superres: {config.model} has no SRGAN generator in front (--model-option "
+                                "upscale=srgan on resnet50, resnet18, the vgg or efficientnet models)")
+        return
     if not config.superres:
         if new_run and not config.pretrained:
             say("note: upscale=srgan without --superres: the generator starts as bilinear upsampling and learns with "
                 "the network, not adversarially (ferkit superres trains it as SRGAN does)")
         return
-    if not isinstance(generator, SRGenerator):
-        raise TrainingError(f"--superres: {config.model} has no SRGAN generator in front (--model-option upscale=srgan "
-                            "on resnet50, resnet18, the vgg or efficientnet models)")
     if new_run:
         try:
             header = attach_generator(generator, config.superres, normalizer)
@@ -465,10 +467,10 @@ def _train(config: TrainConfig, resume: bool, log: Log | None, world: int, cropp
             model.load_members(_fusion_members(config), normalizer)
         except ValueError as exc:
             raise TrainingError(f"--fuse: {exc}") from None
-        say(f"fusing {config.fuse}: {model.head[-1].in_features} features, "
-            f"{'the members frozen' if config.freeze else 'the members training too (--freeze 0)'}")
-    if config.superres or isinstance(getattr(getattr(model, "input_adapter", None), "sr", None), SRGenerator):
-        _attach_superres(model, config, normalizer, state is None, say)
+        how = ("the members frozen" if config.freeze == -1 else "the members training too (--freeze 0)"
+               if not config.freeze else f"--freeze {config.freeze} of its {len(model_blocks(model))} blocks")
+        say(f"fusing {config.fuse}: {model.head[-1].in_features} features, {how}")
+    _attach_superres(model, config, normalizer, state is None, say)
     if config.pretrained and state is None:
         fresh = load_pretrained(model, config.pretrained, head_prefixes=head_prefixes(model))
         say(f"pretrained weights from {config.pretrained}; new: {', '.join(fresh) or 'none'}")
