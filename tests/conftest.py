@@ -53,16 +53,20 @@ def write_class_folders(root: Path, faces: np.ndarray, labels: np.ndarray, prefi
     return root
 
 
-@pytest.fixture
-def fer_root(tmp_path) -> Path:
+def write_fer_root(root: Path) -> Path:
     """A small dataset root in the Kaggle layout: train/ (Training_) and test/ (PublicTest_ + PrivateTest_)."""
-    root = tmp_path / "fer"
     faces, labels = synthetic_faces(70, seed=1)
     write_class_folders(root / "train", faces, labels, "Training")
     faces, labels = synthetic_faces(28, seed=2)
     write_class_folders(root / "test", faces[:14], labels[:14], "PublicTest")
     write_class_folders(root / "test", faces[14:], labels[14:], "PrivateTest")
     return root
+
+
+@pytest.fixture
+def fer_root(tmp_path) -> Path:
+    """``write_fer_root``'s small dataset, for one test."""
+    return write_fer_root(tmp_path / "fer")
 
 
 # PublicTest faces that are, pixel for pixel, Training faces (FER2013 repeats 279; the shipped models learnt

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_faces, write_class_folders
+from conftest import synthetic_faces, write_fer_root
 from ferkit.app.cli import main
 from ferkit.data import load_fer2013
 from ferkit.data.augment_config import AugmentConfig
@@ -99,12 +99,7 @@ def test_a_fusion_refuses_members_it_cannot_join(tmp_path):
 def members(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A small dataset and two tiny networks trained on it (another seed each): the root and both runs."""
     base = tmp_path_factory.mktemp("fusion")
-    root = base / "fer"
-    faces, labels = synthetic_faces(70, seed=1)
-    write_class_folders(root / "train", faces, labels, "Training")
-    faces, labels = synthetic_faces(28, seed=2)
-    write_class_folders(root / "test", faces[:14], labels[:14], "PublicTest")
-    write_class_folders(root / "test", faces[14:], labels[14:], "PrivateTest")
+    root = write_fer_root(base / "fer")  # conftest's fer_root, kept for the whole module
     runs = []
     for seed in (0, 1):
         out = base / f"member{seed}"
